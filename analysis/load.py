@@ -194,8 +194,11 @@ def load_trace(path: str | Path) -> Trace:
                 if cols is None:
                     if ev == "summary":
                         c = obj.get("counters")
-                        if isinstance(c, dict):
-                            tr.counters = c
+                        if not isinstance(c, dict):  # counters at top level
+                            c = {k: v for k, v in obj.items()
+                                 if k not in ("t", "th", "ev")
+                                 and isinstance(v, (int, float, str))}
+                        tr.counters = c
                     else:
                         tr.other[ev] += 1
                     continue

@@ -183,6 +183,8 @@ def summarize(tr: Trace, d: Derived | None = None) -> dict[str, Any]:
         s["loss_rate"] = s["dropped"] / len(recv) if len(recv) else None
         s["delay_ms"] = _ms_stats(tr["fwd"]["delay"])
         s["bytes_forwarded"] = sum(v for v in tr["fwd"]["len"] if v)
+        if tr.counters:
+            s["counters"] = tr.counters
         return s
 
     if tr.role == "sender":

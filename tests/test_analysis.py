@@ -220,6 +220,8 @@ def emulator_events():
         ev.append({"t": t + 0.005, "ev": "fwd", "n": n, "len": 1020, "delay": 0.005})
         fwd += 1
     ev.append({"t": 0.3, "ev": "drop", "n": 999, "why": "queue"})
+    # the emulator puts its counters at the top level of its summary
+    ev.append({"t": 0.4, "ev": "summary", "received": 200, "seed": 7, "nested": {"x": 1}})
     return ev, {"fwd": fwd, "loss": drops}
 
 
@@ -321,6 +323,7 @@ def test_emulator_summary_and_bar_chart(tmp_path, capsys):
     assert row(out, "dropped") == f"{exp['loss'] + 1} (loss {exp['loss']}, queue 1)"
     assert row(out, "corrupted") == "4"
     assert row(out, "duplicated") == "5"
+    assert row(out, "process counters") == "received=200, seed=7"
     assert_png(tmp_path / "link-emulator.png")
 
 
