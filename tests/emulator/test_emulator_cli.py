@@ -1,0 +1,106 @@
+"""The emulator's command line: values parsed right, bad ones refused with exit status 2."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+from emu_support import HOST, run_cli
+
+from emulator.cli import main, parse_options
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["-L", "-5"], "percentage must be within 0..100"),
+        (["-L", "101"], "percentage must be within 0..100"),
+        (["-D", "abc"], "not a number"),
+        (["-O", "100.5"], "percentage must be within 0..100"),
+        (["-B", "100001"], "per 100000 bits"),
+        (["-d", "-0.1"], "seconds must be >= 0"),
+        (["--jitter", "inf"], "must be finite"),
+        (["-s", "0"], "must be > 0"),
+        (["-q", "0"], "queue size must be >= 1"),
+        (["-o", "localhost"], "expected host:port"),
+        (["-o", "127.0.0.1:0"], "port out of range"),
+        (["-o", "127.0.0.1:70000"], "port out of range"),
+        (["-i", "127.0.0.1:x"], "bad port"),
+        (["-p", "41192"], "expected recv_port:send_port"),
+        (["-p", "5000:5000"], "must differ"),
+        (["--drop", "0,3"], "start at 1"),
+        (["--drop", "1,x"], "not an integer"),
+        (["--blackhole", "3"], "START:DURATION"),
+        (["--ge-p", "200"], "percentage must be within 0..100"),
+        (["--no-such-flag"], "unrecognized arguments"),
+    ],
+)
+def test_bad_flag_exits_2_with_a_clear_message(flags, message, capsys):
+    assert main(flags) == 2
+    err = capsys.readouterr().err
+    assert "stcp-link: error:" in err
+    assert message in err
+
+
+def test_help_exits_0(capsys):
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    for flag in ("-i", "-o", "-p", "-L", "-B", "-O", "-D", "-d", "-s", "-q", "--jitter",
+                 "--ge-p", "--ge-r", "--ge-loss", "--ge-good-loss", "--drop", "--blackhole",
+                 "--seed", "--stats", "--trace", "--ready-file"):
+        assert flag in out
+    assert "jitter CAN reorder" in out
+
+
+def test_values_are_converted_to_natural_units():
+    o = parse_options(["-L", "10", "-B", "5", "-O", "2", "-D", "1", "-d", "0.25", "-s", "800",
+                       "-q", "3000", "--ge-p", "1", "--ge-r", "30", "--ge-loss", "80",
+                       "--drop", "1,5,9", "--blackhole", "2:1.5", "-i", "localhost:*",
+                       "-o", "localhost:9000", "-p", "0:0", "--seed", "7"])
+    imp = o.imp
+    assert imp.loss == pytest.approx(0.10) and imp.ber == pytest.approx(5e-5)
+    assert imp.reorder == pytest.approx(0.02) and imp.dup == pytest.approx(0.01)
+    assert imp.delay == 0.25 and imp.rate == 800_000 and imp.queue == 3000
+    assert (imp.ge_p, imp.ge_r, imp.ge_loss) == pytest.approx((0.01, 0.30, 0.80))
+    assert imp.drop_list == {1, 5, 9} and imp.blackhole == (2.0, 1.5)
+    assert (o.accept_host, o.accept_port) == ("127.0.0.1", None)
+    assert (o.out_host, o.out_port) == ("127.0.0.1", 9000)
+    assert (o.recv_port, o.send_port, o.seed, o.seeded) == (0, 0, 7, True)
+
+
+def test_defaults_are_newudpls():
+    o = parse_options([])
+    assert (o.recv_port, o.send_port) == (41192, 41193)
+    assert (o.out_host, o.out_port) == ("127.0.0.1", 41194)
+    assert (o.accept_host, o.accept_port) == (None, None)
+    assert o.imp.transparent and not o.seeded
+
+
+@pytest.mark.timeout(60)
+def test_subprocess_bad_value_exits_2():
+    r = run_cli("-p", "0:0", "-o", f"{HOST}:9", "-L", "150")
+    assert r.returncode == 2
+    assert "percentage must be within 0..100" in r.stderr
+
+
+@pytest.mark.timeout(60)
+def test_subprocess_unresolvable_host_exits_2():
+    r = run_cli("-p", "0:0", "-o", "no-such-host.invalid:9")
+    assert r.returncode == 2
+    assert "cannot resolve host 'no-such-host.invalid'" in r.stderr
+
+
+@pytest.mark.timeout(60)
+def test_subprocess_port_in_use_exits_2():
+    busy = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        busy.bind((HOST, 0))
+        port = busy.getsockname()[1]
+        r = run_cli("-p", f"{port}:0", "-o", f"{HOST}:9")
+        assert r.returncode == 2
+        assert f"cannot bind receive port 127.0.0.1:{port}" in r.stderr
+        r = run_cli("-p", f"0:{port}", "-o", f"{HOST}:9")
+        assert r.returncode == 2
+        assert f"cannot bind send port 127.0.0.1:{port}" in r.stderr
+    finally:
+        busy.close()

@@ -1,0 +1,270 @@
+"""The emulator as a process between real sockets on 127.0.0.1: what it reports is what it did."""
+
+from __future__ import annotations
+
+import random
+import signal
+import statistics
+import struct
+import time
+from collections import Counter, defaultdict
+
+import pytest
+from emu_support import assert_rate
+
+SIZE = 200
+
+
+def payload(i: int, size: int = SIZE) -> bytes:
+    """Datagram number i: its number, then bytes only it has."""
+    return struct.pack("!I", i) + random.Random(i).randbytes(size - 4)
+
+
+def identify(data: bytes, originals: dict[int, bytes]) -> tuple[int, int]:
+    """(index, Hamming distance) of the original closest to ``data``."""
+    x = int.from_bytes(data, "big")
+    guess = struct.unpack("!I", data[:4])[0]
+    if guess in originals and len(originals[guess]) == len(data):
+        d = (x ^ int.from_bytes(originals[guess], "big")).bit_count()
+        if d <= 32:
+            return guess, d
+    return min(
+        ((x ^ int.from_bytes(o, "big")).bit_count(), i)
+        for i, o in originals.items()
+        if len(o) == len(data)
+    )[::-1]
+
+
+def send_all(src, datagrams, burst: int = 50, pause: float = 0.002) -> None:
+    for k, d in enumerate(datagrams):
+        src.send(d)
+        if k % burst == burst - 1:
+            time.sleep(pause)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    "flags",
+    [
+        ["-L", "20", "-D", "10", "-B", "50", "--seed", "3"],  # forwarded by the receiving thread
+        ["-L", "20", "-D", "10", "-B", "50", "-O", "10", "-d", "0.01", "--seed", "4"],  # scheduled
+    ],
+    ids=["direct", "scheduled"],
+)
+def test_report_and_trace_match_what_the_sink_saw(flags, start_emulator, sink, sources):
+    n = 600
+    emu = start_emulator(sink.port, *flags, trace=True)
+    src = sources(emu.recv_port)
+    originals = {i: payload(i) for i in range(1, n + 1)}
+    send_all(src, originals.values())
+    got = sink.collect(idle=0.7)
+    rc, st = emu.stop()
+    assert rc == 0, emu.stderr
+
+    arrivals = [identify(data, originals) + (data,) for _, data in got]
+    copies: dict[int, list[bytes]] = defaultdict(list)
+    for i, _, data in arrivals:
+        copies[i].append(data)
+    distance = {i: d for i, d, _ in arrivals}
+    assert st["received"] == n
+    assert st["unsent_at_exit"] == 0 and st["send_errors"] == 0
+    assert len(got) == st["forwarded"] + st["duplicated"]
+    assert len(copies) == st["forwarded"]
+    assert n - len(copies) == st["dropped_total"] == st["dropped"]["loss"]
+    assert max(len(c) for c in copies.values()) <= 2
+    assert sum(len(c) == 2 for c in copies.values()) == st["duplicated"]
+    assert all(c[0] == c[-1] for c in copies.values()), "a duplicate differs from its original"
+    assert sum(d > 0 for d in distance.values()) == st["corrupted"] > 0
+    assert sum(distance.values()) == st["bits_flipped"]
+    assert sum(len(data) for _, data in got) == st["bytes_forwarded"]
+    assert_rate(st["dropped_total"], n, 0.20, "loss through sockets")
+
+    trace = emu.trace()
+    assert trace[0]["ev"] == "meta" and trace[0]["role"] == "emulator"
+    ev = Counter(e["ev"] for e in trace)
+    assert ev["recv"] == n
+    assert ev["drop"] == st["dropped_total"]
+    assert ev["corrupt"] == st["corrupted"]
+    assert ev["dup"] == st["duplicated"]
+    assert ev["fwd"] == st["forwarded"]  # one "fwd" per original, one "dup" per extra copy
+    assert ev["fwd"] + ev["dup"] == len(got)
+    assert {e["n"] for e in trace if e["ev"] == "drop"} == set(originals) - set(copies)
+    assert {e["n"] for e in trace if e["ev"] == "corrupt"} == {
+        i for i, d in distance.items() if d > 0
+    }
+
+    if "-O" in flags:
+        # Each held datagram that did not time out arrives after a later-numbered one.
+        first_seen: list[int] = []
+        for i, _, _ in arrivals:
+            if i not in first_seen:
+                first_seen.append(i)
+        late, highest = 0, 0
+        for i in first_seen:
+            if i < highest:
+                late += 1
+            highest = max(highest, i)
+        assert st["reordered"] > 0
+        assert late == st["reordered"] - st["reorder_timeouts"]
+        assert ev["reorder"] == st["reordered"]
+
+
+@pytest.mark.timeout(60)
+def test_delay_is_within_10_percent(start_emulator, sink, sources):
+    emu = start_emulator(sink.port, "-d", "0.2")
+    src = sources(emu.recv_port)
+    for _ in range(20):
+        src.send(struct.pack("!d", time.monotonic()))
+        time.sleep(0.02)
+    got = sink.collect(idle=0.6, expect=20)
+    rc, st = emu.stop()
+    assert rc == 0
+    assert len(got) == 20
+    delays = [t - struct.unpack("!d", data)[0] for t, data in got]
+    assert min(delays) >= 0.2  # never early
+    assert 0.9 <= statistics.median(delays) / 0.2 <= 1.1, delays
+    assert 0.9 <= st["mean_delay"] / 0.2 <= 1.1
+    assert st["delayed"] == 20
+
+
+@pytest.mark.timeout(60)
+def test_link_speed_is_within_10_percent(start_emulator, sink, sources):
+    # 400 kbit/s and 1000-byte datagrams: 20 ms each, 50 take one second.
+    emu = start_emulator(sink.port, "-s", "400", "-q", "100000")
+    src = sources(emu.recv_port)
+    t_sent = time.monotonic()
+    for i in range(50):
+        src.send(payload(i, 1000))
+    got = sink.collect(idle=0.6, expect=50)
+    rc, st = emu.stop()
+    assert rc == 0
+    assert len(got) == 50 and st["queue_drops"] == 0
+    assert [struct.unpack("!I", d[:4])[0] for _, d in got] == list(range(50))
+    measured = 49 * 1000 * 8 / (got[-1][0] - got[0][0])
+    assert 0.9 <= measured / 400_000 <= 1.1, measured
+    assert 0.9 <= (got[-1][0] - t_sent) / 1.0 <= 1.1
+
+
+@pytest.mark.timeout(60)
+def test_queue_tail_drop_is_counted_and_real(start_emulator, sink, sources):
+    # 5000 bytes of queue hold five 1000-byte datagrams; a burst of 20 overflows it.
+    emu = start_emulator(sink.port, "-s", "400", "-q", "5000", trace=True)
+    src = sources(emu.recv_port)
+    for i in range(20):
+        src.send(payload(i, 1000))
+    got = sink.collect(idle=0.6)
+    rc, st = emu.stop()
+    assert rc == 0
+    arrived = [struct.unpack("!I", d[:4])[0] for _, d in got]
+    assert st["queue_drops"] >= 10
+    assert len(arrived) == st["forwarded"] == 20 - st["queue_drops"]
+    assert arrived[:5] == [0, 1, 2, 3, 4]
+    dropped = {e["n"] - 1 for e in emu.trace() if e["ev"] == "drop"}
+    assert all(e["why"] == "queue" for e in emu.trace() if e["ev"] == "drop")
+    assert dropped == set(range(20)) - set(arrived)
+
+
+@pytest.mark.timeout(60)
+def test_drop_list_drops_exactly_those(start_emulator, sink, sources):
+    emu = start_emulator(sink.port, "--drop", "1,5,9,30")
+    src = sources(emu.recv_port)
+    for i in range(1, 41):
+        src.send(payload(i))
+    got = sink.collect(idle=0.5, expect=36)
+    rc, st = emu.stop()
+    assert rc == 0
+    arrived = [struct.unpack("!I", d[:4])[0] for _, d in got]
+    assert arrived == [i for i in range(1, 41) if i not in (1, 5, 9, 30)]
+    assert st["dropped"]["list"] == 4 and st["dropped_total"] == 4
+
+
+@pytest.mark.timeout(60)
+def test_outage_drops_everything_inside_and_nothing_outside(start_emulator, sink, sources):
+    emu = start_emulator(sink.port, "--blackhole", "0.5:0.5", trace=True)
+    src = sources(emu.recv_port)
+    n = 75
+    for i in range(1, n + 1):
+        src.send(payload(i))
+        time.sleep(0.02)
+    got = sink.collect(idle=0.5)
+    rc, st = emu.stop()
+    assert rc == 0
+    trace = emu.trace()
+    recv_t = {e["n"]: e["t"] for e in trace if e["ev"] == "recv"}
+    t0 = recv_t[1]
+    inside = {k for k, t in recv_t.items() if 0.5 <= t - t0 < 1.0}
+    dropped = {e["n"] for e in trace if e["ev"] == "drop" and e["why"] == "blackhole"}
+    arrived = {struct.unpack("!I", d[:4])[0] for _, d in got}
+    assert dropped == inside
+    assert arrived == set(range(1, n + 1)) - inside
+    assert 15 <= len(inside) <= 30  # about 25 datagrams are sent in half a second
+    assert max(inside) - min(inside) + 1 == len(inside)  # one contiguous stretch
+    assert st["dropped"]["blackhole"] == len(inside)
+
+
+@pytest.mark.timeout(60)
+def test_same_seed_same_datagrams_through_sockets(start_emulator, sink, sources):
+    flags = ["-L", "30", "-D", "10", "-B", "20"]
+    n = 300
+    originals = [payload(i) for i in range(1, n + 1)]
+    runs = []
+    for seed in ("7", "7", "8"):
+        emu = start_emulator(sink.port, *flags, "--seed", seed)
+        src = sources(emu.recv_port)
+        send_all(src, originals)
+        sink.got = []
+        got = [d for _, d in sink.collect(idle=0.5)]
+        rc, st = emu.stop()
+        assert rc == 0 and st["received"] == n and len(got) == st["forwarded"] + st["duplicated"]
+        runs.append(got)
+    assert runs[0] == runs[1]
+    assert runs[0] != runs[2]
+
+
+@pytest.mark.timeout(60)
+def test_only_the_accepted_source_is_forwarded(start_emulator, sink, sources):
+    good, other = sources(), sources()
+    emu = start_emulator(sink.port, "-i", f"127.0.0.1:{good.port}")
+    good.connect(emu.recv_port)
+    other.connect(emu.recv_port)
+    for i in range(10):
+        good.send(b"good %d" % i)
+        other.send(b"other %d" % i)
+    got = sink.collect(idle=0.5, expect=10)
+    rc, st = emu.stop()
+    assert rc == 0
+    assert [d for _, d in got] == [b"good %d" % i for i in range(10)]
+    assert st["received"] == 10 and st["ignored_foreign"] == 10
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_signal_gives_exit_0_report_and_stats(sig, start_emulator, sink, sources):
+    emu = start_emulator(sink.port)
+    assert emu.pid == emu.proc.pid
+    src = sources(emu.recv_port)
+    for i in range(10):
+        src.send(b"x%d" % i)
+    got = sink.collect(idle=0.5, expect=10)
+    rc, st = emu.stop(sig)
+    assert rc == 0
+    assert len(got) == 10
+    assert st["received"] == 10 and st["forwarded"] == 10 and st["bytes_forwarded"] == 20
+    assert st["signal"] == signal.Signals(sig).name
+    assert "report" in emu.out_path.read_text()
+    assert "listening on 127.0.0.1:%d" % emu.recv_port in emu.stderr
+
+
+@pytest.mark.timeout(60)
+def test_sigterm_with_datagrams_in_flight_is_prompt_and_honest(start_emulator, sink, sources):
+    emu = start_emulator(sink.port, "-d", "30")
+    src = sources(emu.recv_port)
+    for i in range(3):
+        src.send(b"late %d" % i)
+    time.sleep(0.3)
+    t = time.monotonic()
+    rc, st = emu.stop()
+    assert time.monotonic() - t < 5
+    assert rc == 0
+    assert st["received"] == 3 and st["forwarded"] == 0 and st["unsent_at_exit"] == 3
+    assert sink.collect(idle=0.2) == []
