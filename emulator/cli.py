@@ -329,6 +329,10 @@ def parse_options(argv: list[str]) -> Options:
         accept_host = _resolve(accept_host, "-i")
     out_host = _resolve(a.out[0], "-o")
     bind = _resolve(a.bind, "--bind")
+    for flag, path in (("--stats", a.stats), ("--trace", a.trace), ("--ready-file", a.ready_file),
+                       ("--log", a.log)):
+        if path is not None and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+            raise UsageError(f"{flag}: no such directory for {path!r}")
     seeded = a.seed is not None
     seed = a.seed if seeded else secrets.randbits(63)
     return Options(
@@ -499,12 +503,15 @@ def _run(o: Options) -> int:
             "listening on {}:{}, sending from {}:{} to {}:{} (seed {})",
             o.bind, recv_port, o.bind, send_port, o.out_host, o.out_port, o.seed,
         )
+        logger.info("settings: {}", json.dumps(settings_dict(o)))
         if o.imp.ge_p > 0 and o.imp.ge_r == 0:
             logger.warning("--ge-r is 0: once in the bad state the link never recovers")
 
         wake_r.recv(1)  # a signal or a failed thread
         if link.fatal is not None:
             status = 1
+        else:
+            logger.info("stopping on {}", ", ".join(signal.Signals(s).name for s in signals_seen))
         link.stop()
         report = link.report()
         report["seed"] = o.seed

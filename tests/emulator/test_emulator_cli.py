@@ -33,6 +33,7 @@ from emulator.cli import main, parse_options
         (["--blackhole", "3"], "START:DURATION"),
         (["--ge-p", "200"], "percentage must be within 0..100"),
         (["--no-such-flag"], "unrecognized arguments"),
+        (["--stats", "/no/such/dir/stats.json"], "no such directory"),
     ],
 )
 def test_bad_flag_exits_2_with_a_clear_message(flags, message, capsys):
