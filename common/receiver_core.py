@@ -1,0 +1,470 @@
+"""The receiver's state machine: handshake, reassembly, flow control, teardown.
+
+Sans-I/O like the sender's core: methods take the segment and ``now``, and
+leave what to do in two lists the network thread drains: ``outbox``
+(segments to send) and ``deliver`` (in-order bytes for the writer).  The
+writer reports what it wrote with ``on_written`` and the end-to-end check with
+``on_verified``.
+
+Flow control: the receive buffer holds ``capacity`` bytes, counting both the
+bytes handed to the writer and not yet written and the out-of-order store.
+The advertised window is what is free of it, measured from ``rcv_nxt``; its
+right edge never moves left (RFC 9293 §3.8.6.2.2), so the out-of-order store
+never holds anything outside the window.  A slow disk shrinks the window to
+zero; once the writer frees room again a window update goes out.
+"""
+
+from __future__ import annotations
+
+import bisect
+from enum import Enum
+
+from .rtt import RttEstimator
+from .segment import ACK, FIN, RST, SYN, Segment
+from .seq import unwrap, wrap
+
+DEFAULT_CAPACITY = 4 << 20
+MAX_WINDOW_FIELD = 0xFFFF
+
+
+def window_shift(capacity: int) -> int:
+    """The smallest window-scale shift that lets ``capacity`` be advertised."""
+    shift = 0
+    while (capacity >> shift) > MAX_WINDOW_FIELD and shift < 14:
+        shift += 1
+    return shift
+
+
+class ReceiverState(Enum):
+    LISTEN = "LISTEN"
+    SYN_RECEIVED = "SYN_RECEIVED"
+    ESTABLISHED = "ESTABLISHED"
+    CLOSE_WAIT = "CLOSE_WAIT"  # the FIN is in: the writer is finishing and verifying
+    LAST_ACK = "LAST_ACK"
+    DONE = "DONE"
+    ABORTED = "ABORTED"
+
+
+FINAL_STATES = (ReceiverState.DONE, ReceiverState.ABORTED)
+
+
+class Stats:
+    __slots__ = ("segments_received", "bytes_received", "data_segments", "in_order",
+                 "out_of_order", "duplicates", "out_of_window", "acks_sent",
+                 "window_updates", "zero_windows", "fin_rexmits", "bytes_delivered")
+
+    def __init__(self):
+        for name in self.__slots__:
+            setattr(self, name, 0)
+
+    def as_dict(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+
+class ReceiverCore:
+    """The receiving end of one connection."""
+
+    def __init__(
+        self,
+        *,
+        isn: int,
+        mode: str = "sr",
+        mss: int = 1452,
+        capacity: int = DEFAULT_CAPACITY,
+        size_limit: int | None = None,
+        rtt: RttEstimator | None = None,
+        retries: int = 10,
+        give_up: float = 30.0,
+        src_port: int = 0,
+        dst_port: int = 0,
+        trace: bool = False,
+    ):
+        if mode not in ("gbn", "sr"):
+            raise ValueError(f"mode must be gbn or sr, not {mode!r}")
+        if capacity < mss:
+            raise ValueError(f"the buffer ({capacity} bytes) must hold one MSS ({mss})")
+        self.isn = isn & 0xFFFFFFFF
+        self.mode = mode
+        self.mss = mss
+        self.capacity = capacity
+        self.size_limit = size_limit
+        self.rtt = rtt or RttEstimator()
+        self.retries = retries
+        self.give_up = give_up
+        self.src_port = src_port
+        self.dst_port = dst_port
+        self.trace = trace
+        self.events: list[tuple] = []
+
+        self.state = ReceiverState.LISTEN
+        self.error: str | None = None
+        self.irs = 0
+        self.base = 0  # the peer's wire number of stream offset 0
+        self.file_size: int | None = None
+        self.digest: bytes | None = None  # the sender's SHA-256, from its FIN
+        self.fin_off: int | None = None
+        self.rcv_wscale = 0  # the shift we apply to what we advertise
+        self.sack_ok = False
+        self.rcv_nxt = 0  # stream offset
+        self.right_edge = 0
+        self.unwritten = 0
+        self.last_window = 0  # bytes, as last advertised
+        self.ooo: dict[int, bytes] = {}  # out-of-order segments by offset
+        self._ooo_keys: list[int] = []
+        self.ooo_bytes = 0
+        self._blocks: list[list[int]] = []  # merged [l, r) ranges held out of order
+        self._recent: list[int] = []  # offsets of the latest out-of-order arrivals
+        self.ack_pending = False
+        self.last_heard = 0.0
+        self._synack: Segment | None = None
+        self._synack_at = 0.0
+        self._fin_deadline: float | None = None
+        self._fin_rexmits = 0
+        self.outbox: list[Segment] = []
+        self.deliver: list[bytes] = []
+        self.stats = Stats()
+
+    # ---------------------------------------------------------------- helpers
+    def _event(self, now: float, ev: str, **fields) -> None:
+        self.events.append((now, ev, fields))
+
+    def _set_state(self, new: ReceiverState, now: float) -> None:
+        if self.trace:
+            self._event(now, "state", old=self.state.value, new=new.value)
+        self.state = new
+
+    @property
+    def finished(self) -> bool:
+        return self.state in FINAL_STATES
+
+    def _window(self) -> int:
+        edge = self.rcv_nxt + self.capacity - self.unwritten
+        if edge > self.right_edge:
+            self.right_edge = edge
+        return self.right_edge - self.rcv_nxt
+
+    def _ack_no(self) -> int:
+        off = self.rcv_nxt + (1 if self.state in (ReceiverState.LAST_ACK, ReceiverState.DONE)
+                              else 0)
+        return wrap(off, self.base)
+
+    def make_ack(self, now: float, flags: int = ACK) -> Segment:
+        win = self._window()
+        field = min(win >> self.rcv_wscale, MAX_WINDOW_FIELD)
+        if field == 0 and self.last_window:
+            self.stats.zero_windows += 1
+        self.last_window = field << self.rcv_wscale
+        sack = self._sack_blocks() if self.sack_ok and self._blocks else ()
+        self.ack_pending = False
+        self.stats.acks_sent += 1
+        if self.trace:
+            self._event(now, "rwnd", win=self.last_window, queue=self.unwritten,
+                        ooo=self.ooo_bytes)
+        seq_off = 1 if self.state in (ReceiverState.LAST_ACK, ReceiverState.DONE) else 0
+        return Segment(
+            seq=(self.isn + 1 + seq_off) & 0xFFFFFFFF, ack=self._ack_no(), flags=flags,
+            window=field, src_port=self.src_port, dst_port=self.dst_port, sack=sack,
+        )
+
+    def _ack_now(self, now: float) -> None:
+        self.outbox.append(self.make_ack(now))
+
+    def flush_ack(self, now: float) -> None:
+        """Send the cumulative ACK that in-order arrivals left pending."""
+        if self.ack_pending:
+            self._ack_now(now)
+
+    def abort(self, now: float, reason: str, send_rst: bool = True) -> None:
+        if self.state in FINAL_STATES:
+            return
+        self.error = reason
+        if send_rst and self.state != ReceiverState.LISTEN:
+            self.outbox.append(Segment(
+                seq=(self.isn + 1) & 0xFFFFFFFF, ack=self._ack_no(), flags=RST | ACK,
+                src_port=self.src_port, dst_port=self.dst_port,
+                payload=reason.encode()[:200],
+            ))
+        self._set_state(ReceiverState.ABORTED, now)
+        self.deliver.clear()
+
+    # -------------------------------------------------------------- segments
+    def on_segment(self, seg: Segment, now: float) -> None:
+        """A segment from the peer (the caller checked its source address)."""
+        self.stats.segments_received += 1
+        st = self.state
+        if st in FINAL_STATES:
+            return
+        if st == ReceiverState.LISTEN:
+            if seg.flags & SYN and not seg.flags & (ACK | RST | FIN):
+                self._on_syn(seg, now)
+            return
+        if seg.flags & RST:
+            self._on_rst(seg, now)
+            return
+        if seg.flags & SYN:
+            if seg.seq == self.irs and self._synack is not None and not seg.flags & ACK:
+                # A retransmitted SYN: the same SYN-ACK again.
+                self.last_heard = now
+                self.outbox.append(self._synack)
+            return
+        if not seg.flags & ACK:
+            return
+        if st == ReceiverState.SYN_RECEIVED:
+            if seg.ack != (self.isn + 1) & 0xFFFFFFFF:
+                return
+            if self._synack is not None:
+                self.rtt.on_sample(now - self._synack_at)
+            self._set_state(ReceiverState.ESTABLISHED, now)
+        self.last_heard = now
+        if st == ReceiverState.LAST_ACK and seg.ack == (self.isn + 2) & 0xFFFFFFFF:
+            self._set_state(ReceiverState.DONE, now)
+            return
+        if seg.payload:
+            self._on_data(seg, now)
+        if seg.flags & FIN:
+            self._on_fin(seg, now)
+
+    def _on_syn(self, seg: Segment, now: float) -> None:
+        self.irs = seg.seq
+        self.base = (seg.seq + 1) & 0xFFFFFFFF
+        self.file_size = seg.file_size
+        self.last_heard = now
+        self.src_port, self.dst_port = self.src_port or seg.dst_port, self.dst_port or seg.src_port
+        if seg.wscale is not None:
+            self.rcv_wscale = window_shift(self.capacity)
+        else:
+            self.rcv_wscale = 0
+            self.capacity = min(self.capacity, MAX_WINDOW_FIELD)
+        self.sack_ok = self.mode == "sr" and seg.sack_permitted
+        self.right_edge = self.capacity
+        self._set_state(ReceiverState.SYN_RECEIVED, now)
+        if (self.size_limit is not None and seg.file_size is not None
+                and seg.file_size > self.size_limit):
+            self.abort(now, f"the file ({seg.file_size} bytes) is larger than this receiver "
+                            f"accepts ({self.size_limit} bytes free or allowed)")
+            return
+        window = min(self.capacity, MAX_WINDOW_FIELD)
+        self.last_window = window
+        self._synack = Segment(
+            seq=self.isn, ack=self.base, flags=SYN | ACK, window=window,
+            src_port=self.src_port, dst_port=self.dst_port, mss=self.mss,
+            wscale=self.rcv_wscale if seg.wscale is not None else None,
+            sack_permitted=self.sack_ok,
+        )
+        self._synack_at = now
+        self.outbox.append(self._synack)
+
+    def _on_rst(self, seg: Segment, now: float) -> None:
+        # RFC 5961 §3: only an RST inside the receive window is taken.
+        off = unwrap(seg.seq, self.base, self.rcv_nxt)
+        if self.rcv_nxt <= off <= self.rcv_nxt + max(self._window(), 1):
+            why = bytes(seg.payload[:200]).decode("ascii", "replace").strip()
+            self.abort(now, "the sender reset the connection" + (f": {why}" if why else ""),
+                       send_rst=False)
+
+    def _on_data(self, seg: Segment, now: float) -> None:
+        if self.state != ReceiverState.ESTABLISHED:
+            # Data after the FIN: a duplicate; acknowledge what we have.
+            self.stats.duplicates += 1
+            self._ack_now(now)
+            return
+        payload = seg.payload
+        n = len(payload)
+        off = unwrap(seg.seq, self.base, self.rcv_nxt)
+        end = off + n
+        self.stats.data_segments += 1
+        self.stats.bytes_received += n
+        rcv_nxt = self.rcv_nxt
+        if end <= rcv_nxt:
+            self.stats.duplicates += 1
+            self._ack_now(now)
+            return
+        edge = rcv_nxt + self._window()
+        if self.file_size is not None and end > self.file_size:
+            edge = min(edge, self.file_size)
+        if off >= edge:
+            self.stats.out_of_window += 1
+            self._ack_now(now)  # also the answer to a zero-window probe
+            return
+        if end > edge:
+            payload = payload[: edge - off]
+            end = edge
+        if off <= rcv_nxt:
+            if off < rcv_nxt:
+                payload = payload[rcv_nxt - off:]
+            self.stats.in_order += 1
+            self._deliver(payload)
+            if self.ooo:
+                self._pull_ooo()
+                self._ack_now(now)  # RFC 5681 §4.2: a segment that fills a gap
+            else:
+                self.ack_pending = True
+            return
+        # Out of order.
+        self.stats.out_of_order += 1
+        if self.mode == "sr":
+            self._store(off, bytes(payload))
+        self._ack_now(now)
+
+    def _deliver(self, data) -> None:
+        n = len(data)
+        self.deliver.append(data)
+        self.rcv_nxt += n
+        self.unwritten += n
+        self.stats.bytes_delivered += n
+
+    def _store(self, off: int, data: bytes) -> None:
+        old = self.ooo.get(off)
+        if old is not None:
+            if len(old) >= len(data):
+                self.stats.duplicates += 1
+                self._note_recent(off)
+                return
+            self.ooo_bytes -= len(old)
+        else:
+            bisect.insort(self._ooo_keys, off)
+        self.ooo[off] = data
+        self.ooo_bytes += len(data)
+        self._add_block(off, off + len(data))
+        self._note_recent(off)
+
+    def _note_recent(self, off: int) -> None:
+        recent = self._recent
+        if off in recent:
+            recent.remove(off)
+        recent.insert(0, off)
+        del recent[8:]
+
+    def _add_block(self, left: int, right: int) -> None:
+        blocks = self._blocks
+        i = bisect.bisect_left(blocks, [left, left])
+        if i and blocks[i - 1][1] >= left:
+            i -= 1
+        j = i
+        while j < len(blocks) and blocks[j][0] <= right:
+            left = min(left, blocks[j][0])
+            right = max(right, blocks[j][1])
+            j += 1
+        blocks[i:j] = [[left, right]]
+
+    def _pull_ooo(self) -> None:
+        keys = self._ooo_keys
+        ooo = self.ooo
+        while keys and keys[0] <= self.rcv_nxt:
+            k = keys.pop(0)
+            data = ooo.pop(k)
+            self.ooo_bytes -= len(data)
+            end = k + len(data)
+            if end > self.rcv_nxt:
+                self._deliver(data[self.rcv_nxt - k:] if k < self.rcv_nxt else data)
+        blocks = self._blocks
+        while blocks and blocks[0][1] <= self.rcv_nxt:
+            blocks.pop(0)
+        if blocks and blocks[0][0] < self.rcv_nxt:
+            blocks[0][0] = self.rcv_nxt
+
+    def _sack_blocks(self) -> tuple[tuple[int, int], ...]:
+        """RFC 2018 §4: the block holding the latest arrival first, then the
+        blocks of earlier arrivals, most recent first; at most four."""
+        blocks = self._blocks
+        chosen: list[list[int]] = []
+        for off in self._recent:
+            i = bisect.bisect_right(blocks, [off, float("inf")]) - 1
+            if i >= 0 and blocks[i][0] <= off < blocks[i][1] and blocks[i] not in chosen:
+                chosen.append(blocks[i])
+                if len(chosen) == 4:
+                    break
+        if len(chosen) < 4:
+            for b in reversed(blocks):
+                if b not in chosen:
+                    chosen.append(b)
+                    if len(chosen) == 4:
+                        break
+        return tuple((wrap(l, self.base), wrap(r, self.base)) for l, r in chosen)
+
+    def _on_fin(self, seg: Segment, now: float) -> None:
+        fin_off = unwrap(seg.seq, self.base, self.rcv_nxt) + len(seg.payload)
+        if self.state == ReceiverState.ESTABLISHED:
+            if fin_off != self.rcv_nxt:
+                self._ack_now(now)  # data is missing before it: say what we have
+                return
+            self.fin_off = fin_off
+            self.digest = seg.digest
+            self._set_state(ReceiverState.CLOSE_WAIT, now)
+            if self.file_size is not None and fin_off != self.file_size:
+                self.abort(now, f"the sender announced {self.file_size} bytes and sent "
+                                f"{fin_off}")
+                return
+            if seg.digest is None:
+                self.abort(now, "the FIN carries no SHA-256 digest")
+                return
+            self._ack_now(now)  # data acknowledged; the FIN waits for the writer
+        elif self.state == ReceiverState.CLOSE_WAIT:
+            self._ack_now(now)
+        elif self.state == ReceiverState.LAST_ACK:
+            # Our ACK of the FIN was lost: both again.
+            self.outbox.append(self.make_ack(now))
+            self.outbox.append(self._fin_segment(now))
+
+    # ----------------------------------------------------------- writer side
+    def on_written(self, n: int, now: float) -> None:
+        """The writer wrote ``n`` bytes; room opens in the buffer."""
+        before = self.last_window
+        self.unwritten -= n
+        if self.state != ReceiverState.ESTABLISHED:
+            return
+        win = self._window()
+        # Receiver SWS avoidance (RFC 9293 §3.8.6.2.2): tell the sender once
+        # the window has opened by a full segment or half the buffer.
+        if before < self.mss and win - before >= min(self.mss, self.capacity // 2):
+            self.stats.window_updates += 1
+            self._ack_now(now)
+
+    def on_verified(self, ok: bool, now: float, reason: str = "") -> None:
+        """The writer finished: the file is on disk and its digest matched (or not)."""
+        if self.state != ReceiverState.CLOSE_WAIT:
+            return
+        if not ok:
+            self.abort(now, reason or "SHA-256 mismatch")
+            return
+        self._set_state(ReceiverState.LAST_ACK, now)
+        self.outbox.append(self.make_ack(now))
+        self.outbox.append(self._fin_segment(now))
+        self._fin_deadline = now + self.rtt.rto
+
+    def _fin_segment(self, now: float) -> Segment:
+        return Segment(
+            seq=(self.isn + 1) & 0xFFFFFFFF, ack=self._ack_no(), flags=FIN | ACK,
+            window=self.last_window >> self.rcv_wscale, src_port=self.src_port,
+            dst_port=self.dst_port,
+        )
+
+    # ---------------------------------------------------------------- timers
+    def next_deadline(self) -> float | None:
+        st = self.state
+        if st in FINAL_STATES or st == ReceiverState.LISTEN:
+            return None
+        if st == ReceiverState.LAST_ACK:
+            return min(self._fin_deadline, self.last_heard + self.give_up)
+        if st == ReceiverState.CLOSE_WAIT:
+            return None  # the writer decides; the sender keeps resending its FIN
+        return self.last_heard + self.give_up
+
+    def on_timer(self, now: float) -> None:
+        st = self.state
+        if st == ReceiverState.LAST_ACK:
+            if now - self.last_heard >= self.give_up:
+                self._set_state(ReceiverState.DONE, now)  # the file is complete anyway
+            elif now >= self._fin_deadline:
+                self._fin_rexmits += 1
+                if self._fin_rexmits > self.retries:
+                    self._set_state(ReceiverState.DONE, now)
+                    return
+                self.stats.fin_rexmits += 1
+                self.rtt.on_timeout()
+                self.outbox.append(self._fin_segment(now))
+                self._fin_deadline = now + self.rtt.rto
+            return
+        if st in (ReceiverState.SYN_RECEIVED, ReceiverState.ESTABLISHED):
+            if now - self.last_heard >= self.give_up:
+                self.abort(now, f"nothing heard from the sender for {self.give_up:g} s")

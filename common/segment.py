@@ -1,0 +1,259 @@
+"""The segment codec: a real TCP header (RFC 9293 §3.1) and its options.
+
+One segment travels in one UDP datagram.  ``encode`` builds the bytes,
+``decode`` parses and checks them; whatever the input, ``decode`` either
+returns a :class:`Segment` or raises :class:`SegmentError`, never anything
+else.  The checksum is the Internet checksum over header and payload, with no
+IP pseudo-header (PROTOCOL.md).
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+from .checksum import checksum_from_residue, ones_residue
+
+FIN = 0x01
+SYN = 0x02
+RST = 0x04
+PSH = 0x08
+ACK = 0x10
+#: Flag bits the protocol never sets: URG, ECE, CWR (and the reserved nibble).
+UNUSED_FLAGS = 0x20 | 0x40 | 0x80
+
+HEADER_LEN = 20
+MAX_OPTIONS_LEN = 40
+#: ports, seq, ack, data offset byte, flags, window, checksum, urgent pointer
+HEADER = struct.Struct("!HHIIBBHHH")
+CHECKSUM_AT = 16
+
+OPT_EOL = 0
+OPT_NOP = 1
+OPT_MSS = 2
+OPT_WSCALE = 3
+OPT_SACK_PERMITTED = 4
+OPT_SACK = 5
+#: RFC 6994 shared experimental option, with our ExID ("ST").
+OPT_EXPERIMENT = 254
+EXID = 0x5354
+MAX_WSCALE = 14
+MAX_SACK_BLOCKS = 4
+DIGEST_LEN = 32
+
+_FLAG_LETTERS = ((FIN, "F"), (SYN, "S"), (RST, "R"), (PSH, "P"), (ACK, "A"))
+_U16 = struct.Struct("!H")
+_U32 = struct.Struct("!I")
+_U64 = struct.Struct("!Q")
+_SACK_BLOCK = struct.Struct("!II")
+
+
+class SegmentError(ValueError):
+    """A datagram that is not a valid segment.  ``reason`` names the rule broken."""
+
+    def __init__(self, reason: str, detail: str = ""):
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+
+
+def flag_str(flags: int) -> str:
+    """Flags as letters, e.g. ``"SA"`` for SYN+ACK, ``"."`` for none."""
+    return "".join(ch for bit, ch in _FLAG_LETTERS if flags & bit) or "."
+
+
+@dataclass(slots=True)
+class Segment:
+    """One segment's fields.  ``sack`` holds wire sequence numbers [left, right)."""
+
+    seq: int = 0
+    ack: int = 0
+    flags: int = 0
+    window: int = 0
+    payload: bytes | memoryview = b""
+    src_port: int = 0
+    dst_port: int = 0
+    mss: int | None = None
+    wscale: int | None = None
+    sack_permitted: bool = False
+    sack: tuple[tuple[int, int], ...] = ()
+    file_size: int | None = None
+    digest: bytes | None = None
+
+    @property
+    def seg_len(self) -> int:
+        """Sequence space the segment occupies: payload, plus one each for SYN and FIN."""
+        n = len(self.payload)
+        if self.flags & SYN:
+            n += 1
+        if self.flags & FIN:
+            n += 1
+        return n
+
+    def describe(self) -> str:
+        return (
+            f"seq={self.seq} ack={self.ack} flags={flag_str(self.flags)} "
+            f"win={self.window} len={len(self.payload)}"
+        )
+
+
+def encode_options(seg: Segment) -> bytes:
+    """The option bytes of ``seg``, padded with EOL to a multiple of 4."""
+    out = bytearray()
+    if seg.mss is not None:
+        if not 0 <= seg.mss <= 0xFFFF:
+            raise SegmentError("options", f"MSS {seg.mss} out of range")
+        out += bytes((OPT_MSS, 4)) + _U16.pack(seg.mss)
+    if seg.wscale is not None:
+        if not 0 <= seg.wscale <= MAX_WSCALE:
+            raise SegmentError("options", f"window scale {seg.wscale} out of range")
+        out += bytes((OPT_WSCALE, 3, seg.wscale))
+    if seg.sack_permitted:
+        out += bytes((OPT_SACK_PERMITTED, 2))
+    if seg.sack:
+        if len(seg.sack) > MAX_SACK_BLOCKS:
+            raise SegmentError("options", f"{len(seg.sack)} SACK blocks, at most 4 fit")
+        out += bytes((OPT_SACK, 2 + 8 * len(seg.sack)))
+        for left, right in seg.sack:
+            out += _SACK_BLOCK.pack(left & 0xFFFFFFFF, right & 0xFFFFFFFF)
+    if seg.file_size is not None:
+        if not 0 <= seg.file_size < 1 << 64:
+            raise SegmentError("options", f"file size {seg.file_size} out of range")
+        out += bytes((OPT_EXPERIMENT, 12)) + _U16.pack(EXID) + _U64.pack(seg.file_size)
+    if seg.digest is not None:
+        if len(seg.digest) != DIGEST_LEN:
+            raise SegmentError("options", "the digest must be 32 bytes (SHA-256)")
+        out += bytes((OPT_EXPERIMENT, 4 + DIGEST_LEN)) + _U16.pack(EXID) + seg.digest
+    if len(out) % 4:
+        out += bytes(4 - len(out) % 4)
+    if len(out) > MAX_OPTIONS_LEN:
+        raise SegmentError("options", f"{len(out)} bytes of options, at most 40 fit")
+    return bytes(out)
+
+
+def encode_header(seg: Segment, payload_residue: int | None = None) -> bytes:
+    """The header (options included) of ``seg``, checksum filled in.
+
+    ``payload_residue`` is ``ones_residue(seg.payload)`` when the caller has it
+    already (a retransmission), so the payload is not summed again.
+    """
+    options = encode_options(seg) if _has_options(seg) else b""
+    hlen = HEADER_LEN + len(options)
+    header = bytearray(hlen)
+    HEADER.pack_into(
+        header,
+        0,
+        seg.src_port,
+        seg.dst_port,
+        seg.seq & 0xFFFFFFFF,
+        seg.ack & 0xFFFFFFFF,
+        (hlen // 4) << 4,
+        seg.flags,
+        seg.window,
+        0,
+        0,
+    )
+    if options:
+        header[HEADER_LEN:] = options
+    if payload_residue is None:
+        payload_residue = ones_residue(seg.payload) if seg.payload else 0
+    total = ones_residue(header) + payload_residue
+    _U16.pack_into(header, CHECKSUM_AT, checksum_from_residue(total))
+    return bytes(header)
+
+
+def encode(seg: Segment) -> bytes:
+    """The whole datagram of ``seg``."""
+    header = encode_header(seg)
+    return header + bytes(seg.payload) if seg.payload else header
+
+
+def _has_options(seg: Segment) -> bool:
+    return (
+        seg.mss is not None
+        or seg.wscale is not None
+        or seg.sack_permitted
+        or bool(seg.sack)
+        or seg.file_size is not None
+        or seg.digest is not None
+    )
+
+
+def decode(data: bytes | bytearray | memoryview, verify_checksum: bool = True) -> Segment:
+    """Parse one datagram.  Raises :class:`SegmentError` and nothing else."""
+    try:
+        return _decode(memoryview(data).cast("B"), verify_checksum)
+    except SegmentError:
+        raise
+    except Exception as exc:  # a bug here must still not escape as anything else
+        raise SegmentError("malformed", repr(exc)) from exc
+
+
+def _decode(mv: memoryview, verify_checksum: bool) -> Segment:
+    n = len(mv)
+    if n < HEADER_LEN:
+        raise SegmentError("short", f"{n} bytes, a header needs 20")
+    src, dst, seq, ack, off_byte, flags, window, _csum, _urg = HEADER.unpack_from(mv, 0)
+    hlen = (off_byte >> 4) * 4
+    if hlen < HEADER_LEN or hlen > n:
+        raise SegmentError("offset", f"data offset {off_byte >> 4} in a {n}-byte datagram")
+    if verify_checksum:
+        value = int.from_bytes(mv, "big")
+        if n & 1:
+            value <<= 8
+        if value % 0xFFFF or not value:
+            raise SegmentError("checksum", "bad checksum")
+    seg = Segment(seq, ack, flags, window, b"", src, dst)
+    if hlen > HEADER_LEN:
+        _decode_options(mv[HEADER_LEN:hlen], seg)
+    if hlen < n:
+        seg.payload = bytes(mv[hlen:])
+    return seg
+
+
+def _decode_options(opts: memoryview, seg: Segment) -> None:
+    i, end = 0, len(opts)
+    while i < end:
+        kind = opts[i]
+        if kind == OPT_EOL:
+            return
+        if kind == OPT_NOP:
+            i += 1
+            continue
+        if i + 1 >= end:
+            raise SegmentError("options", f"option {kind} has no length byte")
+        length = opts[i + 1]
+        if length < 2 or i + length > end:
+            raise SegmentError("options", f"option {kind} has a bad length {length}")
+        body = opts[i + 2 : i + length]
+        if kind == OPT_MSS:
+            if length != 4:
+                raise SegmentError("options", f"MSS option of length {length}")
+            seg.mss = _U16.unpack(body)[0]
+        elif kind == OPT_WSCALE:
+            if length != 3:
+                raise SegmentError("options", f"window scale option of length {length}")
+            # RFC 7323 §2.3: a shift above 14 is used as 14.
+            seg.wscale = min(body[0], MAX_WSCALE)
+        elif kind == OPT_SACK_PERMITTED:
+            if length != 2:
+                raise SegmentError("options", f"SACK-permitted option of length {length}")
+            seg.sack_permitted = True
+        elif kind == OPT_SACK:
+            count, rest = divmod(length - 2, 8)
+            if rest or not 1 <= count <= MAX_SACK_BLOCKS:
+                raise SegmentError("options", f"SACK option of length {length}")
+            seg.sack = tuple(_SACK_BLOCK.iter_unpack(body))
+        elif kind == OPT_EXPERIMENT:
+            if length < 4:
+                raise SegmentError("options", f"experimental option of length {length}")
+            if _U16.unpack(body[:2])[0] == EXID:
+                value = body[2:]
+                if len(value) == 8:
+                    seg.file_size = _U64.unpack(value)[0]
+                elif len(value) == DIGEST_LEN:
+                    seg.digest = bytes(value)
+                else:
+                    raise SegmentError("options", f"metadata option of length {length}")
+            # RFC 6994: an ExID we do not know is ignored.
+        # RFC 9293 §3.2: options we do not know are skipped by their length.
+        i += length

@@ -1,0 +1,748 @@
+"""The sender's state machine: handshake, sliding window, recovery, teardown.
+
+Sans-I/O: every method takes the current time ``now`` and the segments the
+peer sent; it returns nothing but leaves what must go on the wire in
+``outbox`` (control segments) and ``rexmit`` (records to resend), and the
+threads around it send them.  No socket, thread, file or clock in here.
+
+Offsets are absolute stream offsets: byte 0 is the first byte of the file,
+the SYN sits at -1 and the FIN at the file size.  Only ``Segment`` objects
+carry wrapped 32-bit sequence numbers.
+
+Modes (PROTOCOL.md):
+
+``gbn``
+    one retransmission timer for the oldest outstanding segment (RFC 6298
+    §5); on expiry, and on the third duplicate ACK, every outstanding segment
+    is sent again.
+``sr``
+    a timer per outstanding segment; SACK blocks fill a scoreboard, and only
+    segments neither cumulatively nor selectively acknowledged are resent: on
+    their own timer's expiry, on the third duplicate ACK (the first hole), or
+    as soon as ``DUP_THRESH`` segments' worth of data above them is SACKed
+    (RFC 6675's loss rule).  Without the peer's SACK-permitted it behaves as
+    ``gbn``, since the peer then drops what arrives out of order.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import OrderedDict, deque
+from enum import Enum
+
+from .checksum import ones_residue
+from .rtt import RttEstimator
+from .segment import ACK, FIN, PSH, RST, SYN, Segment
+from .seq import unwrap, wrap
+
+#: RFC 5681 §3.2: duplicate ACKs that trigger a fast retransmit.
+DUP_THRESH = 3
+#: The window we advertise: the sender receives nothing but control segments.
+SENDER_WINDOW = 0xFFFF
+DEFAULT_MSS = 1452
+#: RFC 9293 §3.7.1: the MSS to assume when the peer sends none.
+DEFAULT_PEER_MSS = 536
+
+
+class SenderState(Enum):
+    CLOSED = "CLOSED"
+    SYN_SENT = "SYN_SENT"
+    ESTABLISHED = "ESTABLISHED"
+    FIN_WAIT_1 = "FIN_WAIT_1"
+    FIN_WAIT_2 = "FIN_WAIT_2"
+    TIME_WAIT = "TIME_WAIT"
+    DONE = "DONE"
+    ABORTED = "ABORTED"
+
+
+#: States in which the connection is over, one way or the other.
+FINAL_STATES = (SenderState.DONE, SenderState.ABORTED)
+
+
+class Outstanding:
+    """One segment sent and not yet cumulatively acknowledged."""
+
+    __slots__ = ("off", "end", "payload", "residue", "fin", "sent_at", "rexmits", "probe",
+                 "queued", "lost")
+
+    def __init__(self, off: int, payload, residue: int, fin: bool, now: float, probe: bool):
+        self.off = off
+        self.end = off + (1 if fin else len(payload))
+        self.payload = payload
+        self.residue = residue
+        self.fin = fin
+        self.sent_at = now
+        self.rexmits = 0
+        self.probe = probe
+        self.queued = False  # waiting in the retransmission queue
+        self.lost = False  # resent at least once (Karn: no RTT sample from it)
+
+
+class Stats:
+    """Counters for the summary; plain attributes, read after the run."""
+
+    __slots__ = ("segments_sent", "bytes_sent", "data_segments", "rexmit_timeout",
+                 "rexmit_fast", "rexmit_sack", "timeouts", "dupacks", "acks_received",
+                 "segments_received", "probes", "sacked_bytes")
+
+    def __init__(self):
+        for name in self.__slots__:
+            setattr(self, name, 0)
+
+    def as_dict(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+
+class SenderCore:
+    """The sending end of one connection."""
+
+    def __init__(
+        self,
+        *,
+        isn: int,
+        file_size: int | None,
+        mode: str = "sr",
+        mss: int = DEFAULT_MSS,
+        window: int = 1 << 20,
+        rtt: RttEstimator | None = None,
+        retries: int = 10,
+        give_up: float = 30.0,
+        time_wait: float | None = None,
+        src_port: int = 0,
+        dst_port: int = 0,
+        trace: bool = False,
+    ):
+        if mode not in ("gbn", "sr"):
+            raise ValueError(f"mode must be gbn or sr, not {mode!r}")
+        if window < mss:
+            raise ValueError(f"the window ({window} bytes) must hold one MSS ({mss} bytes)")
+        self.isn = isn & 0xFFFFFFFF
+        self.base = (self.isn + 1) & 0xFFFFFFFF  # wire number of stream offset 0
+        self.file_size = file_size
+        self.mode = mode
+        self.mss = mss
+        self.window = window
+        self.rtt = rtt or RttEstimator()
+        self.retries = retries
+        self.give_up = give_up
+        self.time_wait = time_wait
+        self._rto_ceiling = max(self.rtt.min_rto, give_up / 8)
+        self.src_port = src_port
+        self.dst_port = dst_port
+
+        self.state = SenderState.CLOSED
+        self.error: str | None = None
+        self.delivered = False  # the peer acknowledged our FIN: file verified
+        self.eff_mss = mss
+        self.sack_ok = False
+        self.gbn = True  # until the handshake says SACK is on
+        self.snd_wscale = 0
+        self.irs = 0
+        self.rcv_nxt = 0  # wire number we expect from the peer (its FIN)
+        self.snd_una = 0
+        self.snd_nxt = 0
+        self.right_edge = 0  # stream offset the peer's window ends at
+        self.peer_window = 0  # bytes, as last advertised
+
+        self._records: dict[int, Outstanding] = {}  # by offset
+        self._by_end: dict[int, Outstanding] = {}  # by end offset
+        self._order: deque[Outstanding] = deque()  # by offset
+        self._timers: OrderedDict[int, Outstanding] = OrderedDict()  # sr: by last send
+        self._gbn_deadline: float | None = None
+        self._last_backoff = -1e18
+        self._sacked: list[list[int]] = []  # sr scoreboard: sorted disjoint [l, r)
+        self._high_sacked = 0
+        self._loss_scan = 0  # offset below which the SACK loss rule has looked
+        self.dupacks = 0
+        self._recover = -1  # snd_nxt when fast recovery began
+        self._last_ack_window = -1
+
+        self._syn_sent_at = 0.0
+        self._syn_deadline: float | None = None
+        self._syn_rexmits = 0
+        self._probe_deadline: float | None = None
+        self._probe_due = False
+        self._tw_deadline: float | None = None
+        self._fin_record: Outstanding | None = None
+        self.digest: bytes | None = None
+        self.last_heard = 0.0
+
+        self.outbox: list[Segment] = []
+        self.rexmit: deque[Outstanding] = deque()
+        self.stats = Stats()
+        self.trace = trace
+        self.events: list[tuple] = []  # (t, ev, fields) when tracing
+
+    # ------------------------------------------------------------------ helpers
+    def _event(self, now: float, ev: str, **fields) -> None:
+        self.events.append((now, ev, fields))
+
+    def _set_state(self, new: SenderState, now: float) -> None:
+        if self.trace:
+            self._event(now, "state", old=self.state.value, new=new.value)
+        self.state = new
+
+    def abort(self, now: float, reason: str) -> None:
+        """Give up the connection: an RST to the peer, and ``error`` says why."""
+        if self.state in FINAL_STATES:
+            return
+        send_rst = self.state != SenderState.CLOSED
+        self.error = reason
+        self._set_state(SenderState.ABORTED, now)
+        self.rexmit.clear()
+        if send_rst:
+            self.outbox.append(self._control(RST | ACK, payload=reason.encode()[:200]))
+
+    def _control(self, flags: int, seq_off: int | None = None, payload: bytes = b"") -> Segment:
+        off = self.snd_nxt if seq_off is None else seq_off
+        return Segment(
+            seq=wrap(off, self.base),
+            ack=self.rcv_nxt,
+            flags=flags,
+            window=SENDER_WINDOW,
+            payload=payload,
+            src_port=self.src_port,
+            dst_port=self.dst_port,
+        )
+
+    def segment_for(self, rec: Outstanding) -> Segment:
+        """The segment that carries ``rec`` on the wire (new or again)."""
+        if rec.fin:
+            return Segment(
+                seq=wrap(rec.off, self.base), ack=self.rcv_nxt, flags=FIN | ACK,
+                window=SENDER_WINDOW, src_port=self.src_port, dst_port=self.dst_port,
+                digest=self.digest,
+            )
+        return Segment(
+            seq=wrap(rec.off, self.base), ack=self.rcv_nxt, flags=ACK | self._psh(rec),
+            window=SENDER_WINDOW, payload=rec.payload, src_port=self.src_port,
+            dst_port=self.dst_port,
+        )
+
+    def _rto(self) -> float:
+        """The timeout the timers use: the RTO, but never so long that the peer,
+        hearing nothing, would give up on a transfer that is still alive."""
+        return min(self.rtt.rto, self._rto_ceiling)
+
+    def _psh(self, rec: Outstanding) -> int:
+        """PSH on the segment that ends the file, as a TCP stack would set it."""
+        return PSH if rec.end == self.file_size else 0
+
+    @property
+    def outstanding(self) -> int:
+        """Bytes sent and not cumulatively acknowledged."""
+        return self.snd_nxt - self.snd_una
+
+    @property
+    def finished(self) -> bool:
+        return self.state in FINAL_STATES
+
+    @property
+    def established(self) -> bool:
+        return self.state in (SenderState.ESTABLISHED, SenderState.FIN_WAIT_1)
+
+    # ---------------------------------------------------------------- handshake
+    def start(self, now: float) -> None:
+        """Open the connection: queue the SYN."""
+        if self.state != SenderState.CLOSED:
+            raise RuntimeError("start() called twice")
+        self.last_heard = now
+        self._set_state(SenderState.SYN_SENT, now)
+        self._send_syn(now)
+
+    def _send_syn(self, now: float) -> None:
+        syn = Segment(
+            seq=self.isn, ack=0, flags=SYN, window=SENDER_WINDOW,
+            src_port=self.src_port, dst_port=self.dst_port,
+            mss=self.mss, wscale=0, sack_permitted=self.mode == "sr",
+            file_size=self.file_size,
+        )
+        self.outbox.append(syn)
+        self._syn_sent_at = now
+        self._syn_deadline = now + self._rto()
+
+    def _on_syn_ack(self, seg: Segment, now: float) -> None:
+        self.irs = seg.seq
+        self.rcv_nxt = (seg.seq + 1) & 0xFFFFFFFF
+        self.eff_mss = min(self.mss, seg.mss if seg.mss else DEFAULT_PEER_MSS)
+        if self.eff_mss <= 0:
+            self.abort(now, "the receiver announced an MSS of 0")
+            return
+        # RFC 7323: scaling is on only when both SYNs carry the option.
+        self.snd_wscale = seg.wscale if seg.wscale is not None else 0
+        self.sack_ok = self.mode == "sr" and seg.sack_permitted
+        self.gbn = not self.sack_ok
+        self.peer_window = seg.window  # never scaled in a SYN-ACK
+        self.right_edge = seg.window
+        self._last_ack_window = seg.window
+        if self._syn_rexmits == 0:
+            self._sample(now - self._syn_sent_at, now)
+        self._syn_deadline = None
+        self._set_state(SenderState.ESTABLISHED, now)
+        self.outbox.append(self._control(ACK))
+
+    # -------------------------------------------------------------- sending data
+    def room(self) -> int:
+        """New bytes the windows let us send now (ours and the peer's)."""
+        if not self.established or self._fin_record is not None:
+            return 0
+        limit = min(self.snd_una + self.window, self.right_edge)
+        return max(0, limit - self.snd_nxt)
+
+    def wants_data(self) -> bool:
+        return self.established and self._fin_record is None
+
+    def take(self, now: float, chunks: deque, eof: bool, digest: bytes | None = None,
+             max_new: int = 64) -> list[tuple[Segment, Outstanding | None]]:
+        """Everything due on the wire now, in order: control segments,
+        retransmissions, then new data taken from the left of ``chunks``
+        (each at most one MSS), as far as the windows allow; then the FIN once
+        ``eof`` is set and every chunk is sent.  Returns (segment, record)
+        pairs; the record is None for control segments."""
+        out: list[tuple[Segment, Outstanding | None]] = []
+        if self.outbox:
+            out.extend((seg, None) for seg in self.outbox)
+            self.outbox.clear()
+        if self.state in FINAL_STATES:
+            return out
+        while self.rexmit:
+            rec = self.rexmit.popleft()
+            rec.queued = False
+            if rec.end <= self.snd_una or rec.off not in self._records:
+                continue
+            if not self.gbn and self._is_sacked(rec):
+                continue
+            rec.sent_at = now
+            if not self.gbn:
+                self._timers[rec.off] = rec
+                self._timers.move_to_end(rec.off)
+            out.append((self.segment_for(rec), rec))
+        if not self.wants_data():
+            return out
+        limit = min(self.snd_una + self.window, self.right_edge)
+        sent_new = 0
+        while chunks and sent_new < max_new:
+            chunk = chunks[0]
+            n = len(chunk)
+            if self.snd_nxt + n > limit:
+                if self._probe_due and self.snd_nxt == self.snd_una:
+                    # Zero-window probe: one byte past the window (RFC 9293 §3.8.6.1).
+                    self._probe_due = False
+                    self.stats.probes += 1
+                    chunks[0] = chunk[1:]
+                    if not len(chunks[0]):
+                        chunks.popleft()
+                    out.append(self._new_record(chunk[:1], now, probe=True))
+                    sent_new += 1
+                break
+            chunks.popleft()
+            out.append(self._new_record(chunk, now, probe=False))
+            sent_new += 1
+        if (
+            eof
+            and not chunks
+            and self._fin_record is None
+            and (self.file_size is None or self.snd_nxt == self.file_size)
+        ):
+            if self.file_size is None:
+                self.file_size = self.snd_nxt
+            self.digest = digest
+            rec = Outstanding(self.snd_nxt, b"", 0, True, now, False)
+            self._fin_record = rec
+            self._register(rec)
+            self._set_state(SenderState.FIN_WAIT_1, now)
+            out.append((self.segment_for(rec), rec))
+        self._update_probe_timer(now)
+        return out
+
+    def _new_record(self, payload, now: float, probe: bool) -> tuple[Segment, Outstanding]:
+        rec = Outstanding(self.snd_nxt, payload, ones_residue(payload), False, now, probe)
+        self._register(rec)
+        self.stats.data_segments += 1
+        return self.segment_for(rec), rec
+
+    def _register(self, rec: Outstanding) -> None:
+        self._records[rec.off] = rec
+        self._by_end[rec.end] = rec
+        self._order.append(rec)
+        self.snd_nxt = rec.end
+        if self.gbn:
+            if self._gbn_deadline is None:
+                self._gbn_deadline = rec.sent_at + self._rto()
+        else:
+            self._timers[rec.off] = rec
+
+    def _update_probe_timer(self, now: float) -> None:
+        closed = self.right_edge <= self.snd_nxt and self.snd_nxt == self.snd_una
+        if closed and self.wants_data():
+            if self._probe_deadline is None:
+                self._probe_deadline = now + self._rto()
+        else:
+            self._probe_deadline = None
+            self._probe_due = False
+
+    # ------------------------------------------------------------ receiving ACKs
+    def on_segment(self, seg: Segment, now: float) -> None:
+        """A segment from the peer (the caller checked its source address)."""
+        self.stats.segments_received += 1
+        st = self.state
+        if st in FINAL_STATES or st == SenderState.CLOSED:
+            return
+        if st == SenderState.SYN_SENT:
+            acks_syn = bool(seg.flags & ACK) and seg.ack == self.base
+            if seg.flags & RST:
+                if acks_syn:
+                    self.last_heard = now
+                    self._peer_reset(seg, now)
+                return
+            if seg.flags & SYN and acks_syn:
+                self.last_heard = now
+                self._on_syn_ack(seg, now)
+            return
+        if seg.flags & RST:
+            # RFC 5961 §3.2: only an exact match resets (our receive window is 0).
+            if seg.seq == self.rcv_nxt:
+                self.last_heard = now
+                self._peer_reset(seg, now)
+            return
+        if seg.flags & SYN:
+            if seg.seq == self.irs and seg.flags & ACK:
+                # Our third ACK was lost and the peer resent its SYN-ACK.
+                self.last_heard = now
+                self.outbox.append(self._control(ACK))
+            return
+        if not seg.flags & ACK:
+            return
+        ack_off = unwrap(seg.ack, self.base, self.snd_una)
+        if ack_off > self.snd_nxt or ack_off < self.snd_una - (1 << 30):
+            return  # acknowledges what we never sent, or hopelessly old
+        self.last_heard = now
+        self.stats.acks_received += 1
+        if ack_off >= self.snd_una:
+            self._on_ack(seg, ack_off, now)
+        if seg.flags & FIN:
+            self._on_peer_fin(seg, now)
+
+    def on_segments(self, segs, now: float) -> None:
+        for seg in segs:
+            self.on_segment(seg, now)
+
+    def _peer_reset(self, seg: Segment, now: float) -> None:
+        why = bytes(seg.payload[:200]).decode("ascii", "replace").strip()
+        self.abort(now, "the receiver reset the connection" + (f": {why}" if why else ""))
+        self.outbox.clear()  # never answer an RST with an RST
+
+    def _on_ack(self, seg: Segment, ack_off: int, now: float) -> None:
+        window = seg.window << self.snd_wscale
+        advanced = ack_off > self.snd_una
+        window_changed = window != self._last_ack_window
+        self._last_ack_window = window
+        self.peer_window = window
+        if ack_off + window > self.right_edge:
+            self.right_edge = ack_off + window
+        if self.sack_ok and seg.sack:
+            self._on_sack(seg.sack, ack_off, now)
+        if advanced:
+            self._on_new_ack(ack_off, now)
+        elif (
+            not seg.payload
+            and not seg.flags & FIN
+            and self.snd_nxt > self.snd_una
+            and not window_changed
+            and self.right_edge > self.snd_una
+        ):
+            self.stats.dupacks += 1
+            self.dupacks += 1
+            # Go-Back-N goes back again at every new hole; with SACK one fast
+            # retransmit per window (RFC 6582), later holes come from the scoreboard.
+            if self.dupacks == DUP_THRESH and (self.gbn or self.snd_una > self._recover):
+                self._fast_retransmit(now)
+        if window == 0:
+            # The peer is alive and says it has no room: probes are not losses.
+            for rec in self._order:
+                if rec.probe:
+                    rec.rexmits = 0
+        if self.sack_ok and self._high_sacked > self._loss_scan:
+            self._sack_loss_scan(now)
+        if self.trace:
+            self._event(now, "inflight", bytes=self.snd_nxt - self.snd_una,
+                        rwnd=self.right_edge - self.snd_una, acked=self.snd_una)
+        self._update_probe_timer(now)
+
+    def _on_new_ack(self, ack_off: int, now: float) -> None:
+        sample_rec = None
+        records = self._records
+        order = self._order
+        while order and order[0].end <= ack_off:
+            rec = order.popleft()
+            del records[rec.off]
+            del self._by_end[rec.end]
+            self._timers.pop(rec.off, None)
+            if rec.end == ack_off and not rec.lost:
+                sample_rec = rec
+        if sample_rec is not None and not self._is_sacked(sample_rec):
+            self._sample(now - sample_rec.sent_at, now)
+        self.snd_una = ack_off
+        self.dupacks = 0
+        if self._sacked:
+            while self._sacked and self._sacked[0][1] <= ack_off:
+                self._sacked.pop(0)
+            if self._sacked and self._sacked[0][0] < ack_off:
+                self._sacked[0][0] = ack_off
+        if self._loss_scan < ack_off:
+            self._loss_scan = ack_off
+        if ack_off <= self._recover and order and not self.gbn and not order[0].lost:
+            # NewReno partial ACK (RFC 6582): the next hole is lost too.
+            self._mark_lost(order[0], now, "fast")
+        if self.gbn:
+            self._gbn_deadline = now + self._rto() if order else None
+        fin = self._fin_record
+        if fin is not None and ack_off >= fin.end and not self.delivered:
+            self.delivered = True
+            self._fin_record = None
+            self._set_state(SenderState.FIN_WAIT_2, now)
+
+    def _sample(self, r: float, now: float) -> None:
+        self.rtt.on_sample(r)
+        if self.trace:
+            self._event(now, "rtt", sample=round(r, 6), srtt=self.rtt.srtt,
+                        rttvar=self.rtt.rttvar, rto=self.rtt.rto)
+
+    def _on_peer_fin(self, seg: Segment, now: float) -> None:
+        fin_seq = (seg.seq + len(seg.payload)) & 0xFFFFFFFF
+        if self.state == SenderState.FIN_WAIT_2 and fin_seq == self.rcv_nxt:
+            self.rcv_nxt = (self.rcv_nxt + 1) & 0xFFFFFFFF
+            self.outbox.append(self._control(ACK))
+            self._set_state(SenderState.TIME_WAIT, now)
+            self._tw_deadline = now + self._time_wait()
+        elif self.state == SenderState.TIME_WAIT and (fin_seq + 1) & 0xFFFFFFFF == self.rcv_nxt:
+            # Our last ACK was lost: acknowledge again and wait anew (RFC 9293 §3.10.7.4).
+            self.outbox.append(self._control(ACK))
+            self._tw_deadline = now + self._time_wait()
+
+    def _time_wait(self) -> float:
+        return self.time_wait if self.time_wait is not None else 2 * self._rto()
+
+    # ---------------------------------------------------------------- SACK
+    def _on_sack(self, blocks, ack_off: int, now: float) -> None:
+        board = self._sacked
+        for left_w, right_w in blocks:
+            left = unwrap(left_w, self.base, ack_off)
+            right = unwrap(right_w, self.base, ack_off)
+            # RFC 2018 §8 and RFC 5961: ignore blocks that make no sense.
+            left = max(left, ack_off)
+            right = min(right, self.snd_nxt)
+            if right <= left:
+                continue
+            i = bisect.bisect_left(board, [left, left])
+            if i and board[i - 1][1] >= left:
+                i -= 1
+            j = i
+            new_left, new_right = left, right
+            while j < len(board) and board[j][0] <= right:
+                new_left = min(new_left, board[j][0])
+                new_right = max(new_right, board[j][1])
+                j += 1
+            covered = sum(r - l for l, r in board[i:j])
+            board[i:j] = [[new_left, new_right]]
+            self.stats.sacked_bytes += (new_right - new_left) - covered
+            if new_right > self._high_sacked:
+                self._high_sacked = new_right
+                # The newest arrival the peer reports: an RTT sample if it
+                # went only once (Karn), as a timestamp-less TCP takes it.
+                rec = self._by_end.get(right)
+                if rec is not None and not rec.lost:
+                    self._sample(now - rec.sent_at, now)
+
+    def _is_sacked(self, rec: Outstanding) -> bool:
+        board = self._sacked
+        if not board or rec.off < board[0][0]:
+            return False
+        i = bisect.bisect_right(board, [rec.off, float("inf")]) - 1
+        return i >= 0 and board[i][0] <= rec.off and rec.end <= board[i][1]
+
+    def _sack_loss_scan(self, now: float) -> None:
+        """RFC 6675 IsLost: a hole with DUP_THRESH segments' worth SACKed above."""
+        threshold = self._high_sacked - DUP_THRESH * self.eff_mss
+        rec = self._records.get(self._loss_scan)
+        while rec is not None and rec.end <= threshold:
+            if not rec.lost and not self._is_sacked(rec):
+                self._mark_lost(rec, now, "sack")
+            self._loss_scan = rec.end
+            rec = self._records.get(rec.end)
+
+    # ------------------------------------------------------------ recovery
+    def _queue(self, rec: Outstanding, count: bool = True) -> bool:
+        """Queue ``rec`` for resending; False past the retry limit.
+
+        ``count`` is False for the segments Go-Back-N resends behind the
+        oldest one: they go again because the peer dropped them as out of
+        order, not because the peer is silent, so only the oldest counts
+        against the retry limit.
+        """
+        if rec.queued:
+            return True
+        rec.lost = True  # Karn: no RTT sample from it any more
+        if count:
+            rec.rexmits += 1
+            if rec.rexmits > self.retries:
+                return False
+        rec.queued = True
+        self.rexmit.append(rec)
+        return True
+
+    def _give_up_retries(self, rec: Outstanding, now: float) -> None:
+        what = "FIN" if rec.fin else f"the segment at byte {rec.off}"
+        self.abort(now, f"{what} was retransmitted {self.retries} times without an "
+                        "acknowledgment; the receiver is gone")
+
+    def _mark_lost(self, rec: Outstanding, now: float, why: str, count: bool = True) -> None:
+        if not self._queue(rec, count):
+            self._give_up_retries(rec, now)
+            return
+        if why == "sack":
+            self.stats.rexmit_sack += 1
+        else:
+            self.stats.rexmit_fast += 1
+        if self.trace:
+            self._event(now, "fast_rexmit", off=rec.off, len=rec.end - rec.off, why=why)
+
+    def _fast_retransmit(self, now: float) -> None:
+        self._recover = self.snd_nxt
+        if self.gbn:
+            for i, rec in enumerate(self._order):
+                self._mark_lost(rec, now, "dupack", count=i == 0)
+                if self.state in FINAL_STATES:
+                    return
+            self._gbn_deadline = now + self._rto()
+        else:
+            for rec in self._order:
+                if not self._is_sacked(rec):
+                    self._mark_lost(rec, now, "dupack")
+                    break
+
+    # ---------------------------------------------------------------- timers
+    def next_deadline(self) -> float | None:
+        """When ``on_timer`` must next run, or None when no timer is pending."""
+        st = self.state
+        if st in FINAL_STATES or st == SenderState.CLOSED:
+            return None
+        if st == SenderState.TIME_WAIT:
+            return self._tw_deadline
+        deadlines = [self.last_heard + self.give_up]
+        if st == SenderState.SYN_SENT:
+            deadlines.append(self._syn_deadline)
+        elif st != SenderState.FIN_WAIT_2:
+            if self.gbn:
+                if self._gbn_deadline is not None:
+                    deadlines.append(self._gbn_deadline)
+            elif self._timers:
+                first = next(iter(self._timers.values()))
+                deadlines.append(first.sent_at + self._rto())
+            if self._probe_deadline is not None and not self._probe_due:
+                deadlines.append(self._probe_deadline)
+        return min(d for d in deadlines if d is not None)
+
+    def on_timer(self, now: float) -> None:
+        """Fire every timer that is due at ``now``."""
+        st = self.state
+        if st in FINAL_STATES or st == SenderState.CLOSED:
+            return
+        if st == SenderState.TIME_WAIT:
+            if now >= self._tw_deadline:
+                self._set_state(SenderState.DONE, now)
+            return
+        if now - self.last_heard >= self.give_up:
+            if st == SenderState.FIN_WAIT_2:
+                # The file is verified; only the receiver's FIN is missing.
+                self.error = None
+                self._set_state(SenderState.DONE, now)
+            else:
+                self.abort(now, f"nothing heard from the receiver for {self.give_up:g} s")
+            return
+        if st == SenderState.SYN_SENT:
+            if now >= self._syn_deadline:
+                self._syn_rexmits += 1
+                if self._syn_rexmits > self.retries:
+                    self.abort(now, f"no answer to {self.retries + 1} SYNs; is the receiver "
+                                    "running?")
+                    return
+                self._backoff(now)
+                self.stats.rexmit_timeout += 1
+                self._send_syn(now)
+            return
+        if st == SenderState.FIN_WAIT_2:
+            return
+        if self.gbn:
+            if self._gbn_deadline is not None and now >= self._gbn_deadline:
+                self._gbn_timeout(now)
+        elif self._timers:
+            self._sr_timeout(now)
+        if (self._probe_deadline is not None and now >= self._probe_deadline
+                and not self._probe_due):
+            self._probe_due = True
+            self._probe_deadline = None
+
+    def _backoff(self, now: float) -> None:
+        # One doubling per expiry, even when several segments' timers expire.
+        if now - self._last_backoff >= self._rto() / 2:
+            self.rtt.on_timeout()
+            self._last_backoff = now
+            if self.trace:
+                self._event(now, "rto", rto=self._rto(), backoff=self.rtt.backoff)
+
+    def _peer_answered_probe(self, rec: Outstanding) -> bool:
+        return rec.probe and self.last_heard >= rec.sent_at and self.peer_window == 0
+
+    def _gbn_timeout(self, now: float) -> None:
+        first = self._order[0] if self._order else None
+        if first is None:
+            self._gbn_deadline = None
+            return
+        if not self._peer_answered_probe(first):
+            self._backoff(now)
+        n = 0
+        for rec in self._order:
+            if not self._queue(rec, count=n == 0):
+                self._give_up_retries(rec, now)
+                return
+            n += 1
+        self.stats.timeouts += 1
+        self.stats.rexmit_timeout += n
+        self._recover = self.snd_nxt
+        self._gbn_deadline = now + self._rto()
+        if self.trace:
+            self._event(now, "timeout", rto=self._rto(), n=n)
+
+    def _sr_timeout(self, now: float) -> None:
+        rto = self._rto()
+        timers = self._timers
+        expired = []
+        for rec in timers.values():
+            if rec.sent_at + rto > now:
+                break
+            expired.append(rec)
+        if not expired:
+            return
+        n = 0
+        backoff = False
+        for rec in expired:
+            if self._is_sacked(rec):
+                del timers[rec.off]  # delivered; waits only for the cumulative ACK
+                continue
+            timers.move_to_end(rec.off)
+            rec.sent_at = now  # rearmed; the resend itself sets it again
+            if not self._peer_answered_probe(rec):
+                backoff = True
+            if not self._queue(rec):
+                self._give_up_retries(rec, now)
+                return
+            n += 1
+        if n:
+            if backoff:
+                self._backoff(now)
+            self.stats.timeouts += 1
+            self.stats.rexmit_timeout += n
+            if self.trace:
+                self._event(now, "timeout", rto=self._rto(), n=n)
+
