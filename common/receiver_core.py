@@ -129,8 +129,7 @@ class ReceiverCore:
         self.events.append((now, ev, fields))
 
     def _set_state(self, new: ReceiverState, now: float) -> None:
-        if self.trace:
-            self._event(now, "state", old=self.state.value, new=new.value)
+        self._event(now, "state", old=self.state.value, new=new.value)  # always: rare
         self.state = new
 
     @property

@@ -63,7 +63,7 @@ class Outstanding:
     """One segment sent and not yet cumulatively acknowledged."""
 
     __slots__ = ("off", "end", "payload", "residue", "fin", "sent_at", "rexmits", "probe",
-                 "queued", "lost")
+                 "queued", "lost", "why")
 
     def __init__(self, off: int, payload, residue: int, fin: bool, now: float, probe: bool):
         self.off = off
@@ -76,6 +76,7 @@ class Outstanding:
         self.probe = probe
         self.queued = False  # waiting in the retransmission queue
         self.lost = False  # resent at least once (Karn: no RTT sample from it)
+        self.why = ""  # why it was last resent: timeout, fast, sack; "" when never
 
 
 class Stats:
@@ -133,6 +134,7 @@ class SenderCore:
         self.state = SenderState.CLOSED
         self.error: str | None = None
         self.delivered = False  # the peer acknowledged our FIN: file verified
+        self.delivered_at: float | None = None
         self.eff_mss = mss
         self.sack_ok = False
         self.gbn = True  # until the handshake says SACK is on
@@ -178,8 +180,7 @@ class SenderCore:
         self.events.append((now, ev, fields))
 
     def _set_state(self, new: SenderState, now: float) -> None:
-        if self.trace:
-            self._event(now, "state", old=self.state.value, new=new.value)
+        self._event(now, "state", old=self.state.value, new=new.value)  # always: rare
         self.state = new
 
     def abort(self, now: float, reason: str) -> None:
@@ -499,6 +500,7 @@ class SenderCore:
         fin = self._fin_record
         if fin is not None and ack_off >= fin.end and not self.delivered:
             self.delivered = True
+            self.delivered_at = now
             self._fin_record = None
             self._set_state(SenderState.FIN_WAIT_2, now)
 
@@ -572,7 +574,7 @@ class SenderCore:
             rec = self._records.get(rec.end)
 
     # ------------------------------------------------------------ recovery
-    def _queue(self, rec: Outstanding, count: bool = True) -> bool:
+    def _queue(self, rec: Outstanding, count: bool = True, why: str = "timeout") -> bool:
         """Queue ``rec`` for resending; False past the retry limit.
 
         ``count`` is False for the segments Go-Back-N resends behind the
@@ -583,6 +585,7 @@ class SenderCore:
         if rec.queued:
             return True
         rec.lost = True  # Karn: no RTT sample from it any more
+        rec.why = "probe" if rec.probe else why
         if count:
             rec.rexmits += 1
             if rec.rexmits > self.retries:
@@ -597,7 +600,7 @@ class SenderCore:
                         "acknowledgment; the receiver is gone")
 
     def _mark_lost(self, rec: Outstanding, now: float, why: str, count: bool = True) -> None:
-        if not self._queue(rec, count):
+        if not self._queue(rec, count, "sack" if why == "sack" else "fast"):
             self._give_up_retries(rec, now)
             return
         if why == "sack":

@@ -1,0 +1,33 @@
+"""A progress bar on stderr (tqdm) for the two programs.
+
+Shown only when stderr is a terminal and the user did not ask for quiet;
+``update`` is called by a program thread with the bytes done so far, outside
+the protocol lock, and tqdm throttles the redraws itself.
+"""
+
+from __future__ import annotations
+
+import sys
+
+
+class Progress:
+    def __init__(self, total: int | None, desc: str):
+        from tqdm import tqdm
+
+        self._bar = tqdm(total=total, desc=desc, unit="B", unit_scale=True, unit_divisor=1024,
+                         file=sys.stderr, mininterval=0.2, leave=True, dynamic_ncols=True)
+        self._done = 0
+
+    def update(self, done: int, retransmissions: int | None = None) -> None:
+        if done > self._done:
+            self._bar.update(done - self._done)
+            self._done = done
+        if retransmissions is not None:
+            self._bar.set_postfix(rexmit=retransmissions, refresh=False)
+
+    def close(self) -> None:
+        self._bar.close()
+
+
+def wanted(quiet: bool, disabled: bool) -> bool:
+    return not quiet and not disabled and sys.stderr.isatty()

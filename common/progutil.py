@@ -1,0 +1,160 @@
+"""What the two programs share around the core: argument checking, logging
+set-up, address resolution and the summary table.  No sockets or threads
+here; the programs call these from ``main`` only."""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import sys
+
+from loguru import logger
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class UsageError(Exception):
+    """Bad usage or input: exit 2 with this message."""
+
+
+class TransferFailed(Exception):
+    """The transfer did not complete: exit 1 with this message."""
+
+
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM: exit 130.  A BaseException like KeyboardInterrupt."""
+
+
+def port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"port {value} is outside 0..65535")
+    return value
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{value} must be positive")
+    return value
+
+
+def nonneg_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} must not be negative")
+    return value
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0 or value != value or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} must be a positive number")
+    return value
+
+
+def byte_size(text: str) -> int:
+    """A size in bytes, with an optional K, M or G suffix (powers of 1024)."""
+    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+    t = text.strip().lower().removesuffix("ib").removesuffix("b")
+    mult = 1
+    if t and t[-1] in units:
+        mult = units[t[-1]]
+        t = t[:-1]
+    try:
+        value = int(float(t) * mult)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size (e.g. 65536, 64K, 4M)") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text} must be a positive size")
+    return value
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse that raises UsageError instead of exiting, so main decides."""
+
+    def error(self, message: str):  # noqa: D401
+        raise UsageError(f"{message} (see --help)")
+
+    def exit(self, status: int = 0, message: str | None = None):
+        if message:
+            sys.stderr.write(message)
+        raise SystemExit(status)  # only --help and --version come here
+
+
+def resolve_ipv4(host: str, what: str) -> str:
+    """The IPv4 address of ``host`` (a name such as localhost works)."""
+    try:
+        infos = socket.getaddrinfo(host, None, socket.AF_INET, socket.SOCK_DGRAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise UsageError(f"cannot resolve the {what} {host!r}: {exc}") from None
+    return infos[0][4][0]
+
+
+def setup_logging(name: str, level: str, log_file: str | None, quiet: bool) -> None:
+    """Console and optional file sinks for loguru; called from main only."""
+    logger.remove()
+    console_level = "ERROR" if quiet else level
+    fmt = "<green>{time:HH:mm:ss.SSS}</green> <level>{level: <7}</level> " + name + \
+        " [{thread.name}] {message}"
+    logger.add(sys.stderr, level=console_level, format=fmt, colorize=None)
+    if log_file:
+        try:
+            logger.add(log_file, level=level, format="{time:YYYY-MM-DD HH:mm:ss.SSSSSS} "
+                       "{level: <7} [{thread.name}] {message}", enqueue=False, mode="w")
+        except OSError as exc:
+            raise UsageError(f"cannot write the log file {log_file}: {exc}") from None
+
+
+def format_summary(title: str, rows: list[tuple[str, object]]) -> str:
+    width = max(len(k) for k, _ in rows)
+    lines = [title, "-" * len(title)]
+    lines += [f"  {k:<{width}}  {v}" for k, v in rows]
+    return "\n".join(lines)
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.2f} {unit}"
+        n /= 1024
+    return f"{n:.2f} GiB"
+
+
+def human_rate(bytes_: int, seconds: float) -> str:
+    if seconds <= 0:
+        return "n/a"
+    bps = bytes_ * 8 / seconds
+    for unit in ("bit/s", "kbit/s", "Mbit/s", "Gbit/s"):
+        if bps < 1000 or unit == "Gbit/s":
+            return f"{bps:.2f} {unit}"
+        bps /= 1000
+    return f"{bps:.2f} Gbit/s"
+
+
+def ms(value: float | None) -> str:
+    return "n/a" if value is None else f"{value * 1000:.1f} ms"
+
+
+def debug_enabled() -> bool:
+    """True when some loguru sink takes DEBUG lines, so per-segment lines are
+    worth building; checked once at start, so the check costs nothing later."""
+    try:
+        return logger._core.min_level <= 10  # noqa: SLF001 - loguru has no public probe
+    except AttributeError:
+        return True

@@ -1,0 +1,232 @@
+"""``python -m receiver`` / ``stcp-recv``: receive one file over the simplex TCP."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import signal
+import socket
+import sys
+import time
+from contextlib import ExitStack
+
+from loguru import logger
+
+from common import progutil as pu
+from common.progress import Progress, wanted
+from common.progutil import ArgumentParser, Interrupted, UsageError
+
+from .app import Receiver, ReceiverConfig
+
+DESCRIPTION = """\
+Receive one file from a sender over UDP with a reliable one-way TCP and write
+it to FILE.  Segments arrive on LISTEN_PORT; acknowledgments go to
+ACK_ADDRESS:ACK_PORT (the sender's ACK_PORT, or a second emulator in front of
+it).  The data is written to FILE.part and renamed to FILE only once every
+byte is on disk and its SHA-256 matches the sender's: a file named FILE is
+always complete.
+
+exit status: 0 received and verified; 1 the transfer failed (sender gone,
+reset, digest mismatch, disk full); 2 bad usage or input; 130 interrupted.
+"""
+
+
+def build_parser() -> ArgumentParser:
+    p = ArgumentParser(prog="receiver", description=DESCRIPTION,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("file", metavar="FILE", help="where to write the received file")
+    p.add_argument("listen_port", metavar="LISTEN_PORT", type=pu.port,
+                   help="the UDP port to receive segments on (0: any free port, printed)")
+    p.add_argument("ack_address", metavar="ACK_ADDRESS",
+                   help="host name or address acknowledgments go to")
+    p.add_argument("ack_port", metavar="ACK_PORT", type=pu.port,
+                   help="the UDP port acknowledgments go to")
+    p.add_argument("--mode", choices=("gbn", "sr"), default="sr",
+                   help="gbn: discard out-of-order data; sr: buffer it and send SACK "
+                        "blocks (default)")
+    p.add_argument("--mss", type=pu.positive_int, default=1452,
+                   help="largest payload accepted per segment (default 1452)")
+    p.add_argument("--buffer", type=pu.byte_size, default=4 << 20,
+                   help="receive buffer, the most bytes advertised as the window "
+                        "(default 4M)")
+    p.add_argument("--min-rto", type=pu.positive_float, default=0.2,
+                   help="lower bound of the FIN retransmission timeout, seconds (default 0.2)")
+    p.add_argument("--max-rto", type=pu.positive_float, default=60.0,
+                   help="upper bound of the retransmission timeout, seconds (default 60)")
+    p.add_argument("--retries", type=pu.nonneg_int, default=10,
+                   help="resend the FIN at most this many times (default 10)")
+    p.add_argument("--give-up", type=pu.positive_float, default=30.0,
+                   help="abort when the sender is silent this long, seconds (default 30)")
+    p.add_argument("--listen-timeout", type=pu.positive_float, default=None,
+                   help="give up if no sender connects within this many seconds "
+                        "(default: wait forever)")
+    p.add_argument("--max-size", type=pu.byte_size, default=None,
+                   help="refuse (RST) a file announced larger than this")
+    p.add_argument("--force", action="store_true", help="overwrite an existing FILE")
+    p.add_argument("--keep-partial", action="store_true",
+                   help="keep FILE.part when the transfer fails (default: remove it)")
+    p.add_argument("--bind", default="0.0.0.0",
+                   help="local address to bind LISTEN_PORT on (default: all)")
+    p.add_argument("--ready-file", metavar="FILE",
+                   help="once bound, write the actual port there as JSON (for scripts)")
+    p.add_argument("--trace", metavar="FILE", help="write a JSON-lines event trace")
+    p.add_argument("--pcap", metavar="FILE",
+                   help="write every segment sent and received as a pcap for Wireshark")
+    p.add_argument("--log-level", default="INFO",
+                   choices=("TRACE", "DEBUG", "INFO", "WARNING", "ERROR"),
+                   help="console and log file level; DEBUG logs every segment (default INFO)")
+    p.add_argument("--log-file", metavar="FILE", help="also write the log to FILE")
+    p.add_argument("--quiet", action="store_true",
+                   help="print errors only: no progress bar and no summary")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--test-isn", type=int, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--test-write-delay", type=float, default=0.0, help=argparse.SUPPRESS)
+    return p
+
+
+def _on_signal(signum, frame):
+    raise Interrupted(signal.Signals(signum).name)
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except UsageError as exc:
+        print(f"receiver: error: {exc}", file=sys.stderr)
+        return pu.EXIT_USAGE
+
+
+def _main(argv) -> int:
+    args = build_parser().parse_args(argv)
+    if args.buffer < args.mss:
+        raise UsageError(f"--buffer ({args.buffer}) must hold at least one MSS ({args.mss})")
+    if args.ack_port == 0:
+        raise UsageError("ACK_PORT must not be 0")
+    path = args.file
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise UsageError(f"the directory of {path} does not exist")
+    if os.path.isdir(path):
+        raise UsageError(f"{path} is a directory")
+    if os.path.exists(path) and not args.force:
+        raise UsageError(f"{path} exists; use --force to overwrite it")
+    if not os.access(directory, os.W_OK):
+        raise UsageError(f"cannot write in {directory}")
+    pu.setup_logging("receiver", args.log_level, args.log_file, args.quiet)
+    ack_to = (pu.resolve_ipv4(args.ack_address, "ACK address"), args.ack_port)
+    cfg = ReceiverConfig(
+        path=path, listen_port=args.listen_port, ack_to=ack_to, bind=args.bind,
+        mode=args.mode, mss=args.mss, capacity=args.buffer, min_rto=args.min_rto,
+        max_rto=args.max_rto, retries=args.retries, give_up=args.give_up,
+        listen_timeout=args.listen_timeout, max_size=args.max_size,
+        keep_partial=args.keep_partial, write_delay=args.test_write_delay,
+    )
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    with sock:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+            sock.bind((args.bind, args.listen_port))
+        except OSError as exc:
+            raise UsageError(f"cannot bind UDP port {args.listen_port} on {args.bind}: "
+                             f"{exc.strerror or exc}") from None
+        port = sock.getsockname()[1]
+        logger.info("listening on UDP port {}; ACKs go to {}:{}", port, *ack_to)
+        if args.ready_file:
+            _write_ready(args.ready_file, port)
+        isn = (args.test_isn if args.test_isn is not None else secrets.randbits(32)) \
+            & 0xFFFFFFFF
+        return _run(cfg, args, sock, isn)
+
+
+def _write_ready(path: str, port: int) -> None:
+    import json
+
+    tmp = path + ".tmp"
+    try:
+        with open(tmp, "w") as f:
+            json.dump({"port": port, "pid": os.getpid()}, f)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror}") from None
+
+
+def _run(cfg: ReceiverConfig, args, sock, isn: int) -> int:
+    with ExitStack() as stack:
+        tracer = pcap = None
+        try:
+            if args.trace:
+                tf = stack.enter_context(open(args.trace, "w", buffering=1 << 16))
+                from common.trace import Tracer
+                tracer = Tracer(tf)
+            if args.pcap:
+                pf = stack.enter_context(open(args.pcap, "wb"))
+                from common.pcap import PcapWriter
+                pcap = PcapWriter(pf, local=("127.0.0.2", sock.getsockname()[1]),
+                                  remote=("127.0.0.1", cfg.ack_to[1]))
+                stack.callback(pcap.close)
+        except OSError as exc:
+            raise UsageError(f"cannot write {exc.filename}: {exc.strerror}") from None
+        receiver = Receiver(cfg, sock, isn, tracer, pcap)
+        old_int = signal.signal(signal.SIGINT, _on_signal)
+        old_term = signal.signal(signal.SIGTERM, _on_signal)
+        stack.callback(signal.signal, signal.SIGINT, old_int)
+        stack.callback(signal.signal, signal.SIGTERM, old_term)
+        progress = None
+        if wanted(args.quiet, args.no_progress):
+            progress = receiver.progress = Progress(None, "receiving")
+            stack.callback(progress.close)
+        try:
+            receiver.run()
+        except (Interrupted, KeyboardInterrupt) as exc:
+            name = exc.args[0] if isinstance(exc, Interrupted) and exc.args else "SIGINT"
+            if progress:
+                progress.close()
+            logger.error("interrupted by {}: connection reset, {} removed", name,
+                         cfg.path + ".part")
+            _summary(receiver, args, tracer)
+            return pu.EXIT_INTERRUPTED
+        if progress:
+            progress.close()
+        _summary(receiver, args, tracer)
+        if receiver.renamed and receiver.failure is None:
+            return pu.EXIT_OK
+        core = receiver.core
+        logger.error("transfer failed: {}", core.error or repr(receiver.failure))
+        return pu.EXIT_FAILED
+
+
+def _summary(receiver: Receiver, args, tracer) -> None:
+    core = receiver.core
+    st = core.stats
+    start = receiver.connected_at or receiver.started
+    elapsed = (receiver.finished_at or time.monotonic()) - start
+    rows = [
+        ("result", f"{args.file} complete and verified (SHA-256)" if receiver.renamed
+         else f"FAILED: {core.error or receiver.failure}"),
+        ("bytes written", f"{receiver.written} ({pu.human_bytes(receiver.written)})"),
+        ("time", f"{elapsed:.3f} s (from the SYN)"),
+        ("goodput", pu.human_rate(receiver.written, elapsed)),
+        ("segments received", f"{st.segments_received} ({st.data_segments} with data)"),
+        ("segments sent", f"{receiver.segments_sent} ({st.window_updates} window updates)"),
+        ("out of order", f"{st.out_of_order}" + (" (discarded: gbn)" if core.mode == "gbn"
+                                                 else " (buffered)")),
+        ("duplicates", f"{st.duplicates}"),
+        ("outside the window", f"{st.out_of_window}"),
+        ("zero windows advertised", f"{st.zero_windows}"),
+        ("checksum failures", f"{receiver.dropped.get('checksum', 0)}"),
+        ("other drops", ", ".join(f"{k} {v}" for k, v in sorted(receiver.dropped.items())
+                                  if k != "checksum") or "none"),
+        ("largest writer backlog", pu.human_bytes(receiver.max_queue)),
+    ]
+    if tracer is not None:
+        tracer.emit(time.monotonic(), "summary",
+                    counters={**st.as_dict(), "segments_sent": receiver.segments_sent,
+                              "elapsed": elapsed, "bytes_written": receiver.written,
+                              "dropped": receiver.dropped, "verified": receiver.renamed})
+    if not args.quiet:
+        print(pu.format_summary("receiver summary", rows), flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

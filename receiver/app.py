@@ -1,0 +1,434 @@
+"""The receiving program's threads around :class:`common.receiver_core.ReceiverCore`.
+
+* ``network``: reads every datagram the socket holds, parses it and feeds the
+  core under the lock (once per burst), then hands the in-order bytes to the
+  writer's queue and sends the ACKs, outside the lock.  When the socket is
+  empty it waits in ``poll`` until the next datagram or the core's deadline
+  (give-up time, FIN retransmission).
+* ``writer``: takes lists of in-order chunks from a bounded ``queue.Queue``,
+  writes them to ``FILE.part`` and hashes them, tells the core what it wrote
+  (the buffer's free room is the advertised window, so a slow disk throttles
+  the sender by flow control), and at the FIN flushes, fsyncs, checks the
+  SHA-256 and renames ``FILE.part`` to ``FILE`` only if it matches.
+* the main thread: start, wait on ``done``, join, clean up.
+
+Shared state and its guard (``lock``): the core, ``stop``, ``outcome``.
+Owned by one thread: the receive buffer (network), the output file and the
+hash (writer).  No socket call, file write or log line under ``lock``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import queue
+import select
+import socket
+import threading
+import time
+from dataclasses import dataclass
+
+from loguru import logger
+
+from common.pcap import PcapWriter
+from common.receiver_core import ReceiverCore, ReceiverState
+from common.rtt import RttEstimator
+from common.progutil import debug_enabled
+from common.segment import SYN, SegmentError, decode, encode, flag_str
+from common.seq import unwrap
+from common.trace import Tracer
+
+RECV_BURST = 64
+RECV_BUFFER = 65536
+_FINISH = object()  # the writer's cue: the FIN is in, finish and verify
+
+
+@dataclass
+class ReceiverConfig:
+    path: str
+    listen_port: int
+    ack_to: tuple[str, int]
+    bind: str = "0.0.0.0"
+    mode: str = "sr"
+    mss: int = 1452
+    capacity: int = 4 << 20
+    min_rto: float = 0.2
+    max_rto: float = 60.0
+    retries: int = 10
+    give_up: float = 30.0
+    listen_timeout: float | None = None
+    max_size: int | None = None
+    keep_partial: bool = False
+    write_delay: float = 0.0  # test hook: a deliberately slow disk
+
+
+class Receiver:
+    def __init__(self, cfg: ReceiverConfig, sock: socket.socket, isn: int,
+                 tracer: Tracer | None = None, pcap: PcapWriter | None = None):
+        self.cfg = cfg
+        self.sock = sock
+        self.tracer = tracer
+        self.pcap = pcap
+        self.part_path = cfg.path + ".part"
+        limit = _free_space(cfg.path)
+        if cfg.max_size is not None:
+            limit = cfg.max_size if limit is None else min(limit, cfg.max_size)
+        self.core = ReceiverCore(
+            isn=isn, mode=cfg.mode, mss=cfg.mss, capacity=cfg.capacity, size_limit=limit,
+            rtt=RttEstimator(min_rto=cfg.min_rto, max_rto=cfg.max_rto), retries=cfg.retries,
+            give_up=cfg.give_up, src_port=sock.getsockname()[1], dst_port=cfg.ack_to[1],
+            trace=tracer is not None,
+        )
+        self.lock = threading.Lock()
+        self.done = threading.Condition(self.lock)
+        self.stop = False
+        self.peer: tuple[str, int] | None = None
+        self.queue: queue.Queue = queue.Queue(maxsize=4096)
+        self.dropped: dict[str, int] = {}
+        self.segments_sent = 0
+        self.renamed = False
+        self.written = 0
+        self.failure: BaseException | None = None
+        self.started = 0.0
+        self.connected_at: float | None = None
+        self.finished_at = 0.0
+        self.log_segments = False
+        self.progress = None
+        self.max_queue = 0
+        self._threads: list[threading.Thread] = []
+        self._out = None
+        self._stopping = threading.Event()
+        # A pipe the other threads write to, to wake the network thread from
+        # poll() when its deadline changed (FIN sent) or it must stop.
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+
+    # ---------------------------------------------------------------- running
+    def run(self) -> None:
+        self.log_segments = debug_enabled()
+        self.started = time.monotonic()
+        if self.tracer:
+            self.tracer.emit(self.started, "meta", role="receiver", mode=self.cfg.mode,
+                             mss=self.cfg.mss, capacity=self.cfg.capacity, isn=self.core.isn,
+                             path=self.cfg.path)
+        self._out = open(self.part_path, "wb")  # noqa: SIM115 - closed by the writer
+        for name, target in (("network", self._network), ("writer", self._writer)):
+            t = threading.Thread(target=self._guard(target), name=name)
+            self._threads.append(t)
+            t.start()
+        try:
+            with self.lock:
+                while not self.core.finished and self.failure is None:
+                    self.done.wait()
+        except BaseException:
+            self.interrupt("interrupted")
+            raise
+        finally:
+            self.shutdown()
+            self.finished_at = time.monotonic()
+            self._cleanup()
+
+    def _guard(self, target):
+        def run():
+            try:
+                target()
+            except BaseException as exc:
+                logger.exception("{} thread failed", threading.current_thread().name)
+                with self.lock:
+                    if self.failure is None:
+                        self.failure = exc
+                    self.core.abort(time.monotonic(), f"internal error: {exc!r}")
+                    out = self._take_outbox()
+                    self.done.notify_all()
+                self._send_all(out)
+        return run
+
+    def interrupt(self, why: str) -> None:
+        with self.lock:
+            self.core.abort(time.monotonic(), why)
+            out = self._take_outbox()
+        self._send_all(out)
+
+    def shutdown(self) -> None:
+        with self.lock:
+            self.stop = True
+            self.done.notify_all()
+        self._stopping.set()
+        self._wake()
+        while True:  # make room for the writer's stop cue, whatever it held
+            try:
+                self.queue.put_nowait(None)
+                break
+            except queue.Full:
+                try:
+                    self.queue.get_nowait()
+                except queue.Empty:
+                    pass
+        for t in self._threads:
+            t.join()
+        os.close(self._wake_r)
+        os.close(self._wake_w)
+
+    def _wake(self) -> None:
+        try:
+            os.write(self._wake_w, b"x")
+        except (BlockingIOError, OSError):
+            pass
+
+    def _cleanup(self) -> None:
+        if self._out is not None and not self._out.closed:
+            self._out.close()
+        if not self.renamed and not self.cfg.keep_partial:
+            try:
+                os.unlink(self.part_path)
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                logger.warning("could not remove {}: {}", self.part_path, exc)
+
+    # ---------------------------------------------------------------- network
+    def _network(self) -> None:
+        sock = self.sock
+        buf = bytearray(RECV_BUFFER)
+        view = memoryview(buf)
+        core = self.core
+        poller = select.poll()
+        poller.register(sock, select.POLLIN)
+        poller.register(self._wake_r, select.POLLIN)
+        listen_deadline = (self.started + self.cfg.listen_timeout
+                           if self.cfg.listen_timeout else None)
+        while not self.stop:
+            segs = []
+            while len(segs) < RECV_BURST:
+                try:
+                    n, addr = sock.recvfrom_into(buf, 0, socket.MSG_DONTWAIT)
+                except (BlockingIOError, InterruptedError):
+                    break
+                except OSError as exc:
+                    if self.stop:
+                        return
+                    logger.debug("recv failed: {}", exc)
+                    break
+                if addr is None:  # shutdown() woke us
+                    if self.stop:
+                        return
+                    continue
+                seg = self._parse(view[:n], addr)
+                if seg is not None:
+                    segs.append(seg)
+            now = time.monotonic()
+            with self.lock:
+                for seg in segs:
+                    core.on_segment(seg, now)
+                core.flush_ack(now)
+                deadline = core.next_deadline()
+                if deadline is not None and now >= deadline:
+                    core.on_timer(now)
+                    deadline = core.next_deadline()
+                if core.state == ReceiverState.LISTEN and listen_deadline is not None:
+                    if now >= listen_deadline:
+                        core.abort(now, f"no sender connected within "
+                                        f"{self.cfg.listen_timeout:g} s", send_rst=False)
+                    deadline = listen_deadline
+                deliver = core.deliver
+                if deliver:
+                    core.deliver = []
+                    self.max_queue = max(self.max_queue, core.unwritten)
+                fin_in = core.state == ReceiverState.CLOSE_WAIT and core.digest is not None
+                out = self._take_outbox()
+                events = self._take_events()
+                finished = core.finished
+                if finished:
+                    self.done.notify_all()
+            if deliver:
+                self.queue.put(deliver)
+            if fin_in and not self._fin_queued:
+                self._fin_queued = True
+                self.queue.put(_FINISH)
+            self._send_all(out)
+            self._emit(events)
+            if segs:
+                continue  # more may be waiting
+            if finished:
+                return
+            timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+            poller.poll(None if timeout is None else int(timeout * 1000) + 1)
+            try:
+                os.read(self._wake_r, 512)
+            except BlockingIOError:
+                pass
+
+    _fin_queued = False
+
+    def _parse(self, data: memoryview, addr):
+        if self.pcap is not None:
+            self.pcap.write(time.time(), False, bytes(data))
+        if self.peer is not None and addr != self.peer:
+            self._drop("foreign", len(data))
+            return None
+        try:
+            seg = decode(data)
+        except SegmentError as exc:
+            self._drop(exc.reason, len(data))
+            return None
+        if self.peer is None:
+            if not seg.flags & SYN:
+                self._drop("no-connection", len(data))
+                return None
+            self.peer = addr  # PROTOCOL.md: the peer is whoever sent the SYN
+            self.connected_at = time.monotonic()
+            logger.info("connection from {}:{}", *addr)
+        if self.tracer is not None:
+            fields = dict(seq=seg.seq, ack=seg.ack, flags=flag_str(seg.flags),
+                          len=len(seg.payload), win=seg.window)
+            if seg.payload and self.core.state != ReceiverState.LISTEN:
+                fields["off"] = unwrap(seg.seq, self.core.base, self.core.rcv_nxt)
+            self.tracer.emit(time.monotonic(), "recv", **fields)
+        if self.log_segments:
+            logger.debug("recv {}:{} -> local:{} seq={} ack={} flags={} len={}",
+                         addr[0], addr[1], seg.dst_port, seg.seq, seg.ack,
+                         flag_str(seg.flags), len(seg.payload))
+        return seg
+
+    def _drop(self, why: str, length: int) -> None:
+        self.dropped[why] = self.dropped.get(why, 0) + 1
+        if self.tracer is not None:
+            self.tracer.emit(time.monotonic(), "drop", why=why, len=length)
+
+    def _take_outbox(self) -> list:
+        out = self.core.outbox
+        if out:
+            self.core.outbox = []
+        return out
+
+    def _send_all(self, segs) -> None:
+        for seg in segs:
+            data = encode(seg)
+            try:
+                self.sock.sendto(data, self.cfg.ack_to)
+            except OSError as exc:
+                logger.debug("send failed: {}", exc)
+            self.segments_sent += 1
+            if self.pcap is not None:
+                self.pcap.write(time.time(), True, data)
+            if self.tracer is not None:
+                self.tracer.emit(time.monotonic(), "send", seq=seg.seq, ack=seg.ack,
+                                 flags=flag_str(seg.flags), len=len(seg.payload),
+                                 win=seg.window)
+            if self.log_segments:
+                logger.debug("send local:{} -> {}:{} seq={} ack={} flags={} win={} sack={}",
+                             seg.src_port, *self.cfg.ack_to, seg.seq, seg.ack,
+                             flag_str(seg.flags), seg.window, list(seg.sack))
+
+    # ----------------------------------------------------------------- writer
+    def _writer(self) -> None:
+        out = self._out
+        hasher = hashlib.sha256()
+        delay = self.cfg.write_delay
+        while True:
+            item = self.queue.get()
+            if item is None:
+                return
+            if item is _FINISH:
+                self._finish(out, hasher)
+                continue
+            n = 0
+            try:
+                for chunk in item:
+                    out.write(chunk)
+                    hasher.update(chunk)
+                    n += len(chunk)
+                    if delay and self._stopping.wait(delay):  # test hook: a slow disk
+                        return
+                out.flush()
+            except OSError as exc:
+                self._write_failed(exc)
+                return
+            self.written += n
+            now = time.monotonic()
+            with self.lock:
+                self.core.on_written(n, now)
+                queued = self.core.unwritten
+                outbox = self._take_outbox()
+                events = self._take_events()
+            self._send_all(outbox)
+            if self.tracer is not None:
+                self.tracer.emit(now, "write", bytes=n, queue=queued)
+            self._emit(events)
+            if self.progress is not None:
+                self.progress.update(self.written)
+
+    def _write_failed(self, exc: OSError) -> None:
+        reason = f"cannot write {self.part_path}: {exc.strerror or exc}"
+        logger.error(reason)
+        with self.lock:
+            self.core.abort(time.monotonic(), reason)
+            outbox = self._take_outbox()
+            self.done.notify_all()
+        self._send_all(outbox)
+
+    def _finish(self, out, hasher) -> None:
+        try:
+            out.flush()
+            os.fsync(out.fileno())
+            out.close()
+        except OSError as exc:
+            self._write_failed(exc)
+            return
+        with self.lock:
+            expected = self.core.digest
+        ok = hasher.digest() == expected
+        reason = ""
+        if ok:
+            try:
+                os.replace(self.part_path, self.cfg.path)
+                _fsync_dir(self.cfg.path)
+                self.renamed = True
+                logger.info("{} complete: {} bytes, SHA-256 {}", self.cfg.path, self.written,
+                            expected.hex())
+            except OSError as exc:
+                ok = False
+                reason = f"cannot rename {self.part_path}: {exc.strerror or exc}"
+        else:
+            reason = "SHA-256 mismatch: the file arrived damaged"
+        if not ok:
+            logger.error(reason)
+        with self.lock:
+            self.core.on_verified(ok, time.monotonic(), reason)
+            outbox = self._take_outbox()
+            events = self._take_events()
+            self.done.notify_all()
+        self._send_all(outbox)
+        self._emit(events)
+        self._wake()  # the FIN timer started: the network thread must know
+
+    # ---------------------------------------------------------- observability
+    def _take_events(self) -> list:
+        if not self.core.events:
+            return []
+        events = self.core.events
+        self.core.events = []
+        return events
+
+    def _emit(self, events) -> None:
+        for t, ev, fields in events:
+            if ev == "state":
+                logger.info("state {} -> {}", fields["old"], fields["new"])
+            if self.tracer is not None:
+                self.tracer.emit(t, ev, **fields)
+
+
+def _free_space(path: str) -> int | None:
+    try:
+        st = os.statvfs(os.path.dirname(os.path.abspath(path)))
+    except OSError:
+        return None
+    return st.f_bavail * st.f_frsize
+
+
+def _fsync_dir(path: str) -> None:
+    fd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,221 @@
+"""``python -m sender`` / ``stcp-send``: send one file over the simplex TCP."""
+
+from __future__ import annotations
+
+import secrets
+import signal
+import socket
+import sys
+import time
+
+from loguru import logger
+
+from common import progutil as pu
+from common.progress import Progress, wanted
+from common.progutil import ArgumentParser, Interrupted, UsageError
+
+from .app import Sender, SenderConfig, open_input
+
+DESCRIPTION = """\
+Send FILE, byte for byte, to a receiver over UDP with a reliable one-way TCP
+(three-way handshake, sliding window, RFC 6298 retransmission timer, fast
+retransmit, SACK in sr mode, FIN teardown with TIME-WAIT).  Segments go to
+LINK_ADDRESS:LINK_PORT (the link emulator, or the receiver itself) from UDP
+port ACK_PORT, where the acknowledgments come back.
+
+exit status: 0 delivered and verified by the receiver (SHA-256); 1 the
+transfer failed (receiver gone, reset, digest mismatch); 2 bad usage or
+input; 130 interrupted.
+"""
+
+
+def build_parser() -> ArgumentParser:
+    p = ArgumentParser(prog="sender", description=DESCRIPTION,
+                       formatter_class=__import__("argparse").RawDescriptionHelpFormatter)
+    p.add_argument("file", metavar="FILE", help="the file to send")
+    p.add_argument("link_address", metavar="LINK_ADDRESS",
+                   help="where segments go: the emulator's (or receiver's) host name or address")
+    p.add_argument("link_port", metavar="LINK_PORT", type=pu.port,
+                   help="the UDP port segments go to")
+    p.add_argument("window", metavar="WINDOW_BYTES", type=pu.byte_size,
+                   help="the most bytes in flight (at least one MSS); K/M suffixes allowed")
+    p.add_argument("ack_port", metavar="ACK_PORT", type=pu.port,
+                   help="the local UDP port to send from and receive ACKs on (0: any free)")
+    p.add_argument("--mode", choices=("gbn", "sr"), default="sr",
+                   help="gbn: Go-Back-N; sr: selective repeat with SACK (default)")
+    p.add_argument("--mss", type=pu.positive_int, default=1452,
+                   help="largest payload per segment, in bytes (default 1452: a 1500-byte MTU)")
+    p.add_argument("--min-rto", type=pu.positive_float, default=0.2,
+                   help="lower bound of the retransmission timeout, seconds (default 0.2; "
+                        "RFC 6298 says 1)")
+    p.add_argument("--max-rto", type=pu.positive_float, default=60.0,
+                   help="upper bound of the retransmission timeout, seconds (default 60)")
+    p.add_argument("--retries", type=pu.nonneg_int, default=10,
+                   help="give up after resending one segment this many times (default 10)")
+    p.add_argument("--give-up", type=pu.positive_float, default=30.0,
+                   help="give up after hearing nothing from the receiver this long, seconds "
+                        "(default 30)")
+    p.add_argument("--time-wait", type=float, default=None,
+                   help="seconds to stay in TIME-WAIT (default: 2 x RTO)")
+    p.add_argument("--bind", default="0.0.0.0",
+                   help="local address to bind ACK_PORT on (default: all)")
+    p.add_argument("--trace", metavar="FILE", help="write a JSON-lines event trace")
+    p.add_argument("--pcap", metavar="FILE",
+                   help="write every segment sent and received as a pcap for Wireshark")
+    p.add_argument("--log-level", default="INFO",
+                   choices=("TRACE", "DEBUG", "INFO", "WARNING", "ERROR"),
+                   help="console and log file level; DEBUG logs every segment (default INFO)")
+    p.add_argument("--log-file", metavar="FILE", help="also write the log to FILE")
+    p.add_argument("--quiet", action="store_true",
+                   help="print errors only: no progress bar and no summary")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--test-isn", type=int, default=None, help=__import__("argparse").SUPPRESS)
+    return p
+
+
+def _on_signal(signum, frame):
+    raise Interrupted(signal.Signals(signum).name)
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except UsageError as exc:
+        print(f"sender: error: {exc}", file=sys.stderr)
+        return pu.EXIT_USAGE
+
+
+def _main(argv) -> int:
+    args = build_parser().parse_args(argv)
+    if args.window < args.mss:
+        raise UsageError(f"the window ({args.window} bytes) must hold at least one MSS "
+                         f"({args.mss} bytes)")
+    if args.min_rto > args.max_rto:
+        raise UsageError("--min-rto must not exceed --max-rto")
+    if args.mss > 65495:
+        raise UsageError("--mss must fit in a UDP datagram (at most 65495)")
+    if args.link_port == 0:
+        raise UsageError("LINK_PORT must not be 0")
+    pu.setup_logging("sender", args.log_level, args.log_file, args.quiet)
+    link = (pu.resolve_ipv4(args.link_address, "link address"), args.link_port)
+    try:
+        file, size = open_input(args.file)
+    except OSError as exc:
+        raise UsageError(f"cannot read {args.file}: {exc.strerror or exc}") from None
+    isn = (args.test_isn if args.test_isn is not None else secrets.randbits(32)) & 0xFFFFFFFF
+    cfg = SenderConfig(
+        path=args.file, link=link, window=args.window, ack_port=args.ack_port, bind=args.bind,
+        mode=args.mode, mss=args.mss, min_rto=args.min_rto, max_rto=args.max_rto,
+        retries=args.retries, give_up=args.give_up, time_wait=args.time_wait, isn=isn,
+        trace_path=args.trace, pcap_path=args.pcap,
+    )
+    with file:
+        sock = _open_socket(args.bind, args.ack_port)
+        with sock:
+            return _run(cfg, args, sock, file, size, isn)
+
+
+def _open_socket(bind: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
+        sock.bind((bind, port))
+    except OSError as exc:
+        sock.close()
+        raise UsageError(f"cannot bind UDP port {port} on {bind}: {exc.strerror or exc}") \
+            from None
+    return sock
+
+
+def _run(cfg: SenderConfig, args, sock, file, size, isn) -> int:
+    from contextlib import ExitStack
+
+    with ExitStack() as stack:
+        tracer = pcap = None
+        try:
+            if args.trace:
+                tf = stack.enter_context(open(args.trace, "w", buffering=1 << 16))
+                from common.trace import Tracer
+                tracer = Tracer(tf)
+            if args.pcap:
+                pf = stack.enter_context(open(args.pcap, "wb"))
+                from common.pcap import PcapWriter
+                pcap = PcapWriter(pf, local=("127.0.0.1", sock.getsockname()[1]),
+                                  remote=("127.0.0.2", cfg.link[1]))
+                stack.callback(pcap.close)
+        except OSError as exc:
+            raise UsageError(f"cannot write {exc.filename}: {exc.strerror}") from None
+        sender = Sender(cfg, sock, file, size, isn, tracer, pcap)
+        old_int = signal.signal(signal.SIGINT, _on_signal)
+        old_term = signal.signal(signal.SIGTERM, _on_signal)
+        stack.callback(signal.signal, signal.SIGINT, old_int)
+        stack.callback(signal.signal, signal.SIGTERM, old_term)
+        progress = None
+        if wanted(args.quiet, args.no_progress):
+            progress = sender.progress = Progress(size, "sending")
+            stack.callback(progress.close)
+        try:
+            sender.run()
+        except (Interrupted, KeyboardInterrupt) as exc:
+            name = exc.args[0] if isinstance(exc, Interrupted) and exc.args else "SIGINT"
+            if progress:
+                progress.close()
+            logger.error("interrupted by {}: connection reset", name)
+            _summary(sender, args, tracer)
+            return pu.EXIT_INTERRUPTED
+        if progress:
+            progress.close()
+        core = sender.core
+        ok = core.delivered and sender.failure is None
+        _summary(sender, args, tracer)
+        if ok:
+            if not args.quiet:
+                logger.info("delivered and verified by the receiver")
+            return pu.EXIT_OK
+        logger.error("transfer failed: {}", core.error or repr(sender.failure))
+        return pu.EXIT_FAILED
+
+
+def _summary(sender: Sender, args, tracer) -> None:
+    core = sender.core
+    st = core.stats
+    rtt = core.rtt
+    end = core.delivered_at or sender.finished_at or time.monotonic()
+    elapsed = end - sender.started
+    acked = max(0, min(core.snd_una, core.file_size or core.snd_una))
+    rows = [
+        ("result", "delivered and verified" if core.delivered else
+         f"FAILED: {core.error}"),
+        ("file", f"{args.file} ({pu.human_bytes(core.file_size or 0)})"),
+        ("mode", f"{core.mode}" + ("" if core.mode == "gbn" or core.sack_ok else
+                                   " (peer without SACK: cumulative ACKs only)")),
+        ("bytes acknowledged", f"{acked}"),
+        ("time", f"{elapsed:.3f} s (SYN to verified FIN)" if core.delivered
+         else f"{elapsed:.3f} s"),
+        ("goodput", pu.human_rate(acked, elapsed)),
+        ("segments sent", f"{sender.segments_sent} ({st.data_segments} new data)"),
+        ("segments received", f"{st.segments_received}"),
+        ("retransmissions", f"{st.rexmit_timeout + st.rexmit_fast + st.rexmit_sack} "
+                            f"(timeout {st.rexmit_timeout}, fast {st.rexmit_fast}, "
+                            f"SACK {st.rexmit_sack}); {st.timeouts} timer expiries"),
+        ("duplicate ACKs", f"{st.dupacks}"),
+        ("zero-window probes", f"{st.probes}"),
+        ("RTT min/avg/max", "n/a" if not rtt.samples else
+         f"{pu.ms(rtt.sample_min)} / {pu.ms(rtt.sample_avg)} / {pu.ms(rtt.sample_max)} "
+         f"({rtt.samples} samples)"),
+        ("SRTT, final RTO", f"{pu.ms(rtt.srtt)}, {pu.ms(rtt.rto)}"),
+        ("dropped on arrival", ", ".join(f"{k} {v}" for k, v in sorted(sender.dropped.items()))
+         or "none"),
+    ]
+    if tracer is not None:
+        tracer.emit(time.monotonic(), "summary",
+                    counters={**st.as_dict(), "segments_sent": sender.segments_sent,
+                              "elapsed": elapsed, "bytes_acked": acked,
+                              "dropped": sender.dropped, "delivered": core.delivered})
+    if not args.quiet:
+        print(pu.format_summary("sender summary", rows), flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

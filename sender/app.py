@@ -1,0 +1,412 @@
+"""The sending program's threads around :class:`common.sender_core.SenderCore`.
+
+The design card (DESIGN.md): one state object guarded by one lock, with
+condition variables on that lock:
+
+* ``transmitter`` waits on ``tx_ready`` until the core has something to send
+  (control segments, retransmissions, or new data the windows allow), takes
+  it under the lock and sends it outside the lock; it also reads the file,
+  outside the lock, into a short read-ahead of MSS-sized chunks;
+* ``ack-listener`` blocks in ``recv``, parses what arrived (a whole burst at
+  a time), feeds it to the core under the lock once per burst, and wakes the
+  others;
+* ``rto-timer`` sleeps on ``timer_ready`` until the core's earliest deadline,
+  then fires the core's timers;
+* the main thread opens the connection, starts and joins the workers and
+  waits on ``done`` for the end.
+
+Shared state and its guard (``lock``): the core (everything in it), the
+``stop`` flag.  Owned by one thread alone: the file, the read-ahead and the
+hash (transmitter); the receive buffer (ack-listener).  The socket is used
+by all (sends are atomic per datagram).  No socket call, file access or log
+line happens while ``lock`` is held.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import stat
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+
+from loguru import logger
+
+from common.pcap import PcapWriter
+from common.progutil import debug_enabled
+from common.rtt import RttEstimator
+from common.segment import SegmentError, decode, encode_header, flag_str
+from common.sender_core import SenderCore
+from common.seq import unwrap
+from common.trace import Tracer
+
+#: How many MSS-sized chunks the transmitter keeps read ahead of the window.
+READAHEAD = 64
+#: Datagrams the ACK listener takes from the socket before it feeds the core.
+RECV_BURST = 64
+RECV_BUFFER = 65536
+
+
+@dataclass
+class SenderConfig:
+    path: str
+    link: tuple[str, int]
+    window: int
+    ack_port: int
+    bind: str = "0.0.0.0"
+    mode: str = "sr"
+    mss: int = 1452
+    min_rto: float = 0.2
+    max_rto: float = 60.0
+    retries: int = 10
+    give_up: float = 30.0
+    time_wait: float | None = None
+    isn: int | None = None
+    trace_path: str | None = None
+    pcap_path: str | None = None
+    progress: bool = False
+
+
+class Sender:
+    """One transfer: ``run()`` returns when it is over (or raises Interrupted)."""
+
+    def __init__(self, cfg: SenderConfig, sock: socket.socket, file, file_size: int | None,
+                 isn: int, tracer: Tracer | None = None, pcap: PcapWriter | None = None):
+        self.cfg = cfg
+        self.sock = sock
+        self.file = file
+        self.file_size = file_size
+        self.dest = cfg.link
+        self.tracer = tracer
+        self.pcap = pcap
+        local_port = sock.getsockname()[1]
+        self.core = SenderCore(
+            isn=isn, file_size=file_size, mode=cfg.mode, mss=cfg.mss, window=cfg.window,
+            rtt=RttEstimator(min_rto=cfg.min_rto, max_rto=cfg.max_rto),
+            retries=cfg.retries, give_up=cfg.give_up, time_wait=cfg.time_wait,
+            src_port=local_port, dst_port=cfg.link[1], trace=tracer is not None,
+        )
+        self.lock = threading.Lock()
+        self.tx_ready = threading.Condition(self.lock)
+        self.timer_ready = threading.Condition(self.lock)
+        self.done = threading.Condition(self.lock)
+        self.stop = False
+        self.peer: tuple[str, int] | None = None
+        self.dropped: dict[str, int] = {}
+        self.foreign = 0
+        self.segments_sent = 0
+        self.bytes_on_wire = 0
+        self.started = 0.0
+        self.finished_at = 0.0
+        self.failure: BaseException | None = None
+        self.log_segments = False
+        self.progress = None
+        self._threads: list[threading.Thread] = []
+
+    # ---------------------------------------------------------------- running
+    def run(self) -> None:
+        self.log_segments = debug_enabled()
+        self.started = time.monotonic()
+        if self.tracer:
+            self.tracer.emit(self.started, "meta", role="sender", mode=self.cfg.mode,
+                             mss=self.cfg.mss, window=self.cfg.window, isn=self.core.isn,
+                             file_size=self.file_size, path=self.cfg.path,
+                             min_rto=self.cfg.min_rto, max_rto=self.cfg.max_rto)
+        with self.lock:
+            self.core.start(self.started)
+        logger.info("connecting to {}:{} from port {} ({} mode, window {} bytes)",
+                    *self.dest, self.sock.getsockname()[1], self.cfg.mode, self.cfg.window)
+        for name, target in (("transmitter", self._transmitter),
+                             ("ack-listener", self._ack_listener),
+                             ("rto-timer", self._timer)):
+            t = threading.Thread(target=self._guard(target), name=name)
+            self._threads.append(t)
+            t.start()
+        try:
+            with self.lock:
+                while not self.core.finished and self.failure is None:
+                    self.done.wait()
+        except BaseException:
+            self.interrupt("interrupted")
+            raise
+        finally:
+            self.shutdown()
+        self.finished_at = time.monotonic()
+
+    def _guard(self, target):
+        def run():
+            try:
+                target()
+            except BaseException as exc:  # a worker's crash must end the run, loudly
+                logger.exception("{} thread failed", threading.current_thread().name)
+                with self.lock:
+                    if self.failure is None:
+                        self.failure = exc
+                    self.core.abort(time.monotonic(), f"internal error: {exc!r}")
+                    self.done.notify_all()
+                    self.tx_ready.notify_all()
+        return run
+
+    def interrupt(self, why: str) -> None:
+        """Abort from the main thread: RST to the peer, right now."""
+        with self.lock:
+            was_final = self.core.finished
+            self.core.abort(time.monotonic(), why)
+            out = [seg for seg in self.core.outbox] if not was_final else []
+            self.core.outbox.clear()
+        for seg in out:
+            self._send_segment(seg, None)
+
+    def shutdown(self) -> None:
+        """Let the transmitter flush what is left, then stop and join everyone."""
+        tx = self._threads[0] if self._threads else None
+        with self.lock:
+            self.tx_ready.notify_all()
+        if tx is not None:
+            tx.join(timeout=5.0)
+        with self.lock:
+            self.stop = True
+            self.tx_ready.notify_all()
+            self.timer_ready.notify_all()
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)  # wakes the listener's recv
+        except OSError:
+            pass
+        for t in self._threads:
+            t.join()
+
+    # ------------------------------------------------------------ transmitter
+    def _transmitter(self) -> None:
+        core = self.core
+        chunks: deque = deque()
+        remaining = self.file_size  # None: read to EOF
+        eof = False
+        hasher = hashlib.sha256()
+        digest = None
+        tx_ready = self.tx_ready
+        while True:
+            with self.lock:
+                while True:
+                    if self.stop:
+                        return
+                    before = core.next_deadline()
+                    batch = core.take(time.monotonic(), chunks, eof, digest)
+                    if batch:
+                        break
+                    if core.finished:
+                        return
+                    if core.established and not eof and len(chunks) < READAHEAD // 2:
+                        break
+                    tx_ready.wait()
+                if batch and core.next_deadline() != before:
+                    self.timer_ready.notify()
+                finished = core.finished
+                events = self._take_events()
+                mss = core.eff_mss
+                established = core.established
+            for seg, rec in batch:
+                self._send_segment(seg, rec)
+            self._emit(events)
+            if finished:
+                with self.lock:
+                    self.done.notify_all()
+                continue
+            if established and not eof and len(chunks) < READAHEAD // 2:
+                # Read ahead, outside the lock: whole segments, MSS-sized.
+                want = (READAHEAD - len(chunks)) * mss
+                if remaining is not None:
+                    want = min(want, remaining)
+                block = self.file.read(want) if want else b""
+                if block:
+                    hasher.update(block)
+                    view = memoryview(block)
+                    chunks.extend(view[i:i + mss] for i in range(0, len(block), mss))
+                    if remaining is not None:
+                        remaining -= len(block)
+                if not block or remaining == 0:
+                    if remaining:
+                        raise OSError(f"{self.cfg.path} shrank while being sent: "
+                                      f"{remaining} bytes short")
+                    eof = True
+                    digest = hasher.digest()
+
+    def _send_segment(self, seg, rec) -> None:
+        header = encode_header(seg, rec.residue if rec is not None else None)
+        payload = seg.payload
+        try:
+            if payload:
+                self.sock.sendmsg((header, payload), (), 0, self.dest)
+            else:
+                self.sock.sendto(header, self.dest)
+        except OSError as exc:
+            # ICMP errors (port unreachable) come back on a later call; the
+            # retransmission timer copes, the give-up time decides.
+            logger.debug("send failed: {}", exc)
+        self.segments_sent += 1
+        self.bytes_on_wire += len(header) + len(payload)
+        t = time.monotonic()
+        if self.pcap is not None:
+            self.pcap.write(time.time(), True, header + bytes(payload))
+        if self.tracer is not None:
+            fields = dict(seq=seg.seq, ack=seg.ack, flags=flag_str(seg.flags),
+                          len=len(payload), win=seg.window)
+            if rec is not None:
+                fields["off"] = rec.off
+                if rec.why:
+                    fields["rexmit"] = rec.why
+            self.tracer.emit(t, "send", **fields)
+        if self.log_segments:
+            rtt = self.core.rtt
+            logger.debug("send {}:{} -> {}:{} seq={} ack={} flags={} len={} srtt={} rto={:.3f}",
+                         "local", seg.src_port, self.dest[0], self.dest[1], seg.seq, seg.ack,
+                         flag_str(seg.flags), len(payload),
+                         "n/a" if rtt.srtt is None else f"{rtt.srtt:.4f}", rtt.rto)
+
+    # ----------------------------------------------------------- ack listener
+    def _ack_listener(self) -> None:
+        sock = self.sock
+        buf = bytearray(RECV_BUFFER)
+        view = memoryview(buf)
+        core = self.core
+        while True:
+            try:
+                n, addr = sock.recvfrom_into(buf)
+            except OSError as exc:
+                if self.stop:
+                    return
+                logger.debug("recv failed: {}", exc)  # e.g. ICMP port unreachable
+                continue
+            if self.stop:
+                return
+            segs = []
+            while True:
+                if addr is not None:
+                    seg = self._parse(view[:n], addr)
+                    if seg is not None:
+                        segs.append(seg)
+                if len(segs) >= RECV_BURST:
+                    break
+                try:
+                    n, addr = sock.recvfrom_into(buf, 0, socket.MSG_DONTWAIT)
+                except (BlockingIOError, InterruptedError):
+                    break
+                except OSError:
+                    break
+            if not segs:
+                continue
+            now = time.monotonic()
+            with self.lock:
+                before = core.next_deadline()
+                for seg in segs:
+                    core.on_segment(seg, now)
+                self.tx_ready.notify()
+                if core.next_deadline() != before:
+                    self.timer_ready.notify()
+                if core.finished:
+                    self.done.notify_all()
+                events = self._take_events()
+                acked = core.snd_una
+                st = core.stats
+                rexmits = st.rexmit_timeout + st.rexmit_fast + st.rexmit_sack
+            self._emit(events)
+            if self.progress is not None:
+                self.progress.update(acked, rexmits)
+
+    def _parse(self, data: memoryview, addr):
+        if self.peer is not None and addr != self.peer:
+            self.foreign += 1
+            self._drop("foreign", len(data))
+            return None
+        if self.pcap is not None:
+            self.pcap.write(time.time(), False, bytes(data))
+        try:
+            seg = decode(data)
+        except SegmentError as exc:
+            self._drop(exc.reason, len(data))
+            return None
+        if self.peer is None:
+            # The peer is whoever answers our SYN (PROTOCOL.md, Connection).
+            if seg.flags & 0x12 == 0x12 and seg.ack == self.core.base:
+                self.peer = addr
+            else:
+                self._drop("foreign", len(data))
+                return None
+        if self.tracer is not None:
+            fields = dict(seq=seg.seq, ack=seg.ack, flags=flag_str(seg.flags),
+                          len=len(seg.payload), win=seg.window)
+            if seg.sack:
+                base = self.core.base
+                una = self.core.snd_una
+                fields["sack"] = [[unwrap(l, base, una), unwrap(r, base, una)]
+                                  for l, r in seg.sack]
+            self.tracer.emit(time.monotonic(), "recv", **fields)
+        if self.log_segments:
+            logger.debug("recv {}:{} -> local:{} seq={} ack={} flags={} win={} sack={}",
+                         addr[0], addr[1], seg.dst_port, seg.seq, seg.ack, flag_str(seg.flags),
+                         seg.window, list(seg.sack))
+        return seg
+
+    def _drop(self, why: str, length: int) -> None:
+        self.dropped[why] = self.dropped.get(why, 0) + 1
+        if self.tracer is not None:
+            self.tracer.emit(time.monotonic(), "drop", why=why, len=length)
+
+    # ------------------------------------------------------------------ timer
+    def _timer(self) -> None:
+        core = self.core
+        while True:
+            with self.lock:
+                while True:
+                    if self.stop:
+                        return
+                    deadline = core.next_deadline()
+                    now = time.monotonic()
+                    if deadline is not None and now >= deadline:
+                        core.on_timer(now)
+                        break
+                    if core.finished:
+                        self.done.notify_all()
+                        self.timer_ready.wait()
+                        continue
+                    self.timer_ready.wait(None if deadline is None else deadline - now)
+                self.tx_ready.notify()
+                if core.finished:
+                    self.done.notify_all()
+                events = self._take_events()
+            self._emit(events)
+
+    # ------------------------------------------------------------ observability
+    def _take_events(self) -> list:
+        """Under the lock: the core's events, to be written after it is released."""
+        if not self.core.events:
+            return []
+        events = self.core.events
+        self.core.events = []
+        return events
+
+    def _emit(self, events) -> None:
+        for t, ev, fields in events:
+            if ev == "state":
+                logger.info("state {} -> {}", fields["old"], fields["new"])
+            elif ev == "timeout" and self.log_segments:
+                logger.debug("timeout: {} segments resent, RTO now {:.3f} s", fields["n"],
+                             fields["rto"])
+            if self.tracer is not None:
+                self.tracer.emit(t, ev, **fields)
+
+
+def open_input(path: str):
+    """Open the file to send; its size, or None when it cannot be known (a pipe)."""
+    try:
+        f = open(path, "rb", buffering=0)  # noqa: SIM115 - closed by the caller
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no such file") from None
+    st = os.fstat(f.fileno())
+    if stat.S_ISDIR(st.st_mode):
+        f.close()
+        raise IsADirectoryError(f"{path} is a directory")
+    size = st.st_size if stat.S_ISREG(st.st_mode) else None
+    return f, size
