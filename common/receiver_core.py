@@ -107,6 +107,7 @@ class ReceiverCore:
         self.sack_ok = False
         self.rcv_nxt = 0  # stream offset
         self.right_edge = 0
+        self._sws_step = min(mss, capacity // 2)
         self.unwritten = 0
         self.last_window = 0  # bytes, as last advertised
         self.ooo: dict[int, bytes] = {}  # out-of-order segments by offset
@@ -137,8 +138,11 @@ class ReceiverCore:
         return self.state in FINAL_STATES
 
     def _window(self) -> int:
+        # Receiver SWS avoidance (RFC 1122 §4.2.3.3): the right edge moves only
+        # by at least min(MSS, buffer / 2), so the sender is never offered a
+        # sliver it could fill with a tiny segment; the window then reads 0.
         edge = self.rcv_nxt + self.capacity - self.unwritten
-        if edge > self.right_edge:
+        if edge - self.right_edge >= self._sws_step:
             self.right_edge = edge
         return self.right_edge - self.rcv_nxt
 
@@ -236,6 +240,7 @@ class ReceiverCore:
             self.capacity = min(self.capacity, MAX_WINDOW_FIELD)
         self.sack_ok = self.mode == "sr" and seg.sack_permitted
         self.right_edge = self.capacity
+        self._sws_step = min(self.mss, self.capacity // 2)
         self._set_state(ReceiverState.SYN_RECEIVED, now)
         if (self.size_limit is not None and seg.file_size is not None
                 and seg.file_size > self.size_limit):

@@ -374,7 +374,10 @@ class SenderCore:
             self._timers[rec.off] = rec
 
     def _update_probe_timer(self, now: float) -> None:
-        closed = self.right_edge <= self.snd_nxt and self.snd_nxt == self.snd_una
+        # Persist timer (RFC 9293 §3.8.6.1): nothing in flight and no room for
+        # a full segment, so only a window update could restart us; if that
+        # update is lost, the probe asks again.
+        closed = self.snd_nxt == self.snd_una and self.right_edge - self.snd_nxt < self.eff_mss
         if closed and self.wants_data():
             if self._probe_deadline is None:
                 self._probe_deadline = now + self._rto()
