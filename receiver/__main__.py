@@ -82,6 +82,7 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--test-isn", type=int, default=None, help=argparse.SUPPRESS)
     p.add_argument("--test-write-delay", type=float, default=0.0, help=argparse.SUPPRESS)
+    p.add_argument("--test-fail-write-after", type=int, default=None, help=argparse.SUPPRESS)
     return p
 
 
@@ -121,6 +122,7 @@ def _main(argv) -> int:
         max_rto=args.max_rto, retries=args.retries, give_up=args.give_up,
         listen_timeout=args.listen_timeout, max_size=args.max_size,
         keep_partial=args.keep_partial, write_delay=args.test_write_delay,
+        fail_after=args.test_fail_write_after,
     )
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     with sock:

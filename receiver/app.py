@@ -19,6 +19,7 @@ hash (writer).  No socket call, file write or log line under ``lock``.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import queue
@@ -60,6 +61,7 @@ class ReceiverConfig:
     max_size: int | None = None
     keep_partial: bool = False
     write_delay: float = 0.0  # test hook: a deliberately slow disk
+    fail_after: int | None = None  # test hook: the disk is full after this many bytes
 
 
 class Receiver:
@@ -325,6 +327,7 @@ class Receiver:
         out = self._out
         hasher = hashlib.sha256()
         delay = self.cfg.write_delay
+        fail_after = self.cfg.fail_after
         while True:
             item = self.queue.get()
             if item is None:
@@ -335,6 +338,8 @@ class Receiver:
             n = 0
             try:
                 for chunk in item:
+                    if fail_after is not None and self.written + n + len(chunk) > fail_after:
+                        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
                     out.write(chunk)
                     hasher.update(chunk)
                     n += len(chunk)

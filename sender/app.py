@@ -400,10 +400,7 @@ class Sender:
 
 def open_input(path: str):
     """Open the file to send; its size, or None when it cannot be known (a pipe)."""
-    try:
-        f = open(path, "rb", buffering=0)  # noqa: SIM115 - closed by the caller
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: no such file") from None
+    f = open(path, "rb", buffering=0)  # noqa: SIM115 - closed by the caller
     st = os.fstat(f.fileno())
     if stat.S_ISDIR(st.st_mode):
         f.close()
