@@ -161,6 +161,17 @@ def encode_header(seg: Segment, payload_residue: int | None = None) -> bytes:
     return bytes(header)
 
 
+def data_header(src_port: int, dst_port: int, seq: int, ack: int, flags: int, window: int,
+                payload_residue: int) -> bytes:
+    """The 20-byte header of a segment without options, from the payload's
+    residue: the per-segment fast path of the sender.  The header's own sum is
+    worked out from the field values instead of from its bytes."""
+    total = (src_port + dst_port + (seq >> 16) + (seq & 0xFFFF) + (ack >> 16) + (ack & 0xFFFF)
+             + (0x5000 | flags) + window + payload_residue) % 0xFFFF
+    return HEADER.pack(src_port, dst_port, seq, ack, 0x50, flags, window,
+                       0xFFFF - total if total else 0, 0)
+
+
 def encode(seg: Segment) -> bytes:
     """The whole datagram of ``seg``."""
     header = encode_header(seg)

@@ -24,10 +24,13 @@ line happens while ``lock`` is held.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import socket
 import stat
+import struct
+import sys
 import threading
 import time
 from collections import deque
@@ -38,7 +41,7 @@ from loguru import logger
 from common.pcap import PcapWriter
 from common.progutil import debug_enabled
 from common.rtt import RttEstimator
-from common.segment import SegmentError, decode, encode_header, flag_str
+from common.segment import SegmentError, data_header, decode, encode, flag_str
 from common.sender_core import SenderCore
 from common.seq import unwrap
 from common.trace import Tracer
@@ -48,6 +51,12 @@ READAHEAD = 64
 #: Datagrams the ACK listener takes from the socket before it feeds the core.
 RECV_BURST = 64
 RECV_BUFFER = 65536
+#: Linux UDP GSO (udp(7)): SOL_UDP level, UDP_SEGMENT option; at most 64
+#: segments, and the whole send must fit one IP datagram.
+SOL_UDP = 17
+UDP_SEGMENT = 103
+GSO_MAX_SEGMENTS = 64
+GSO_MAX_BYTES = 65000
 
 
 @dataclass
@@ -98,7 +107,7 @@ class Sender:
         self.dropped: dict[str, int] = {}
         self.foreign = 0
         self.segments_sent = 0
-        self.bytes_on_wire = 0
+        self.gso = sys.platform.startswith("linux")
         self.started = 0.0
         self.finished_at = 0.0
         self.failure: BaseException | None = None
@@ -157,8 +166,7 @@ class Sender:
             self.core.abort(time.monotonic(), why)
             out = [seg for seg in self.core.outbox] if not was_final else []
             self.core.outbox.clear()
-        for seg in out:
-            self._send_segment(seg, None)
+        self._send_batch([(seg, None) for seg in out])
 
     def shutdown(self) -> None:
         """Let the transmitter flush what is left, then stop and join everyone."""
@@ -207,8 +215,7 @@ class Sender:
                 events = self._take_events()
                 mss = core.eff_mss
                 established = core.established
-            for seg, rec in batch:
-                self._send_segment(seg, rec)
+            self._send_batch(batch)
             self._emit(events)
             if finished:
                 with self.lock:
@@ -233,26 +240,67 @@ class Sender:
                     eof = True
                     digest = hasher.digest()
 
-    def _send_segment(self, seg, rec) -> None:
-        header = encode_header(seg, rec.residue if rec is not None else None)
-        payload = seg.payload
-        try:
-            if payload:
-                self.sock.sendmsg((header, payload), (), 0, self.dest)
+    def _send_batch(self, batch) -> None:
+        """Send (segment, record) pairs in order, outside the lock: as few
+        system calls as possible (UDP GSO), then the per-segment records."""
+        datagrams = []
+        for seg, rec in batch:
+            payload = seg.payload
+            if rec is not None and payload:
+                header = data_header(seg.src_port, seg.dst_port, seg.seq, seg.ack, seg.flags,
+                                     seg.window, rec.residue)
+                datagrams.append(header + payload)
             else:
-                self.sock.sendto(header, self.dest)
-        except OSError as exc:
-            # ICMP errors (port unreachable) come back on a later call; the
-            # retransmission timer copes, the give-up time decides.
-            logger.debug("send failed: {}", exc)
-        self.segments_sent += 1
-        self.bytes_on_wire += len(header) + len(payload)
+                datagrams.append(encode(seg))
+        self._transmit(datagrams)
+        self.segments_sent += len(datagrams)
+        if self.pcap is not None or self.tracer is not None or self.log_segments:
+            for (seg, rec), data in zip(batch, datagrams):
+                self._record_sent(seg, rec, data)
+
+    def _transmit(self, datagrams: list[bytes]) -> None:
+        sock, dest = self.sock, self.dest
+        i, n = 0, len(datagrams)
+        while i < n:
+            # UDP GSO (Linux): one sendmsg carries up to GSO_MAX_SEGMENTS
+            # datagrams of one size (the last may be shorter); the kernel
+            # splits them.  Where it is refused, send one at a time.
+            size = len(datagrams[i])
+            j = i + 1
+            if self.gso:
+                limit = min(n, i + min(GSO_MAX_SEGMENTS, GSO_MAX_BYTES // size))
+                while j < limit and len(datagrams[j]) == size:
+                    j += 1
+                if j < limit and len(datagrams[j]) < size:
+                    j += 1  # a shorter one may close the group
+            try:
+                if j - i > 1:
+                    try:
+                        sock.sendmsg([b"".join(datagrams[i:j])],
+                                     [(SOL_UDP, UDP_SEGMENT, struct.pack("=H", size))], 0, dest)
+                    except OSError as exc:
+                        if exc.errno not in (errno.EINVAL, errno.EIO, errno.ENOPROTOOPT,
+                                             errno.EOPNOTSUPP):
+                            raise
+                        logger.info("UDP GSO refused ({}); sending datagrams one by one", exc)
+                        self.gso = False
+                        continue
+                else:
+                    sock.sendto(datagrams[i], dest)
+            except OSError as exc:
+                # ICMP errors (port unreachable) surface on a later call; the
+                # retransmission timer copes and the give-up time decides.
+                logger.debug("send failed: {}", exc)
+            i = j
+
+    def _record_sent(self, seg, rec, data: bytes) -> None:
         t = time.monotonic()
+        payload_len = len(seg.payload)
         if self.pcap is not None:
-            self.pcap.write(time.time(), True, header + bytes(payload))
+            self.pcap.write(time.time(), True, data)
         if self.tracer is not None:
             fields = dict(seq=seg.seq, ack=seg.ack, flags=flag_str(seg.flags),
-                          len=len(payload), win=seg.window)
+                          len=payload_len, win=seg.window)
             if rec is not None:
                 fields["off"] = rec.off
                 if rec.why:
@@ -262,7 +310,7 @@ class Sender:
             rtt = self.core.rtt
             logger.debug("send {}:{} -> {}:{} seq={} ack={} flags={} len={} srtt={} rto={:.3f}",
                          "local", seg.src_port, self.dest[0], self.dest[1], seg.seq, seg.ack,
-                         flag_str(seg.flags), len(payload),
+                         flag_str(seg.flags), payload_len,
                          "n/a" if rtt.srtt is None else f"{rtt.srtt:.4f}", rtt.rto)
 
     # ----------------------------------------------------------- ack listener
