@@ -116,6 +116,7 @@ class ReceiverCore:
         self._blocks: list[list[int]] = []  # merged [l, r) ranges held out of order
         self._recent: list[int] = []  # offsets of the latest out-of-order arrivals
         self.ack_pending = False
+        self._dsack: tuple[int, int] | None = None  # a duplicate to report (RFC 2883)
         self.last_heard = 0.0
         self._synack: Segment | None = None
         self._synack_at = 0.0
@@ -157,7 +158,14 @@ class ReceiverCore:
         if field == 0 and self.last_window:
             self.stats.zero_windows += 1
         self.last_window = field << self.rcv_wscale
-        sack = self._sack_blocks() if self.sack_ok and self._blocks else ()
+        sack = ()
+        if self.sack_ok:
+            sack = self._sack_blocks() if self._blocks else ()
+            if self._dsack is not None:
+                # RFC 2883: a duplicate is reported once, as the first block.
+                left, right = self._dsack
+                self._dsack = None
+                sack = ((wrap(left, self.base), wrap(right, self.base)),) + sack[:3]
         self.ack_pending = False
         self.stats.acks_sent += 1
         if self.trace:
@@ -261,7 +269,8 @@ class ReceiverCore:
     def _on_rst(self, seg: Segment, now: float) -> None:
         # RFC 5961 §3: only an RST inside the receive window is taken.
         off = unwrap(seg.seq, self.base, self.rcv_nxt)
-        if self.rcv_nxt <= off <= self.rcv_nxt + max(self._window(), 1):
+        win = self._window()
+        if off == self.rcv_nxt or self.rcv_nxt <= off < self.rcv_nxt + win:
             why = bytes(seg.payload[:200]).decode("ascii", "replace").strip()
             self.abort(now, "the sender reset the connection" + (f": {why}" if why else ""),
                        send_rst=False)
@@ -281,6 +290,7 @@ class ReceiverCore:
         rcv_nxt = self.rcv_nxt
         if end <= rcv_nxt:
             self.stats.duplicates += 1
+            self._dsack = (off, end)
             self._ack_now(now)
             return
         edge = rcv_nxt + self._window()
@@ -318,18 +328,35 @@ class ReceiverCore:
         self.stats.bytes_delivered += n
 
     def _store(self, off: int, data: bytes) -> None:
-        old = self.ooo.get(off)
-        if old is not None:
-            if len(old) >= len(data):
-                self.stats.duplicates += 1
-                self._note_recent(off)
-                return
-            self.ooo_bytes -= len(old)
-        else:
-            bisect.insort(self._ooo_keys, off)
-        self.ooo[off] = data
-        self.ooo_bytes += len(data)
-        self._add_block(off, off + len(data))
+        """Keep an out-of-order segment: only its bytes not held already, so
+        overlapping segments never count (or take memory) twice."""
+        end = off + len(data)
+        pieces = []
+        pos = off
+        blocks = self._blocks
+        i = max(0, bisect.bisect_right(blocks, [off, float("inf")]) - 1)
+        for left, right in blocks[i:]:
+            if left >= end:
+                break
+            if right <= pos:
+                continue
+            if left > pos:
+                pieces.append((pos, left))
+            pos = max(pos, right)
+            if pos >= end:
+                break
+        if pos < end:
+            pieces.append((pos, end))
+        if not pieces:
+            self.stats.duplicates += 1
+            self._dsack = (off, end)
+            self._note_recent(off)
+            return
+        for left, right in pieces:
+            self.ooo[left] = data[left - off:right - off]
+            bisect.insort(self._ooo_keys, left)
+            self.ooo_bytes += right - left
+        self._add_block(off, end)
         self._note_recent(off)
 
     def _note_recent(self, off: int) -> None:
@@ -457,7 +484,7 @@ class ReceiverCore:
     def on_timer(self, now: float) -> None:
         st = self.state
         if st == ReceiverState.LAST_ACK:
-            if now - self.last_heard >= self.give_up:
+            if now >= self.last_heard + self.give_up:
                 self._set_state(ReceiverState.DONE, now)  # the file is complete anyway
             elif now >= self._fin_deadline:
                 self._fin_rexmits += 1
@@ -470,5 +497,5 @@ class ReceiverCore:
                 self._fin_deadline = now + self.rtt.rto
             return
         if st in (ReceiverState.SYN_RECEIVED, ReceiverState.ESTABLISHED):
-            if now - self.last_heard >= self.give_up:
+            if now >= self.last_heard + self.give_up:
                 self.abort(now, f"nothing heard from the sender for {self.give_up:g} s")

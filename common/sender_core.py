@@ -82,9 +82,9 @@ class Outstanding:
 class Stats:
     """Counters for the summary; plain attributes, read after the run."""
 
-    __slots__ = ("segments_sent", "bytes_sent", "data_segments", "rexmit_timeout",
+    __slots__ = ("data_segments", "rexmit_timeout",
                  "rexmit_fast", "rexmit_sack", "timeouts", "dupacks", "acks_received",
-                 "segments_received", "probes", "sacked_bytes")
+                 "segments_received", "probes", "sacked_bytes", "dsacks", "tail_probes")
 
     def __init__(self):
         for name in self.__slots__:
@@ -156,6 +156,10 @@ class SenderCore:
         self._high_sacked = 0
         self._loss_scan = 0  # offset below which the SACK loss rule has looked
         self.dupacks = 0
+        self._reo_mult = 1
+        self._tlp_deadline: float | None = None
+        self._tlp_allowed = True
+        self._recent_rexmits: OrderedDict[int, None] = OrderedDict()  # for DSACK
         self._recover = -1  # snd_nxt when fast recovery began
         self._last_ack_window = -1
 
@@ -192,7 +196,13 @@ class SenderCore:
         self._set_state(SenderState.ABORTED, now)
         self.rexmit.clear()
         if send_rst:
-            self.outbox.append(self._control(RST | ACK, payload=reason.encode()[:200]))
+            # RFC 5961: the peer takes an RST only inside its window, which
+            # starts somewhere in [snd_una, snd_nxt] (ACKs may have been lost):
+            # one at each end covers it.
+            text = reason.encode()[:200]
+            self.outbox.append(self._control(RST | ACK, seq_off=self.snd_una, payload=text))
+            if self.snd_nxt != self.snd_una:
+                self.outbox.append(self._control(RST | ACK, payload=text))
 
     def _control(self, flags: int, seq_off: int | None = None, payload: bytes = b"") -> Segment:
         off = self.snd_nxt if seq_off is None else seq_off
@@ -353,8 +363,21 @@ class SenderCore:
             self._register(rec)
             self._set_state(SenderState.FIN_WAIT_1, now)
             out.append((self.segment_for(rec), rec))
+        if out and not self.gbn:
+            self._arm_tlp(now)
         self._update_probe_timer(now)
         return out
+
+    def _arm_tlp(self, now: float) -> None:
+        """Tail loss probe (RFC 8985 §7): if nothing is heard for two smoothed
+        RTTs, resend the newest segment, so that a loss at the tail of a burst
+        (or a lost retransmission with nothing sent after it) is found by
+        RACK from the probe's ACK instead of by the much longer RTO."""
+        srtt = self.rtt.srtt
+        if srtt is None or not self._tlp_allowed:
+            self._tlp_deadline = None
+            return
+        self._tlp_deadline = now + min(max(2 * srtt, 0.01), self._rto())
 
     def _new_record(self, payload, now: float, probe: bool) -> tuple[Segment, Outstanding]:
         rec = Outstanding(self.snd_nxt, payload, ones_residue(payload), False, now, probe)
@@ -444,9 +467,13 @@ class SenderCore:
         self.peer_window = window
         if ack_off + window > self.right_edge:
             self.right_edge = ack_off + window
+        delivered_at = 0.0  # when the newest segment this ACK reports was sent
         if self.sack_ok and seg.sack:
-            self._on_sack(seg.sack, ack_off, now)
+            delivered_at = self._on_sack(seg.sack, ack_off, now)
         if advanced:
+            last = self._by_end.get(ack_off)
+            if last is not None and last.sent_at > delivered_at:
+                delivered_at = last.sent_at
             self._on_new_ack(ack_off, now)
         elif (
             not seg.payload
@@ -468,6 +495,10 @@ class SenderCore:
                     rec.rexmits = 0
         if self.sack_ok and self._high_sacked > self._loss_scan:
             self._sack_loss_scan(now)
+        if self.sack_ok and delivered_at:
+            self._rack(now, delivered_at)
+            self._tlp_allowed = True
+            self._arm_tlp(now)
         if self.trace:
             self._event(now, "inflight", bytes=self.snd_nxt - self.snd_una,
                         rwnd=self.right_edge - self.snd_una, acked=self.snd_una)
@@ -529,8 +560,19 @@ class SenderCore:
         return self.time_wait if self.time_wait is not None else 2 * self._rto()
 
     # ---------------------------------------------------------------- SACK
-    def _on_sack(self, blocks, ack_off: int, now: float) -> None:
+    def _on_sack(self, blocks, ack_off: int, now: float) -> float:
+        """Fold SACK blocks into the scoreboard; returns the latest send time
+        of the segments ending the blocks (0 if none is known)."""
         board = self._sacked
+        delivered_at = 0.0
+        if self._is_dsack(blocks, ack_off):
+            # RFC 2883: the peer got something twice.  If it was a segment we
+            # resent, the resend was spurious (reordering, not loss): widen
+            # RACK's reordering window.  Duplicates the link made say nothing.
+            self.stats.dsacks += 1
+            if unwrap(blocks[0][0], self.base, ack_off) in self._recent_rexmits:
+                self._reo_mult = min(self._reo_mult + 1, 16)
+            blocks = blocks[1:]
         for left_w, right_w in blocks:
             left = unwrap(left_w, self.base, ack_off)
             right = unwrap(right_w, self.base, ack_off)
@@ -539,6 +581,9 @@ class SenderCore:
             right = min(right, self.snd_nxt)
             if right <= left:
                 continue
+            end_rec = self._by_end.get(right)
+            if end_rec is not None and end_rec.sent_at > delivered_at:
+                delivered_at = end_rec.sent_at
             i = bisect.bisect_left(board, [left, left])
             if i and board[i - 1][1] >= left:
                 i -= 1
@@ -558,6 +603,18 @@ class SenderCore:
                 rec = self._by_end.get(right)
                 if rec is not None and not rec.lost:
                     self._sample(now - rec.sent_at, now)
+        return delivered_at
+
+    def _is_dsack(self, blocks, ack_off: int) -> bool:
+        left = unwrap(blocks[0][0], self.base, ack_off)
+        right = unwrap(blocks[0][1], self.base, ack_off)
+        if right <= ack_off:
+            return True
+        if len(blocks) > 1:
+            l2 = unwrap(blocks[1][0], self.base, ack_off)
+            r2 = unwrap(blocks[1][1], self.base, ack_off)
+            return l2 <= left and right <= r2
+        return False
 
     def _is_sacked(self, rec: Outstanding) -> bool:
         board = self._sacked
@@ -568,13 +625,42 @@ class SenderCore:
 
     def _sack_loss_scan(self, now: float) -> None:
         """RFC 6675 IsLost: a hole with DUP_THRESH segments' worth SACKed above."""
-        threshold = self._high_sacked - DUP_THRESH * self.eff_mss
+        # The threshold grows with observed reordering, as RACK's window does
+        # (Linux's "reordering" metric works alike).
+        threshold = self._high_sacked - DUP_THRESH * self._reo_mult * self.eff_mss
         rec = self._records.get(self._loss_scan)
         while rec is not None and rec.end <= threshold:
             if not rec.lost and not self._is_sacked(rec):
                 self._mark_lost(rec, now, "sack")
             self._loss_scan = rec.end
             rec = self._records.get(rec.end)
+
+    def _rack(self, now: float, delivered_at: float) -> None:
+        """RACK (RFC 8985 §6.2), on the per-segment timer queue, which is in
+        order of last transmission: a segment sent a reordering window before
+        one the peer has since received is lost.  This also catches a lost
+        retransmission, which the duplicate-ACK rules never see again."""
+        rtt = self.rtt
+        reo_wnd = max(0.001, rtt.sample_min / 4 if rtt.samples else 0.0)
+        if rtt.srtt is not None:
+            # The window grows while RACK's losses turn out spurious (RFC 8985
+            # §6.2 step 4, with "the segment had already arrived" as the sign).
+            reo_wnd = min(reo_wnd * self._reo_mult, rtt.srtt)
+        limit = delivered_at - reo_wnd
+        delivered, lost = [], []
+        for rec in self._timers.values():
+            if rec.sent_at >= limit:
+                break
+            if self._is_sacked(rec):
+                delivered.append(rec.off)
+            elif not rec.queued:
+                lost.append(rec)
+        for off in delivered:
+            del self._timers[off]
+        for rec in lost:
+            self._mark_lost(rec, now, "rack")
+            if self.state in FINAL_STATES:
+                return
 
     # ------------------------------------------------------------ recovery
     def _queue(self, rec: Outstanding, count: bool = True, why: str = "timeout") -> bool:
@@ -588,6 +674,10 @@ class SenderCore:
         if rec.queued:
             return True
         rec.lost = True  # Karn: no RTT sample from it any more
+        recent = self._recent_rexmits
+        recent[rec.off] = None
+        if len(recent) > 4096:
+            recent.popitem(last=False)
         rec.why = "probe" if rec.probe else why
         if count:
             rec.rexmits += 1
@@ -603,10 +693,10 @@ class SenderCore:
                         "acknowledgment; the receiver is gone")
 
     def _mark_lost(self, rec: Outstanding, now: float, why: str, count: bool = True) -> None:
-        if not self._queue(rec, count, "sack" if why == "sack" else "fast"):
+        if not self._queue(rec, count, "sack" if why in ("sack", "rack", "tlp") else "fast"):
             self._give_up_retries(rec, now)
             return
-        if why == "sack":
+        if why in ("sack", "rack", "tlp"):
             self.stats.rexmit_sack += 1
         else:
             self.stats.rexmit_fast += 1
@@ -645,6 +735,8 @@ class SenderCore:
             elif self._timers:
                 first = next(iter(self._timers.values()))
                 deadlines.append(first.sent_at + self._rto())
+                if self._tlp_deadline is not None:
+                    deadlines.append(self._tlp_deadline)
             if self._probe_deadline is not None and not self._probe_due:
                 deadlines.append(self._probe_deadline)
         return min(d for d in deadlines if d is not None)
@@ -658,7 +750,7 @@ class SenderCore:
             if now >= self._tw_deadline:
                 self._set_state(SenderState.DONE, now)
             return
-        if now - self.last_heard >= self.give_up:
+        if now >= self.last_heard + self.give_up:
             if st == SenderState.FIN_WAIT_2:
                 # The file is verified; only the receiver's FIN is missing.
                 self.error = None
@@ -683,11 +775,23 @@ class SenderCore:
             if self._gbn_deadline is not None and now >= self._gbn_deadline:
                 self._gbn_timeout(now)
         elif self._timers:
+            if self._tlp_deadline is not None and now >= self._tlp_deadline:
+                self._tail_loss_probe(now)
             self._sr_timeout(now)
         if (self._probe_deadline is not None and now >= self._probe_deadline
                 and not self._probe_due):
             self._probe_due = True
             self._probe_deadline = None
+
+    def _tail_loss_probe(self, now: float) -> None:
+        self._tlp_deadline = None
+        self._tlp_allowed = False  # one probe until the peer reports progress
+        for rec in reversed(self._timers.values()):
+            if not self._is_sacked(rec):
+                if not rec.queued:
+                    self.stats.tail_probes += 1
+                    self._mark_lost(rec, now, "tlp")
+                return
 
     def _backoff(self, now: float) -> None:
         # One doubling per expiry, even when several segments' timers expire.

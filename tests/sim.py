@@ -96,6 +96,7 @@ def run_transfer(
     corrupt_dropped = 0
     sent_wire = []
     snd.start(now)
+    digest = bytes(32) if tamper_digest else hashlib.sha256(data).digest()
 
     def push(to: str, seg, chan: Channel):
         nonlocal tie
@@ -111,9 +112,6 @@ def run_transfer(
             m = snd.eff_mss
             chunks.extend(memoryview(data)[i:i + m] for i in range(0, len(data), m))
             chunked = True
-        digest = hashlib.sha256(data).digest()
-        if tamper_digest:
-            digest = bytes(32)
         for seg, _rec in snd.take(now, chunks, eof=chunked, digest=digest, max_new=10_000):
             push("r", seg, forward)
         # The writer.
