@@ -1,0 +1,243 @@
+"""The end-to-end matrix (tests/test_e2e.py) and the soak profiles
+(tests/test_soak.py): which cases exist, how each is seeded, which ones run
+by default, and one helper that runs a case through ``support.Link`` and
+checks it.
+
+Every emulator gets ``--seed``; a case's seed is derived from its name (and
+``E2E_SEED``, default 0), so a case replays the same emulator decisions each
+time it runs.  The datagrams' timing still varies from run to run (the sender
+reacts to the clock), so "replays exactly" means: the same decision for the
+n-th datagram each emulator receives.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from support import Link, make_file
+
+MODES = ("gbn", "sr")
+MSS = 1452
+DATAGRAM = MSS + 20  # a full-size segment: TCP header without options + MSS
+
+
+def ber_for_corrupt(percent: float, datagram_bytes: int = DATAGRAM) -> float:
+    """The emulator's -B (flipped bits per 100000 bits) that corrupts
+    ``percent`` % of ``datagram_bytes``-byte datagrams:
+    p = 1 - (1 - B/1e5) ** bits, solved for B."""
+    p = percent / 100
+    bits = datagram_bytes * 8
+    return (1 - (1 - p) ** (1 / bits)) * 1e5
+
+
+SIZES = {"0B": 0, "1B": 1, "odd": 123_457, "8MiB": 8 << 20}  # 123457: odd, not k*MSS
+
+
+@dataclass(frozen=True)
+class Impairment:
+    name: str
+    data: tuple[str, ...]               # data-path emulator flags (always an emulator)
+    ack: tuple[str, ...] | None = None  # ACK-path emulator flags, None: no ACK emulator
+    heavy: bool = False                 # gbn gets a small window (see WINDOWS)
+    # (stats path, probability per data datagram): asserted > 0 when enough
+    # datagrams went through that at least one is all but certain
+    effect: tuple[str, str, float] | None = None  # (emulator, counter, probability)
+
+
+CORRUPT5_BER = f"{ber_for_corrupt(5):.6g}"  # 0.435574 for 1472-byte datagrams
+
+IMPAIRMENTS: dict[str, Impairment] = {i.name: i for i in [
+    Impairment("clean", ()),
+    Impairment("loss10", ("-L", "10"), effect=("emu-data", "dropped.loss", 0.10)),
+    Impairment("loss30", ("-L", "30"), heavy=True, effect=("emu-data", "dropped.loss", 0.30)),
+    Impairment("corrupt5", ("-B", CORRUPT5_BER), effect=("emu-data", "corrupted", 0.05)),
+    Impairment("reorder20", ("-O", "20"), effect=("emu-data", "reordered", 0.20)),
+    Impairment("dup10", ("-D", "10"), effect=("emu-data", "duplicated", 0.10)),
+    # Gilbert-Elliott: 2% good->bad, 30% bad->good, all lost when bad: bursts of
+    # 3.3 datagrams on average, about 6% lost overall
+    Impairment("burst", ("--ge-p", "2", "--ge-r", "30"), heavy=True,
+               effect=("emu-data", "dropped.burst", 0.02)),
+    Impairment("delay50", ("-d", "0.05", "--jitter", "0.01"), effect=("emu-data", "delayed", 1)),
+    Impairment("ackloss", (), ack=("-L", "25"), effect=("emu-ack", "dropped.loss", 0.25)),
+    # the outage starts with the first datagram (the SYN) for small files, mid
+    # transfer for 8 MiB: see outage_flags()
+    Impairment("outage2s", ("--blackhole", "0:2"), effect=("emu-data", "dropped.blackhole", 1)),
+]}
+
+
+def window_for(mode: str, imp: Impairment) -> str:
+    """sr: 256K.  gbn: 64K, and 32K under heavy or bursty loss, where every
+    timeout resends the whole window (GBN with a 1 MiB window at 30% loss is
+    legitimately very slow, not a bug)."""
+    if mode == "sr":
+        return "256K"
+    return "32K" if imp.heavy else "64K"
+
+
+def data_flags(imp: Impairment, size: int) -> list[str]:
+    flags = list(imp.data)
+    if imp.name == "outage2s" and size >= 1 << 20:
+        flags = ["--blackhole", "0.5:2"]  # mid-transfer: 8 MiB takes well over 0.5 s
+    return flags
+
+
+def case_seed(name: str) -> int:
+    base = int(os.environ.get("E2E_SEED", "0"))
+    return (zlib.crc32(name.encode()) ^ (base * 0x9E3779B1)) & 0x7FFFFFFF
+
+
+@dataclass(frozen=True)
+class Case:
+    mode: str
+    imp: str
+    size_name: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.mode}-{self.imp}-{self.size_name}"
+
+    @property
+    def seed(self) -> int:
+        return case_seed(self.name)
+
+    @property
+    def id(self) -> str:
+        return f"{self.name}-seed{self.seed}"
+
+    @property
+    def size(self) -> int:
+        return SIZES[self.size_name]
+
+    @property
+    def timeout(self) -> float:
+        """Bound on the transfer, far above what it takes on a loaded 2-core box."""
+        return 240.0 if self.size > 1 << 20 else 90.0
+
+
+def all_cases() -> list[Case]:
+    return [Case(m, i, s) for m in MODES for i in IMPAIRMENTS for s in SIZES]
+
+
+# 8 MiB only where it is cheap (a few seconds): no heavy loss, no GBN under
+# reordering or jitter (a GBN receiver discards everything out of order).
+CHEAP_8MIB = [("sr", "clean"), ("gbn", "clean"), ("sr", "loss10"), ("sr", "dup10"),
+              ("gbn", "dup10"), ("sr", "ackloss")]
+SAMPLE_SEED = 20261123
+
+
+def sample_cases(seed: int | None = None) -> list[Case]:
+    """The default, deterministic sample of the 80 cases:
+
+    * every mode x impairment with the odd size (123457 B): 20 cases;
+    * every mode x impairment once more with 0 B or 1 B, chosen by a seeded
+      shuffle so that, per mode, half the impairments get 0 B and half 1 B:
+      20 cases;
+    * 8 MiB on a few cheap impairments (CHEAP_8MIB): 6 cases.
+
+    So every mode, every impairment and every size runs at least once.
+    ``E2E_SAMPLE_SEED`` picks another shuffle of the 0 B / 1 B halves.
+    """
+    if seed is None:
+        seed = int(os.environ.get("E2E_SAMPLE_SEED", SAMPLE_SEED))
+    rng = random.Random(seed)
+    cases = [Case(m, i, "odd") for m in MODES for i in IMPAIRMENTS]
+    for m in MODES:
+        names = list(IMPAIRMENTS)
+        rng.shuffle(names)
+        half = len(names) // 2
+        cases += [Case(m, i, "0B" if k < half else "1B") for k, i in enumerate(names)]
+    cases += [Case(m, i, "8MiB") for m, i in CHEAP_8MIB]
+    order = {c: k for k, c in enumerate(all_cases())}
+    return sorted(cases, key=order.__getitem__)
+
+
+def selected_cases() -> tuple[list[Case], str]:
+    if os.environ.get("E2E_FULL"):
+        return all_cases(), "full matrix (E2E_FULL=1)"
+    seed = int(os.environ.get("E2E_SAMPLE_SEED", SAMPLE_SEED))
+    return sample_cases(seed), f"default sample (E2E_SAMPLE_SEED={seed}; E2E_FULL=1 runs all)"
+
+
+# --------------------------------------------------------------- running one
+def stat(stats: dict, path: str) -> float:
+    v = stats
+    for part in path.split("."):
+        v = v[part]
+    return v
+
+
+@dataclass
+class Outcome:
+    elapsed: float
+    stats: dict = field(default_factory=dict)  # emulator name -> its --stats JSON
+
+
+def run_transfer(link: Link, tmp: Path, *, mode: str, size: int, window: str,
+                 data: list[str] | None, ack: list[str] | None, seed: int,
+                 timeout: float, label: str, file_seed: int | None = None,
+                 sender_args: list[str] = (), receiver_args: list[str] = ()) -> Outcome:
+    """One transfer through seeded emulators, checked: both programs exit 0,
+    the output is byte-identical, no FILE.part is left.  ``label`` (with the
+    seed) starts every assertion message so a failure says how to replay it."""
+    src = make_file(tmp / "in.bin", size, seed=seed if file_seed is None else file_seed)
+    dst = tmp / "out.bin"
+    data_link = None if data is None else [*data, "--seed", str(seed)]
+    ack_link = None if ack is None else [*ack, "--seed", str(seed + 1)]
+    t0 = time.monotonic()
+    s, r = link.transfer(src, dst, window=window, data_link=data_link, ack_link=ack_link,
+                         sender_args=["--mode", mode, *sender_args],
+                         receiver_args=["--mode", mode, *receiver_args], timeout=timeout)
+    elapsed = time.monotonic() - t0
+    what = (f"{label}: mode {mode}, {size} B, window {window}, data path {data_link}, "
+            f"ACK path {ack_link}")
+    assert s.popen.returncode == 0, f"{what}: sender exited {s.popen.returncode}\n" \
+        + link.describe()
+    assert r.popen.returncode == 0, f"{what}: receiver exited {r.popen.returncode}\n" \
+        + link.describe()
+    assert dst.exists(), f"{what}: no output file\n" + link.describe()
+    assert dst.read_bytes() == src.read_bytes(), f"{what}: output differs from input"
+    assert not dst.with_name(dst.name + ".part").exists(), f"{what}: {dst}.part left"
+    stats = {}
+    for name in ("emu-data", "emu-ack"):
+        f = tmp / f"{name}.stats.json"
+        if f.exists():
+            stats[name] = json.loads(f.read_text())
+    return Outcome(elapsed, stats)
+
+
+# ------------------------------------------------------------- run_pair.sh
+RUN_PAIR = Path(__file__).resolve().parents[1] / "run_pair.sh"
+
+
+def pids_with(text: str) -> list[str]:
+    """Processes whose command line contains ``text`` (e.g. a run directory)."""
+    import subprocess
+
+    res = subprocess.run(["pgrep", "-af", "--", text], capture_output=True, text=True)
+    return [ln for ln in res.stdout.splitlines() if ln.strip()]
+
+
+def port_is_free(port: int) -> bool:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def ports_line(stdout: str) -> dict[str, int]:
+    """run_pair.sh's 'ports: link N, receiver N, sender ACK N[, ACK link N]'."""
+    import re
+
+    m = re.search(r"ports: (.*)", stdout)
+    assert m, f"no ports line in:\n{stdout}"
+    return {k.strip(): int(v) for k, v in re.findall(r"([a-zA-Z ]+) (\d+)", m.group(1))}
