@@ -840,10 +840,10 @@ class SenderCore:
             if self._is_sacked(rec):
                 del timers[rec.off]  # delivered; waits only for the cumulative ACK
                 continue
-            timers.move_to_end(rec.off)
-            rec.sent_at = now  # rearmed; the resend itself sets it again
             if not self._peer_answered_probe(rec):
                 backoff = True
+            timers.move_to_end(rec.off)
+            rec.sent_at = now  # rearmed; the resend itself sets it again
             if not self._queue(rec):
                 self._give_up_retries(rec, now)
                 return
