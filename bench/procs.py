@@ -1,0 +1,169 @@
+"""Child processes for the benchmarks: spawned in their own session, reaped with
+``os.wait4`` so each one's own CPU time and peak RSS are known, and always
+killed at the end (use a :class:`Group` as a context manager).
+
+Only 127.0.0.1 is ever used.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+HOST = "127.0.0.1"
+PY = sys.executable
+
+
+def free_udp_port() -> int:
+    """A UDP port the OS considers free right now (released before returning)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Usage:
+    """What ``wait4`` reports for one child."""
+
+    user: float = 0.0
+    sys: float = 0.0
+    maxrss_kib: int = 0
+
+    @property
+    def cpu(self) -> float:
+        return self.user + self.sys
+
+    @property
+    def maxrss_mib(self) -> float:
+        return self.maxrss_kib / 1024.0
+
+
+@dataclass
+class Child:
+    name: str
+    popen: subprocess.Popen
+    out: Path
+    err: Path
+    usage: Usage | None = None
+    returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is not None:
+            return self.returncode
+        try:
+            pid, status, ru = os.wait4(self.popen.pid, os.WNOHANG)
+        except ChildProcessError:  # somebody else reaped it
+            self.returncode = self.popen.returncode if self.popen.returncode is not None else -1
+            self.usage = self.usage or Usage()
+            return self.returncode
+        if pid == 0:
+            return None
+        self.returncode = os.waitstatus_to_exitcode(status)
+        self.popen.returncode = self.returncode  # so Popen never waits for it again
+        # ru_maxrss is in KiB on Linux
+        self.usage = Usage(ru.ru_utime, ru.ru_stime, ru.ru_maxrss)
+        return self.returncode
+
+    def wait(self, timeout: float) -> int:
+        """Wait up to ``timeout`` seconds; raises ``subprocess.TimeoutExpired``."""
+        deadline = time.monotonic() + timeout
+        delay = 0.001
+        while True:
+            rc = self.poll()
+            if rc is not None:
+                return rc
+            if time.monotonic() >= deadline:
+                raise subprocess.TimeoutExpired(self.popen.args, timeout)
+            time.sleep(delay)
+            delay = min(delay * 2, 0.01)
+
+    def signal(self, sig: int) -> None:
+        if self.poll() is None:
+            try:
+                os.killpg(self.popen.pid, sig)
+            except ProcessLookupError:
+                pass
+
+    @property
+    def stdout(self) -> str:
+        return self.out.read_text(errors="replace")
+
+    @property
+    def stderr(self) -> str:
+        return self.err.read_text(errors="replace")
+
+    def describe(self) -> str:
+        return (f"--- {self.name} (exit {self.returncode}) stdout:\n{self.stdout[-2000:]}\n"
+                f"--- {self.name} stderr:\n{self.stderr[-3000:]}")
+
+
+@dataclass
+class Group:
+    """The processes of one measurement, in ``workdir``; all killed on exit."""
+
+    workdir: Path
+    children: list[Child] = field(default_factory=list)
+
+    def spawn(self, name: str, argv: list[str]) -> Child:
+        out = self.workdir / f"{name}.out"
+        err = self.workdir / f"{name}.err"
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+        with open(out, "wb") as fo, open(err, "wb") as fe:
+            popen = subprocess.Popen(argv, stdout=fo, stderr=fe, stdin=subprocess.DEVNULL,
+                                     cwd=self.workdir, env=env, start_new_session=True)
+        child = Child(name, popen, out, err)
+        self.children.append(child)
+        return child
+
+    def python(self, name: str, module: str, args: list[str]) -> Child:
+        return self.spawn(name, [PY, "-m", module, *args])
+
+    def ready_path(self, name: str) -> Path:
+        """A --ready-file path for ``name``, with any stale file of an earlier run removed."""
+        path = self.workdir / f"{name}.ready"
+        path.unlink(missing_ok=True)
+        Path(f"{path}.tmp").unlink(missing_ok=True)
+        return path
+
+    def wait_ready(self, child: Child, path: Path, timeout: float = 30.0) -> dict:
+        """The JSON a program writes to its --ready-file once bound."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if path.exists():
+                try:
+                    return json.loads(path.read_text())
+                except json.JSONDecodeError:  # written but not complete yet
+                    pass
+            if child.poll() is not None:
+                raise RuntimeError(f"{child.name} exited with {child.returncode} before it "
+                                   f"was ready\n{child.describe()}")
+            time.sleep(0.01)
+        raise TimeoutError(f"{child.name}: no ready file {path} after {timeout} s")
+
+    def stop_all(self) -> None:
+        for c in self.children:
+            c.signal(signal.SIGTERM)
+        for c in self.children:
+            try:
+                c.wait(10)
+            except subprocess.TimeoutExpired:
+                c.signal(signal.SIGKILL)
+                try:
+                    c.wait(10)
+                except subprocess.TimeoutExpired:
+                    pass
+
+    def __enter__(self) -> Group:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop_all()
