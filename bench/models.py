@@ -1,0 +1,42 @@
+"""Textbook throughput models for a fixed window W over a path with round-trip
+time RTT, a ceiling C (the most the machine moves through that path) and
+independent segment loss p.  All rates in payload bytes per second.
+
+- window-limited rate:  B = min(W / RTT, C)
+- selective repeat:     (1 - p) * B        every loss costs just its own resend
+- Go-Back-N:            (1 - p) / (1 + (N - 1) p) * B, N = W / MSS segments in
+                        the window: every loss also resends the N - 1 behind it
+"""
+
+from __future__ import annotations
+
+MSS = 1452
+UDP_PAYLOAD = MSS + 20   # our TCP header rides in the same 1472-byte datagram
+
+
+def payload_ceiling(udp_ceiling: float) -> float:
+    """A UDP ceiling counted in 1472-byte datagrams, as payload bytes/s (less our header)."""
+    return udp_ceiling * MSS / UDP_PAYLOAD
+
+
+def window_limited(window: int, rtt: float, ceiling: float) -> float:
+    return min(window / rtt, ceiling)
+
+
+def segments(window: int, mss: int = MSS) -> int:
+    return max(1, window // mss)
+
+
+def selective_repeat(p: float, window: int, rtt: float, ceiling: float) -> float:
+    return (1.0 - p) * window_limited(window, rtt, ceiling)
+
+
+def go_back_n(p: float, window: int, rtt: float, ceiling: float, mss: int = MSS) -> float:
+    n = segments(window, mss)
+    return (1.0 - p) / (1.0 + (n - 1) * p) * window_limited(window, rtt, ceiling)
+
+
+def model(mode: str, p: float, window: int, rtt: float, ceiling: float) -> float:
+    if mode == "sr":
+        return selective_repeat(p, window, rtt, ceiling)
+    return go_back_n(p, window, rtt, ceiling)

@@ -1,0 +1,267 @@
+"""One measurement each: our sender and receiver (directly or through the
+emulator), and the baselines of ``bench.baselines``.  Every function starts
+its processes in a fresh :class:`~bench.procs.Group`, which kills them all on
+the way out, and returns a :class:`Result`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.procs import HOST, PY, Group, Usage, free_udp_port
+
+MIB = 1024 * 1024
+
+
+@dataclass
+class Result:
+    name: str
+    ok: bool
+    bytes: int                 # bytes delivered (or acknowledged, when cut short)
+    seconds: float             # the contender's own measure of the transfer time
+    usage: dict[str, Usage] = field(default_factory=dict)   # role -> wait4 figures
+    info: dict = field(default_factory=dict)                 # parsed summaries etc.
+    note: str = ""
+
+    @property
+    def goodput(self) -> float:
+        """Bytes per second."""
+        return self.bytes / self.seconds if self.seconds > 0 else 0.0
+
+    def cpu_per_mib(self, role: str) -> float | None:
+        u = self.usage.get(role)
+        if u is None or self.bytes <= 0:
+            return None
+        return u.cpu / (self.bytes / MIB)
+
+
+class BenchError(RuntimeError):
+    pass
+
+
+# ------------------------------------------------------------- summaries
+
+_NUM = r"([0-9]+(?:\.[0-9]+)?)"
+
+
+def parse_sender_summary(text: str) -> dict:
+    """The figures of the sender's stdout summary (see sender/__main__.py)."""
+    out: dict = {}
+    pats = {
+        "result": r"^\s*result\s+(.+)$",
+        "bytes_acked": r"^\s*bytes acknowledged\s+([0-9]+)",
+        "time": rf"^\s*time\s+{_NUM} s",
+        "segments_sent": r"^\s*segments sent\s+([0-9]+)",
+        "data_segments": r"^\s*segments sent\s+[0-9]+ \(([0-9]+) new data\)",
+        "segments_received": r"^\s*segments received\s+([0-9]+)",
+        "retransmissions": r"^\s*retransmissions\s+([0-9]+)",
+        "rexmit_timeout": r"^\s*retransmissions\s+[0-9]+ \(timeout ([0-9]+)",
+        "timer_expiries": r"([0-9]+) timer expiries",
+        "dupacks": r"^\s*duplicate ACKs\s+([0-9]+)",
+        "rtt_min_ms": rf"^\s*RTT min/avg/max\s+{_NUM} ms",
+        "rtt_avg_ms": rf"^\s*RTT min/avg/max\s+[0-9.]+ ms / {_NUM} ms",
+    }
+    for key, pat in pats.items():
+        m = re.search(pat, text, re.M)
+        if not m:
+            continue
+        v = m.group(1).strip()
+        if key == "result":
+            out[key] = v
+        elif "." in v:
+            out[key] = float(v)
+        else:
+            out[key] = int(v)
+    out["delivered"] = out.get("result", "").startswith("delivered")
+    return out
+
+
+def parse_receiver_summary(text: str) -> dict:
+    out: dict = {}
+    m = re.search(r"^\s*bytes written\s+([0-9]+)", text, re.M)
+    if m:
+        out["bytes_written"] = int(m.group(1))
+    m = re.search(rf"^\s*time\s+{_NUM} s", text, re.M)
+    if m:
+        out["time"] = float(m.group(1))
+    m = re.search(r"^\s*segments sent\s+([0-9]+)", text, re.M)
+    if m:
+        out["acks_sent"] = int(m.group(1))
+    return out
+
+
+def _last_json(child) -> dict:
+    for line in reversed(child.stdout.strip().splitlines()):
+        line = line.strip()
+        if line.startswith("{"):
+            return json.loads(line)
+    raise BenchError(f"{child.name} printed no result\n{child.describe()}")
+
+
+# ------------------------------------------------------------- ours
+
+
+def emulator(g: Group, name: str, forward_to: int, flags: list[str], seed: int) -> tuple:
+    ready = g.ready_path(name)
+    child = g.python(name, "emulator", [
+        "-p", "0:0", "-o", f"{HOST}:{forward_to}", "--ready-file", str(ready),
+        "--seed", str(seed), *flags])
+    return child, g.wait_ready(child, ready)["recv_port"]
+
+
+def run_ours(workdir: Path, infile: Path, mode: str, window: int, *,
+             data_link: list[str] | None = None, ack_link: list[str] | None = None,
+             buffer: str = "8M", seed: int = 1, timeout: float = 120.0,
+             sender_prefix: list[str] | None = None,
+             receiver_prefix: list[str] | None = None) -> Result:
+    """One transfer of ``infile``; ``data_link``/``ack_link`` are emulator flags
+    (None: no emulator on that path).  A sender still running after ``timeout``
+    seconds is interrupted and the result is what it had acknowledged by then.
+    ``*_prefix`` wraps a program (e.g. a profiler): its argv comes before ``python``.
+    """
+    size = infile.stat().st_size
+    outfile = workdir / "received.bin"
+    common = ["--no-progress", "--log-level", "WARNING"]
+    with Group(workdir) as g:
+        try:
+            ack_port = free_udp_port()
+            ack_target = ack_port
+            emus = []
+            if ack_link is not None:
+                emu, ack_target = emulator(g, "emu-ack", ack_port, ack_link, seed + 7919)
+                emus.append(emu)
+            ready = g.ready_path("receiver")
+            recv = g.spawn("receiver", [*(receiver_prefix or []), PY, "-m", "receiver",
+                                        str(outfile), "0", HOST, str(ack_target),
+                                        "--ready-file", str(ready), "--buffer", buffer,
+                                        "--mode", mode, "--force", *common])
+            link_port = g.wait_ready(recv, ready)["port"]
+            if data_link is not None:
+                emu, link_port = emulator(g, "emu-data", link_port, data_link, seed)
+                emus.append(emu)
+            send = g.spawn("sender", [*(sender_prefix or []), PY, "-m", "sender", str(infile),
+                                      HOST, str(link_port), str(window), str(ack_port),
+                                      "--mode", mode, *common])
+            note = ""
+            try:
+                send.wait(timeout)
+            except subprocess.TimeoutExpired:
+                note = f"cut at {timeout:.0f} s"
+                send.signal(signal.SIGTERM)
+                send.wait(15)
+            if not note:
+                try:
+                    recv.wait(30)
+                except subprocess.TimeoutExpired:
+                    note = "receiver did not exit"
+            s = parse_sender_summary(send.stdout)
+            r = parse_receiver_summary(recv.stdout) if recv.returncode is not None else {}
+            ok = (send.returncode == 0 and recv.returncode == 0 and s.get("delivered")
+                  and r.get("bytes_written") == size)
+            if not note and not ok:
+                raise BenchError(f"{mode} transfer failed\n"
+                                 + "\n".join(c.describe() for c in g.children))
+            if "time" not in s:
+                raise BenchError(f"no time in the sender summary\n{send.describe()}")
+            g.stop_all()  # the emulators: their usage is reaped too
+            usage = {"sender": send.usage, "receiver": recv.usage}
+            for e in emus:
+                usage[e.name] = e.usage
+            return Result(f"ours-{mode}", bool(ok), size if ok else s.get("bytes_acked", 0),
+                          s["time"], usage, {**s, **{f"recv_{k}": v for k, v in r.items()}},
+                          note)
+        finally:
+            outfile.unlink(missing_ok=True)
+            outfile.with_name(outfile.name + ".part").unlink(missing_ok=True)
+
+
+# ------------------------------------------------------------- baselines
+
+
+def _baseline(g: Group, name: str, role: str, args: list[str]):
+    return g.python(name, "bench.baselines", [role, *args])
+
+
+def run_udp(workdir: Path, infile: Path, *, data_link: list[str] | None = None,
+            seed: int = 1, min_seconds: float = 1.0) -> Result:
+    """The ceiling: a Python UDP blast of the file, counted at the sink."""
+    with Group(workdir) as g:
+        ready = g.ready_path("udp-sink")
+        sink = _baseline(g, "udp-sink", "udp-sink", ["--ready-file", str(ready)])
+        port = g.wait_ready(sink, ready)["port"]
+        emus = []
+        if data_link is not None:
+            emu, port = emulator(g, "emu-data", port, data_link, seed)
+            emus.append(emu)
+        blast = _baseline(g, "udp-blast", "udp-blast", ["--file", str(infile),
+                                                        "--port", str(port),
+                                                        "--min-seconds", str(min_seconds)])
+        blast.wait(300)
+        sink.wait(300)
+        if blast.returncode or sink.returncode:
+            raise BenchError("UDP blast failed\n" + "\n".join(c.describe() for c in g.children))
+        got = _last_json(sink)
+        sent = _last_json(blast)
+        g.stop_all()
+        usage = {"sender": blast.usage, "receiver": sink.usage}
+        for e in emus:
+            usage[e.name] = e.usage
+        return Result("udp", True, got["bytes"], got["seconds"], usage,
+                      {"datagrams_received": got["datagrams"], "datagrams_sent": sent["sent"],
+                       "blast_seconds": sent["seconds"], "passes": sent["passes"]})
+
+
+def run_tcp(workdir: Path, infile: Path) -> Result:
+    with Group(workdir) as g:
+        ready = g.ready_path("tcp-sink")
+        sink = _baseline(g, "tcp-sink", "tcp-sink", ["--ready-file", str(ready)])
+        port = g.wait_ready(sink, ready)["port"]
+        send = _baseline(g, "tcp-send", "tcp-send", ["--file", str(infile), "--port", str(port)])
+        sink.wait(300)
+        send.wait(60)
+        if send.returncode or sink.returncode:
+            raise BenchError("TCP run failed\n" + "\n".join(c.describe() for c in g.children))
+        got = _last_json(sink)
+        return Result("tcp", got["bytes"] == infile.stat().st_size, got["bytes"],
+                      got["seconds"], {"sender": send.usage, "receiver": sink.usage})
+
+
+def run_tftp(workdir: Path, infile: Path, timeout: float = 600.0) -> Result:
+    with Group(workdir) as g:
+        ready = g.ready_path("tftp-server")
+        server = _baseline(g, "tftp-server", "tftp-server",
+                           ["--ready-file", str(ready), "--root", str(infile.parent)])
+        port = g.wait_ready(server, ready)["port"]
+        client = _baseline(g, "tftp-client", "tftp-client",
+                           ["--port", str(port), "--name", infile.name])
+        client.wait(timeout)
+        if client.returncode:
+            raise BenchError("tftp run failed\n" + "\n".join(c.describe() for c in g.children))
+        got = _last_json(client)
+        g.stop_all()  # the server serves until told to stop
+        return Result("tftpy", got["bytes"] == infile.stat().st_size, got["bytes"],
+                      got["seconds"], {"sender": server.usage, "receiver": client.usage})
+
+
+def run_quic(workdir: Path, infile: Path, window: int = 8 * MIB,
+             timeout: float = 600.0) -> Result:
+    with Group(workdir) as g:
+        ready = g.ready_path("quic-server")
+        server = _baseline(g, "quic-server", "quic-server",
+                           ["--ready-file", str(ready), "--window", str(window)])
+        port = g.wait_ready(server, ready)["port"]
+        client = _baseline(g, "quic-client", "quic-client",
+                           ["--file", str(infile), "--port", str(port),
+                            "--window", str(window)])
+        client.wait(timeout)
+        if client.returncode:
+            raise BenchError("QUIC run failed\n" + "\n".join(c.describe() for c in g.children))
+        got = _last_json(client)
+        g.stop_all()
+        return Result("aioquic", got["bytes"] == infile.stat().st_size, got["bytes"],
+                      got["seconds"], {"sender": client.usage, "receiver": server.usage})
