@@ -1,0 +1,160 @@
+"""Where the time goes: one loopback transfer with both programs under py-spy
+(a sampling profiler that sees every thread), summarised into PROFILE.md.
+
+py-spy records only samples in which a thread is running (idle threads, e.g.
+blocked in ``recv`` or a condition wait, are left out), so the shares below
+are shares of CPU-busy samples.  ``self`` counts the innermost Python frame of
+each sample (time spent in that function's own code and in the C calls it
+makes, such as ``socket.sendto``); ``inclusive`` counts a function whenever it
+is anywhere on the stack.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import sys
+from collections import Counter
+from pathlib import Path
+
+from bench.runs import MIB, BenchError, run_ours
+
+RATE = 1000  # samples per second per thread
+
+
+def find_py_spy() -> str | None:
+    here = Path(sys.executable).parent / "py-spy"
+    if here.exists():
+        return str(here)
+    return shutil.which("py-spy")
+
+
+_FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>[^()]*?)(?::\d+)?\)$")
+
+
+def _norm(frame: str) -> tuple[str, str]:
+    m = _FRAME.match(frame.strip())
+    if not m:
+        return frame.strip(), "?"
+    path = m.group("file")
+    for marker in ("site-packages/", "python3.11/", "lib/python3"):
+        if marker in path:
+            path = path.split(marker, 1)[1]
+    return m.group("func"), path
+
+
+def _wrapper(func: str, path: str) -> bool:
+    """Frames on (nearly) every stack that say nothing: thread start-up, runpy."""
+    return (path in ("threading.py", "<frozen runpy>") and func.startswith(("Thread.", "_run"))
+            or ".<locals>.run" in func or func in ("<module>", "main", "_main"))
+
+
+def parse_raw(text: str) -> dict:
+    """py-spy's ``--format raw`` (collapsed stacks) into counters."""
+    total = imports = 0
+    threads: Counter = Counter()
+    own: Counter = Counter()
+    incl: Counter = Counter()
+    files: Counter = Counter()
+    for line in text.splitlines():
+        line = line.rstrip()
+        if not line or " " not in line:
+            continue
+        stack, _, count = line.rpartition(" ")
+        try:
+            n = int(count)
+        except ValueError:
+            continue
+        parts = stack.split(";")
+        if any("_find_and_load" in f for f in parts):
+            imports += n            # start-up: imports and their byte-code compilation
+            continue
+        head = parts[0]
+        frames = [_norm(f) for f in parts[1:] if f]
+        tname = head.split(":", 1)[1].strip() if ":" in head else "MainThread"
+        total += n
+        threads[tname] += n
+        if not frames:
+            continue
+        func, path = frames[-1]
+        own[f"{func} ({path})"] += n
+        files[path] += n
+        for key in {f"{fn} ({p})" for fn, p in frames if not _wrapper(fn, p)}:
+            incl[key] += n
+    return {"total": total, "imports": imports, "threads": threads, "self": own,
+            "inclusive": incl, "files": files}
+
+
+def _table(counter: Counter, total: int, top: int, head: str) -> list[str]:
+    out = [f"| {head} | samples | share |", "|---|---|---|"]
+    for key, n in counter.most_common(top):
+        out.append(f"| `{key}` | {n} | {n / total * 100:.1f}% |")
+    return out
+
+
+def run_profile(workdir: Path, infile: Path, window: int, buffer: str) -> dict:
+    """One sr transfer with both ends under py-spy; returns the parsed profiles."""
+    spy = find_py_spy()
+    if not spy:
+        raise BenchError("py-spy is not installed (pip install py-spy)")
+    outs = {role: workdir / f"{role}.pyspy.txt" for role in ("sender", "receiver")}
+    for p in outs.values():
+        p.unlink(missing_ok=True)
+
+    def prefix(role: str) -> list[str]:
+        return [spy, "record", "--rate", str(RATE), "--nonblocking", "--threads",
+                "--format", "raw", "--output", str(outs[role]), "--"]
+
+    res = run_ours(workdir, infile, "sr", window, buffer=buffer, timeout=300,
+                   sender_prefix=prefix("sender"), receiver_prefix=prefix("receiver"))
+    prof = {"result": res}
+    for role, path in outs.items():
+        if not path.exists():
+            raise BenchError(f"py-spy wrote no profile for the {role}")
+        prof[role] = parse_raw(path.read_text(errors="replace"))
+    return prof
+
+
+def markdown(prof: dict, size: int, window: int, cost: dict, command: str,
+             top: int = 20) -> str:
+    res = prof["result"]
+    L = ["# Profile of our sender and receiver", "",
+         f"Produced by `{command}`: one loopback sr transfer of a {size // MIB} MiB file, "
+         f"window {window // MIB} MiB, both programs under "
+         f"`py-spy record --rate {RATE} --nonblocking --threads --format raw` "
+         f"(goodput under the profiler: {res.goodput * 8 / 1e6:.0f} Mbit/s, "
+         f"{res.info.get('segments_sent', 0)} segments sent, "
+         f"{res.info.get('segments_received', 0)} ACKs).", ""]
+    L += [line.strip() for line in (__doc__ or "").split("\n\n", 1)[1].split("\n")]
+    L.append("")
+    if cost:
+        L.append("Cost per segment without the profiler (section 1 medians, wait4 user+sys of "
+                 "the whole process / segments): " + ", ".join(
+                     f"{k} {v:.1f} µs" for k, v in cost.items()) + ".")
+        L.append("")
+    for role in ("sender", "receiver"):
+        p = prof[role]
+        total = p["total"] or 1
+        L += [f"## {role.capitalize()}", "",
+              f"{p['total']} busy samples after start-up ({p['imports']} more were imports, "
+              "left out below). By thread: " + ", ".join(
+                  f"{t} {n / total * 100:.0f}%" for t, n in p["threads"].most_common()) + ".", ""]
+        L += ["### Top functions by self samples", ""]
+        L += _table(p["self"], total, top, "function (file)")
+        L += ["", "### Top functions by inclusive samples", ""]
+        L += _table(p["inclusive"], total, top, "function (file)")
+        L += ["", "### Self samples by file", ""]
+        L += _table(p["files"], total, 12, "file")
+        L.append("")
+    return "\n".join(L)
+
+
+def headline(prof: dict, n: int = 4) -> str:
+    """One line per end: the biggest self entries and their shares."""
+    out = []
+    for role in ("sender", "receiver"):
+        p = prof[role]
+        total = p["total"] or 1
+        out.append(f"{role}: " + ", ".join(
+            f"`{k.split(' (')[0]}` {v / total * 100:.0f}%" for k, v in p["self"].most_common(n)))
+    return "; ".join(out)

@@ -1,0 +1,588 @@
+"""From the run records to figures: medians, models, targets, the Markdown
+table (RESULTS.md) and the plots."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+
+from bench import models
+from bench.runs import MIB
+from bench.suite import KIB, Plan, median
+
+ORDER = ["udp", "tcp", "sr", "gbn", "tftpy", "aioquic"]
+LABEL = {
+    "udp": "UDP blast (ceiling)",
+    "tcp": "Linux TCP (sendfile)",
+    "sr": "ours, sr",
+    "gbn": "ours, gbn",
+    "tftpy": "tftpy (TFTP, blksize 1428)",
+    "aioquic": "aioquic (QUIC, one stream)",
+}
+
+
+def mbit(bps: float | None) -> str:
+    return "-" if bps is None else f"{bps * 8 / 1e6:,.1f}"
+
+
+def pct(x: float | None) -> str:
+    return "-" if x is None else f"{x * 100:.0f}%"
+
+
+def kib(n: int) -> str:
+    return f"{n // MIB} MiB" if n >= MIB and n % MIB == 0 else f"{n // KIB} KiB"
+
+
+def _cpu(rec: dict, role: str) -> float | None:
+    u = rec["usage"].get(role)
+    return None if not u else u["user"] + u["sys"]
+
+
+def _rss(rec: dict, role: str) -> float | None:
+    u = rec["usage"].get(role)
+    return None if not u else u["maxrss_kib"] / 1024.0
+
+
+def _per_mib(rec: dict, role: str) -> float | None:
+    c = _cpu(rec, role)
+    return None if c is None or rec["bytes"] <= 0 else c / (rec["bytes"] / MIB)
+
+
+def _fmt(x: float | None, spec: str = ".2f") -> str:
+    return "-" if x is None else format(x, spec)
+
+
+# ------------------------------------------------------------- aggregation
+
+
+def _net(cpu: float | None, fixed: float | None) -> float | None:
+    """CPU seconds less the fixed cost of a run (never below zero)."""
+    if cpu is None:
+        return None
+    return max(0.0, cpu - (fixed or 0.0))
+
+
+def summarise(records: list[dict], facts: dict, plan: Plan) -> dict:
+    s: dict = {"targets": []}
+    fx = [r for r in records if r["section"] == "fixed" and r["ok"]]
+    fixed = {"send": median([_cpu(r, "sender") for r in fx]),
+             "recv": median([_cpu(r, "receiver") for r in fx]),
+             "seconds": median([r["seconds"] for r in fx]),
+             "rss_send": median([_rss(r, "sender") for r in fx]),
+             "rss_recv": median([_rss(r, "receiver") for r in fx]),
+             "runs": len(fx)} if fx else {}
+    s["fixed"] = fixed
+    fs, fr = fixed.get("send"), fixed.get("recv")
+    # section 1
+    loop = defaultdict(list)
+    for r in records:
+        if r["section"] == "loopback":
+            loop[r["name"]].append(r)
+    rows = {}
+    for name in ORDER:
+        recs = loop.get(name)
+        if not recs:
+            continue
+        ok = [r for r in recs if r["ok"]]
+        g = [r["goodput"] for r in ok]
+        rows[name] = {
+            "runs": len(recs), "ok": len(ok),
+            "goodput": median(g), "min": min(g) if g else None, "max": max(g) if g else None,
+            "cpu_send": median([_per_mib(r, "sender") for r in ok]),
+            "cpu_recv": median([_per_mib(r, "receiver") for r in ok]),
+            "rss_send": median([_rss(r, "sender") for r in ok]),
+            "rss_recv": median([_rss(r, "receiver") for r in ok]),
+            "segments": median([r["info"].get("segments_sent") for r in ok]),
+            "acks": median([r["info"].get("segments_received") for r in ok]),
+            "cpu_send_s": median([_cpu(r, "sender") for r in ok]),
+            "cpu_recv_s": median([_cpu(r, "receiver") for r in ok]),
+            "net_send_s": median([_net(_cpu(r, "sender"), fs) for r in ok])
+            if name in ("sr", "gbn") else None,
+            "net_recv_s": median([_net(_cpu(r, "receiver"), fr) for r in ok])
+            if name in ("sr", "gbn") else None,
+            "notes": sorted({r["note"] for r in recs if r["note"]}),
+        }
+    s["loopback"] = rows
+    udp = rows.get("udp", {}).get("goodput")
+    sr = rows.get("sr", {}).get("goodput")
+    if sr and udp:
+        s["targets"].append(("1", "sr goodput >= 50% of the UDP ceiling", pct(sr / udp),
+                             sr / udp >= 0.5))
+    for other, factor in (("aioquic", 5), ("tftpy", 10)):
+        o = rows.get(other, {}).get("goodput")
+        if sr and o:
+            s["targets"].append(("1", f"sr >= {factor}x {other}", f"{sr / o:.1f}x",
+                                 sr / o >= factor))
+
+    # section 2
+    rtt = facts.get("path_rtt")
+    ceiling = facts.get("path_payload_ceiling")
+    cells = defaultdict(list)
+    for r in records:
+        if r["section"] == "loss":
+            cells[(r["window"], r["loss"], r["name"])].append(r)
+    loss_rows = []
+    for win in plan.loss_windows:
+        for loss in plan.losses:
+            row = {"window": win, "loss": loss}
+            for mode in ("sr", "gbn"):
+                recs = cells.get((win, loss, mode), [])
+                good = [r for r in recs if r["goodput"] > 0]
+                g = median([r["goodput"] for r in good])
+                m = models.model(mode, loss / 100, win, rtt, ceiling) if rtt else None
+                row[mode] = {
+                    "goodput": g, "model": m, "ratio": g / m if g and m else None,
+                    "runs": len(recs), "cut": sum(1 for r in recs if r["note"].startswith("cut")),
+                    "failed": sum(1 for r in recs if r["goodput"] <= 0),
+                    "rexmit": median([r["info"].get("retransmissions") for r in good]),
+                    "timeouts": median([r["info"].get("timer_expiries") for r in good]),
+                    "rtt_avg": median([r["info"].get("rtt_avg_ms") for r in good]),
+                    "size": recs[0]["size"] if recs else None,
+                }
+            loss_rows.append(row)
+    # the loss response alone: the same models scaled from our own goodput at 0 % loss
+    for row in loss_rows:
+        for mode in ("sr", "gbn"):
+            base = next((x[mode]["goodput"] for x in loss_rows
+                         if x["window"] == row["window"] and x["loss"] == 0), None)
+            if base:
+                p = row["loss"] / 100
+                f = (1 - p) if mode == "sr" else \
+                    (1 - p) / (1 + (models.segments(row["window"]) - 1) * p)
+                row[mode]["own_model"] = base * f
+                g = row[mode]["goodput"]
+                row[mode]["own_ratio"] = g / (base * f) if g else None
+    s["loss"] = loss_rows
+    for win in plan.loss_windows:
+        rs = [x for x in loss_rows if x["window"] == win]
+        if rs and all(x["sr"]["ratio"] is not None for x in rs):
+            worst = min(rs, key=lambda x: -abs(x["sr"]["ratio"] - 1))
+            ok = all(abs(x["sr"]["ratio"] - 1) <= 0.15 for x in rs)
+            s["targets"].append((
+                "2", f"sr within 15% of its model at every loss rate, window {kib(win)}",
+                ", ".join(f"{x['loss']:g}%: {pct(x['sr']['ratio'])}" for x in rs)
+                + f" (worst {worst['loss']:g}%)", ok))
+
+    # section 3a
+    by_size = defaultdict(list)
+    for r in records:
+        if r["section"] == "sizes" and r["ok"]:
+            by_size[r["size"]].append(r)
+    size_rows = []
+    for size in sorted(by_size):
+        recs = by_size[size]
+        size_rows.append({
+            "size": size, "runs": len(recs),
+            "ms_per_mib": median([r["seconds"] * 1000 / (size / MIB) for r in recs]),
+            "goodput": median([r["goodput"] for r in recs]),
+            "rss_send": median([_rss(r, "sender") for r in recs]),
+            "rss_recv": median([_rss(r, "receiver") for r in recs]),
+            "rss_send_max": max(_rss(r, "sender") or 0 for r in recs),
+            "rss_recv_max": max(_rss(r, "receiver") or 0 for r in recs),
+            "cpu_send": median([_per_mib(r, "sender") for r in recs]),
+            "cpu_recv": median([_per_mib(r, "receiver") for r in recs]),
+            "net_send": median([_net(_cpu(r, "sender"), fs) / (size / MIB) for r in recs]),
+            "net_recv": median([_net(_cpu(r, "receiver"), fr) / (size / MIB) for r in recs]),
+        })
+    s["sizes"] = size_rows
+    if len(size_rows) >= 2:
+        t = [x["ms_per_mib"] for x in size_rows]
+        spread = max(t) / min(t) - 1
+        s["targets"].append(("3", "time per MiB within 10% across file sizes",
+                             f"{min(t):.1f}-{max(t):.1f} ms/MiB (spread {pct(spread)})",
+                             spread <= 0.10))
+        for role, key in (("sender", "rss_send"), ("receiver", "rss_recv")):
+            base = size_rows[0][key]
+            grow = max(x[key] for x in size_rows) - base
+            s["targets"].append(("3", f"{role} peak RSS within 20 MiB of the smallest run's",
+                                 f"{base:.1f} -> {max(x[key] for x in size_rows):.1f} MiB "
+                                 f"(+{grow:.1f})", grow <= 20))
+
+    # section 3b
+    by_win = defaultdict(list)
+    for r in records:
+        if r["section"] == "windows" and r["goodput"] > 0:
+            by_win[r["window"]].append(r)
+    win_rows = []
+    for win in sorted(by_win):
+        recs = by_win[win]
+        bound = models.window_limited(win, rtt, ceiling) if rtt else None
+        g = median([r["goodput"] for r in recs])
+        acks = median([r["info"].get("segments_received") for r in recs])
+        segs = median([r["info"].get("segments_sent") for r in recs])
+        cpu = median([_cpu(r, "sender") for r in recs])
+        win_rows.append({
+            "window": win, "goodput": g, "bound": bound,
+            "ratio": g / bound if g and bound else None,
+            "wrtt": win / rtt if rtt else None,
+            "acks": acks, "segments": segs, "cpu_send": cpu,
+            "cpu_recv": median([_cpu(r, "receiver") for r in recs]),
+            "us_per_ack": median([_net(_cpu(r, "sender"), fs) * 1e6
+                                  / r["info"]["segments_received"]
+                                  for r in recs if r["info"].get("segments_received")]),
+            "us_per_seg": median([_net(_cpu(r, "sender"), fs) * 1e6 / r["info"]["segments_sent"]
+                                  for r in recs if r["info"].get("segments_sent")]),
+            "segs_per_ack": segs / acks if segs and acks else None,
+            "size": recs[0]["size"],
+        })
+    s["windows"] = win_rows
+    return s
+
+
+# ------------------------------------------------------------- Markdown
+
+
+def markdown(s: dict, facts: dict, machine: dict, plan: Plan, sections: list[str],
+             argv: str, profile_note: str | None) -> str:
+    L: list[str] = []
+    add = L.append
+    add("# Benchmark results")
+    add("")
+    if plan.quick:
+        add("**QUICK RUN** (`--quick`): smaller files, fewer cases, **1 repetition**, so no "
+            "medians; figures are indicative only. The committed figures come from the full "
+            "`python -m bench`.")
+        add("")
+    add(f"Produced by `{argv}` on {machine['date']}, in {facts.get('elapsed_s', 0) / 60:.1f} "
+        f"min; sections: {', '.join(sections)}. Every figure is the **median of "
+        f"{plan.runs} run(s)**; all contenders of a table ran interleaved in the same "
+        "invocation, so compare them as ratios. Raw per-run data: `results.json`.")
+    add("")
+    add("## Machine")
+    add("")
+    add("| | |")
+    add("|---|---|")
+    for k in ("cpu", "cores", "memory", "python", "kernel", "virtualisation", "commit",
+              "rmem_max", "wmem_max"):
+        if machine.get(k) is not None:
+            add(f"| {k} | {machine[k]} |")
+    la = machine.get("loadavg_start")
+    if la:
+        add(f"| load average at start | {la[0]:.2f} {la[1]:.2f} {la[2]:.2f} |")
+    add("")
+    add("The machine is shared and noisy: absolute figures move from run to run; ratios "
+        "measured in one invocation are what to compare.")
+    add("")
+    if s["targets"]:
+        add("## Targets")
+        add("")
+        add("| row | target | measured | met |")
+        add("|---|---|---|---|")
+        for row, what, got, ok in s["targets"]:
+            add(f"| {row} | {what} | {got} | {'yes' if ok else '**NO**'} |")
+        add("")
+        if profile_note:
+            add(profile_note)
+            add("")
+
+    if s["loopback"]:
+        rows = s["loopback"]
+        udp = rows.get("udp", {}).get("goodput")
+        sr = rows.get("sr", {}).get("goodput")
+        size = plan.loopback_size
+        add(f"## 1. Loopback, no emulator: {size // MIB} MiB random file")
+        add("")
+        add(f"127.0.0.1, MSS 1452 (one segment per 1472-byte datagram, a 1500-byte MTU); ours "
+            f"with window {kib(plan.loopback_window)} and receiver `--buffer {plan.buffer}`, "
+            "timed by the sender's summary (SYN to verified FIN: the receiver has written, "
+            "fsynced and SHA-256-checked the file). The others: see `bench/baselines.py` "
+            "(their sinks count bytes and write nothing).")
+        add("")
+        add("![loopback goodput](loopback.png)")
+        add("")
+        add("| contender | goodput Mbit/s (median) | min-max | of UDP ceiling | sr is x times"
+            " | CPU s/MiB send | CPU s/MiB recv | peak RSS send/recv MiB | ok runs |")
+        add("|---|---|---|---|---|---|---|---|---|")
+        for name in ORDER:
+            r = rows.get(name)
+            if not r:
+                continue
+            g = r["goodput"]
+            add(f"| {LABEL[name]} | {mbit(g)} | {mbit(r['min'])}-{mbit(r['max'])} | "
+                f"{pct(g / udp) if g and udp else '-'} | "
+                f"{f'{sr / g:.2f}x' if g and sr else '-'} | {_fmt(r['cpu_send'], '.4f')} | "
+                f"{_fmt(r['cpu_recv'], '.4f')} | {_fmt(r['rss_send'], '.0f')}/"
+                f"{_fmt(r['rss_recv'], '.0f')} | {r['ok']}/{r['runs']}"
+                + (f" ({'; '.join(r['notes'])})" if r["notes"] else "") + " |")
+        add("")
+        for mode in ("sr", "gbn"):
+            r = rows.get(mode)
+            if r and r["segments"] and r["net_send_s"] is not None:
+                add(f"Ours ({mode}) per segment, the fixed cost of a run taken out: "
+                    f"{r['segments']:.0f} segments sent, {r['acks']:.0f} ACKs received; sender "
+                    f"{r['net_send_s'] * 1e6 / r['segments']:.1f} µs CPU per segment sent, "
+                    f"receiver {r['net_recv_s'] * 1e6 / r['segments']:.1f} µs CPU per segment "
+                    "received.")
+                add("")
+        fixed = s.get("fixed") or {}
+        if fixed:
+            add(f"Fixed cost of one of our runs (a 1 KiB file, median of {fixed['runs']}): "
+                f"sender {fixed['send']:.2f} s CPU, receiver {fixed['recv']:.2f} s CPU "
+                f"(interpreter start-up and imports, mostly), {fixed['seconds'] * 1000:.1f} ms "
+                f"SYN to verified FIN, peak RSS {fixed['rss_send']:.1f} / "
+                f"{fixed['rss_recv']:.1f} MiB.")
+            add("")
+
+    if s["loss"]:
+        add(f"## 2. Through the emulator: {plan.delay * 1000:g} ms one-way delay on the data "
+            "path, random loss")
+        add("")
+        rtt = facts.get("path_rtt")
+        cu = facts.get("path_udp_ceiling")
+        cp = facts.get("path_payload_ceiling")
+        add("sender -> `stcp-link -d {:g} -L p --seed S` -> receiver; ACKs {}. Loss applies to "
+            "data segments only. Each run sends a file sized so that the model predicts about "
+            "{:g} s (powers of two, {} to {}); a run still going after {:g} s is cut (SIGTERM) "
+            "and its goodput is the bytes acknowledged by then over the time elapsed."
+            .format(plan.delay,
+                    f"through a second emulator with {plan.ack_delay * 1000:g} ms delay"
+                    if plan.ack_delay else "straight back (no delay, no loss)",
+                    plan.loss_target_s, kib(plan.min_file), kib(plan.max_file),
+                    plan.loss_budget_s))
+        add("")
+        if rtt:
+            add(f"Model inputs, measured in this run: RTT = {rtt * 1000:.2f} ms (the smallest RTT "
+                f"sample any sender reported on this path); ceiling C = UDP blast through the "
+                f"same emulator (no loss) = {mbit(cu)} Mbit/s of datagrams = {mbit(cp)} Mbit/s of "
+                "payload. Models: B = min(W/RTT, C); sr = (1-p) B; gbn = (1-p)/(1+(N-1)p) B, "
+                "N = W/1452. The \"own\" columns use our own 0%-loss goodput at that window as "
+                "B, which isolates the response to loss from the CPU limit.")
+            add("")
+        add("![goodput against loss](loss.png)")
+        add("")
+        for win in plan.loss_windows:
+            n = models.segments(win)
+            add(f"### Window {kib(win)} (N = {n} segments"
+                + (f", W/RTT = {mbit(win / rtt)} Mbit/s" if rtt else "") + ")")
+            add("")
+            add("| loss | sr Mbit/s | sr model | sr/model | sr/own | sr rexmit, timeouts "
+                "| sr RTT avg ms | gbn Mbit/s | gbn model | gbn/model | gbn/own "
+                "| gbn rexmit, timeouts | file sr/gbn | cut runs sr/gbn |")
+            add("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+            for row in (x for x in s["loss"] if x["window"] == win):
+                a, b = row["sr"], row["gbn"]
+                add(f"| {row['loss']:g}% | {mbit(a['goodput'])} | {mbit(a['model'])} | "
+                    f"{pct(a['ratio'])} | {pct(a.get('own_ratio'))} | "
+                    f"{_fmt(a['rexmit'], '.0f')}, {_fmt(a['timeouts'], '.0f')} | "
+                    f"{_fmt(a['rtt_avg'], '.1f')} | {mbit(b['goodput'])} | {mbit(b['model'])} | "
+                    f"{pct(b['ratio'])} | "
+                    f"{pct(b.get('own_ratio'))} | {_fmt(b['rexmit'], '.0f')}, "
+                    f"{_fmt(b['timeouts'], '.0f')} | {kib(a['size']) if a['size'] else '-'}/"
+                    f"{kib(b['size']) if b['size'] else '-'} | "
+                    f"{a['cut']}/{b['cut']} |")
+            add("")
+
+    if s["sizes"]:
+        add("## 3. Scaling")
+        add("")
+        add(f"### File size (loopback, sr, window {kib(plan.loopback_window)})")
+        add("")
+        add("Time per MiB from the sender's SYN-to-verified-FIN time; peak RSS is each "
+            "process's own `ru_maxrss` (from `wait4`).")
+        add("")
+        add("![scaling](scaling.png)")
+        add("")
+        add("| file | ms per MiB | goodput Mbit/s | peak RSS sender MiB (median/max) | peak RSS "
+            "receiver MiB (median/max) | CPU s/MiB send (net of fixed) | CPU s/MiB recv "
+            "(net of fixed) |")
+        add("|---|---|---|---|---|---|---|")
+        for x in s["sizes"]:
+            add(f"| {kib(x['size'])} | {x['ms_per_mib']:.2f} | {mbit(x['goodput'])} | "
+                f"{x['rss_send']:.1f} / {x['rss_send_max']:.1f} | {x['rss_recv']:.1f} / "
+                f"{x['rss_recv_max']:.1f} | {_fmt(x['cpu_send'], '.4f')} "
+                f"({_fmt(x['net_send'], '.4f')}) | {_fmt(x['cpu_recv'], '.4f')} "
+                f"({_fmt(x['net_recv'], '.4f')}) |")
+        add("")
+    if s["windows"]:
+        add(f"### Window size (sr through the emulator, {plan.delay * 1000:g} ms delay, no loss)")
+        add("")
+        add("Bound = min(W/RTT, C) with the RTT and C of section 2. Cost per ACK = sender CPU "
+            "seconds (user+sys, less the fixed cost of a run) / ACKs it received; it includes "
+            "everything the sender does, sending data too, so read it beside the segments per "
+            "ACK and the cost per segment sent.")
+        add("")
+        add("![windows](windows.png)")
+        add("")
+        add("| window | goodput Mbit/s | bound Mbit/s | of bound | file | segments sent | ACKs "
+            "received | segments per ACK | sender CPU s | µs CPU per ACK | µs CPU per "
+            "segment |")
+        add("|---|---|---|---|---|---|---|---|---|---|---|")
+        for x in s["windows"]:
+            add(f"| {kib(x['window'])} | {mbit(x['goodput'])} | {mbit(x['bound'])} | "
+                f"{pct(x['ratio'])} | {kib(x['size'])} | {_fmt(x['segments'], '.0f')} | "
+                f"{_fmt(x['acks'], '.0f')} | {_fmt(x['segs_per_ack'], '.1f')} | "
+                f"{_fmt(x['cpu_send'], '.2f')} | {_fmt(x['us_per_ack'], '.0f')} | "
+                f"{_fmt(x['us_per_seg'], '.1f')} |")
+        add("")
+
+    cpu_rows = []
+    for name in ORDER:
+        r = s["loopback"].get(name)
+        if r and r["cpu_send"] is not None:
+            cpu_rows.append((f"{LABEL[name]}, {plan.loopback_size // MIB} MiB",
+                             r["cpu_send"], r["cpu_recv"], r["net_send_s"], r["net_recv_s"],
+                             r))
+    for x in s["sizes"]:
+        cpu_rows.append((f"ours, sr, {kib(x['size'])}", x["cpu_send"], x["cpu_recv"],
+                         x["net_send"], x["net_recv"], None))
+    if cpu_rows:
+        add("## 4. CPU")
+        add("")
+        add("User + system CPU seconds per MiB delivered, each end on its own (`wait4` of "
+            "each child process, so interpreter start-up and imports are included; the "
+            "\"net\" columns take our fixed cost of a run out, see section 1).")
+        add("")
+        add("![cpu](cpu.png)")
+        add("")
+        add("| run | sender s/MiB | receiver s/MiB | sender net s/MiB | receiver net s/MiB |")
+        add("|---|---|---|---|---|")
+        for label, a, b, na, nb, r in cpu_rows:
+            if r is not None and na is not None:
+                mib = plan.loopback_size / MIB
+                na, nb = na / mib, nb / mib
+            add(f"| {label} | {_fmt(a, '.4f')} | {_fmt(b, '.4f')} | {_fmt(na, '.4f')} | "
+                f"{_fmt(nb, '.4f')} |")
+        add("")
+    add("## Method")
+    add("")
+    add("- Every process is spawned by `bench/procs.py` in its own session on 127.0.0.1, "
+        "with ports from the OS (`--ready-file`), reaped with `os.wait4` for its CPU time and "
+        "peak RSS, and killed at the end whatever happens.")
+    add("- Ours run with `--no-progress --log-level WARNING`; times come from the sender's "
+        "summary (`time ... (SYN to verified FIN)`), so TIME-WAIT is not counted.")
+    add("- UDP ceiling: one Python process sends the file as 1472-byte datagrams as fast as "
+        "a `send` loop goes; the sink counts what arrives between the first and last "
+        "datagram. Ratios to it use the raw datagram bytes (our 20-byte header makes our "
+        "best possible ratio 1452/1472 = 98.6%).")
+    add("- aioquic: `max_datagram_size` 1472 and 8 MiB of flow-control credit (like our "
+        "`--buffer 8M`), Reno congestion control (its default), TLS 1.3 with a throw-away "
+        "self-signed P-256 certificate.")
+    add("- The emulator gets `--seed 1000+run`: the same loss pattern for sr and gbn within "
+        "a repetition, a different one across repetitions.")
+    add("")
+    return "\n".join(L)
+
+
+# ------------------------------------------------------------- plots
+
+
+def plots(s: dict, facts: dict, plan: Plan, out: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    made = []
+
+    def save(fig, name):
+        path = out / name
+        fig.tight_layout()
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        made.append(path)
+
+    rows = s["loopback"]
+    if rows:
+        names = [n for n in ORDER if n in rows and rows[n]["goodput"]]
+        fig, ax = plt.subplots(figsize=(8, 3.6))
+        g = [rows[n]["goodput"] * 8 / 1e6 for n in names]
+        lo = [gg - rows[n]["min"] * 8 / 1e6 for gg, n in zip(g, names, strict=True)]
+        hi = [rows[n]["max"] * 8 / 1e6 - gg for gg, n in zip(g, names, strict=True)]
+        colors = ["#888" if n in ("udp", "tcp") else "#1f77b4" if n in ("sr", "gbn")
+                  else "#ff7f0e" for n in names]
+        ax.barh([LABEL[n] for n in names], g, xerr=[lo, hi], color=colors, capsize=3)
+        ax.set_xscale("log")
+        ax.invert_yaxis()
+        ax.set_xlabel("goodput, Mbit/s (log scale; median, bars min-max)")
+        ax.set_title(f"Loopback, {plan.loopback_size // MIB} MiB file")
+        for i, v in enumerate(g):
+            ax.text(v, i, f" {v:,.0f}", va="center", fontsize=8)
+        save(fig, "loopback.png")
+
+    if s["loss"]:
+        wins = plan.loss_windows
+        fig, axes = plt.subplots(1, len(wins), figsize=(5.2 * len(wins), 4), squeeze=False)
+        for ax, win in zip(axes[0], wins, strict=True):
+            rs = [x for x in s["loss"] if x["window"] == win]
+            xs = [x["loss"] for x in rs]
+            for mode, color in (("sr", "#1f77b4"), ("gbn", "#d62728")):
+                meas = [x[mode]["goodput"] * 8 / 1e6 if x[mode]["goodput"] else None
+                        for x in rs]
+                mod = [x[mode]["model"] * 8 / 1e6 if x[mode]["model"] else None for x in rs]
+                own = [x[mode].get("own_model") for x in rs]
+                ax.plot(xs, meas, "o-", color=color, label=f"{mode} measured")
+                ax.plot(xs, mod, "--", color=color, alpha=0.8, label=f"{mode} model")
+                if any(own):
+                    ax.plot(xs, [o * 8 / 1e6 if o else None for o in own], ":", color=color,
+                            alpha=0.6, label=f"{mode} model from own 0% goodput")
+            ax.set_yscale("log")
+            ax.set_xlabel("loss on the data path, %")
+            ax.set_ylabel("goodput, Mbit/s (log)")
+            ax.set_title(f"window {kib(win)}, {plan.delay * 1000:g} ms delay")
+            ax.grid(True, which="both", alpha=0.3)
+            ax.legend(fontsize=7)
+        save(fig, "loss.png")
+
+    if s["sizes"]:
+        fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.8))
+        xs = [x["size"] / MIB for x in s["sizes"]]
+        a1.plot(xs, [x["ms_per_mib"] for x in s["sizes"]], "o-")
+        a1.set_xscale("log", base=2)
+        a1.set_ylim(bottom=0)
+        a1.set_xlabel("file size, MiB")
+        a1.set_ylabel("ms per MiB")
+        a1.set_title("time per MiB (sr, loopback)")
+        a1.grid(True, alpha=0.3)
+        a2.plot(xs, [x["rss_send"] for x in s["sizes"]], "o-", label="sender")
+        a2.plot(xs, [x["rss_recv"] for x in s["sizes"]], "s-", label="receiver")
+        a2.set_xscale("log", base=2)
+        a2.set_ylim(bottom=0)
+        a2.set_xlabel("file size, MiB")
+        a2.set_ylabel("peak RSS, MiB")
+        a2.set_title("peak RSS")
+        a2.legend()
+        a2.grid(True, alpha=0.3)
+        save(fig, "scaling.png")
+
+    if s["windows"]:
+        fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.8))
+        xs = [x["window"] / KIB for x in s["windows"]]
+        a1.plot(xs, [x["goodput"] * 8 / 1e6 for x in s["windows"]], "o-", label="sr measured")
+        if all(x["bound"] for x in s["windows"]):
+            a1.plot(xs, [x["bound"] * 8 / 1e6 for x in s["windows"]], "--",
+                    label="min(W/RTT, C)")
+        a1.set_xscale("log", base=2)
+        a1.set_yscale("log")
+        a1.set_xlabel("window, KiB")
+        a1.set_ylabel("goodput, Mbit/s")
+        a1.set_title(f"{plan.delay * 1000:g} ms delay, no loss")
+        a1.legend()
+        a1.grid(True, which="both", alpha=0.3)
+        a2.plot(xs, [x["us_per_ack"] for x in s["windows"]], "o-", label="per ACK received")
+        a2.plot(xs, [x["us_per_seg"] for x in s["windows"]], "s-", label="per segment sent")
+        a2.set_xscale("log", base=2)
+        a2.set_yscale("log")
+        a2.set_xlabel("window, KiB")
+        a2.set_ylabel("sender CPU, µs")
+        a2.set_title("sender CPU cost")
+        a2.legend()
+        a2.grid(True, which="both", alpha=0.3)
+        save(fig, "windows.png")
+
+    cpu = [(n, rows[n]) for n in ORDER if n in rows and rows[n]["cpu_send"] is not None]
+    if cpu:
+        fig, ax = plt.subplots(figsize=(8, 3.6))
+        ys = list(range(len(cpu)))
+        ax.barh([y - 0.2 for y in ys], [r["cpu_send"] for _, r in cpu], height=0.4,
+                label="sending end")
+        ax.barh([y + 0.2 for y in ys], [r["cpu_recv"] for _, r in cpu], height=0.4,
+                label="receiving end")
+        ax.set_yticks(ys, [LABEL[n] for n, _ in cpu])
+        ax.invert_yaxis()
+        ax.set_xscale("log")
+        ax.set_xlabel("CPU seconds (user+sys) per MiB, log scale")
+        ax.set_title(f"CPU per MiB, loopback, {plan.loopback_size // MIB} MiB")
+        ax.legend()
+        save(fig, "cpu.png")
+    return made
+
