@@ -18,7 +18,10 @@ class Progress:
                          file=sys.stderr, mininterval=0.2, leave=True, dynamic_ncols=True)
         self._done = 0
 
-    def update(self, done: int, retransmissions: int | None = None) -> None:
+    def update(self, done: int, retransmissions: int | None = None,
+               total: int | None = None) -> None:
+        if total is not None and self._bar.total != total:
+            self._bar.total = total  # the receiver learns the size from the SYN
         if done > self._done:
             self._bar.update(done - self._done)
             self._done = done

@@ -5,6 +5,7 @@ here; the programs call these from ``main`` only."""
 from __future__ import annotations
 
 import argparse
+import signal
 import socket
 import sys
 
@@ -95,6 +96,39 @@ class ArgumentParser(argparse.ArgumentParser):
         if message:
             sys.stderr.write(message)
         raise SystemExit(status)  # only --help and --version come here
+
+
+def add_common_options(p: argparse.ArgumentParser, peer: str, port_name: str) -> None:
+    """The options both programs take, with the same meaning and defaults."""
+    p.add_argument("--min-rto", type=positive_float, default=0.2,
+                   help="lower bound of the retransmission timeout, seconds (default 0.2; "
+                        "RFC 6298 says 1)")
+    p.add_argument("--max-rto", type=positive_float, default=60.0,
+                   help="upper bound of the retransmission timeout, seconds (default 60)")
+    p.add_argument("--give-up", type=positive_float, default=30.0,
+                   help=f"abort when the {peer} is silent this long, seconds (default 30)")
+    p.add_argument("--bind", default="0.0.0.0",
+                   help=f"local address to bind {port_name} on (default: all)")
+    p.add_argument("--trace", metavar="FILE", help="write a JSON-lines event trace")
+    p.add_argument("--pcap", metavar="FILE",
+                   help="write every segment sent and received as a pcap for Wireshark")
+    p.add_argument("--log-level", default="INFO",
+                   choices=("TRACE", "DEBUG", "INFO", "WARNING", "ERROR"),
+                   help="console and log file level; DEBUG logs every segment (default INFO)")
+    p.add_argument("--log-file", metavar="FILE", help="also write the log to FILE")
+    p.add_argument("--quiet", action="store_true",
+                   help="print errors only: no progress bar and no summary")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--test-isn", type=int, default=None, help=argparse.SUPPRESS)
+
+
+def install_signal_handlers(stack) -> None:
+    """SIGINT and SIGTERM raise Interrupted in the main thread until ``stack`` closes."""
+    def on_signal(signum, frame):
+        raise Interrupted(signal.Signals(signum).name)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        stack.callback(signal.signal, sig, signal.signal(sig, on_signal))
 
 
 def resolve_ipv4(host: str, what: str) -> str:

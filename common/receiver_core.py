@@ -103,6 +103,7 @@ class ReceiverCore:
         self.file_size: int | None = None
         self.digest: bytes | None = None  # the sender's SHA-256, from its FIN
         self.fin_off: int | None = None
+        self._early_fin: tuple[int, bytes | None] | None = None  # a FIN past a hole
         self.rcv_wscale = 0  # the shift we apply to what we advertise
         self.sack_ok = False
         self.rcv_nxt = 0  # stream offset
@@ -232,6 +233,11 @@ class ReceiverCore:
             return
         if seg.payload:
             self._on_data(seg, now)
+            early = self._early_fin
+            if early is not None and early[0] == self.rcv_nxt and \
+                    self.state == ReceiverState.ESTABLISHED:
+                self._early_fin = None
+                self._accept_fin(early[0], early[1], now)
         if seg.flags & FIN:
             self._on_fin(seg, now)
 
@@ -417,25 +423,33 @@ class ReceiverCore:
         fin_off = unwrap(seg.seq, self.base, self.rcv_nxt) + len(seg.payload)
         if self.state == ReceiverState.ESTABLISHED:
             if fin_off != self.rcv_nxt:
-                self._ack_now(now)  # data is missing before it: say what we have
+                # Data is missing before it: keep it (like out-of-order data) so
+                # that the hole's repair ends the transfer without waiting for
+                # the FIN to come again; say what we have.
+                if self.rcv_nxt < fin_off <= self.right_edge:
+                    self._early_fin = (fin_off, seg.digest)
+                self._ack_now(now)
                 return
-            self.fin_off = fin_off
-            self.digest = seg.digest
-            self._set_state(ReceiverState.CLOSE_WAIT, now)
-            if self.file_size is not None and fin_off != self.file_size:
-                self.abort(now, f"the sender announced {self.file_size} bytes and sent "
-                                f"{fin_off}")
-                return
-            if seg.digest is None:
-                self.abort(now, "the FIN carries no SHA-256 digest")
-                return
-            self._ack_now(now)  # data acknowledged; the FIN waits for the writer
+            self._accept_fin(fin_off, seg.digest, now)
         elif self.state == ReceiverState.CLOSE_WAIT:
             self._ack_now(now)
         elif self.state == ReceiverState.LAST_ACK:
             # Our ACK of the FIN was lost: both again.
             self.outbox.append(self.make_ack(now))
             self.outbox.append(self._fin_segment(now))
+
+    def _accept_fin(self, fin_off: int, digest: bytes | None, now: float) -> None:
+        self.fin_off = fin_off
+        self.digest = digest
+        self._set_state(ReceiverState.CLOSE_WAIT, now)
+        if self.file_size is not None and fin_off != self.file_size:
+            self.abort(now, f"the sender announced {self.file_size} bytes and sent "
+                            f"{fin_off}")
+            return
+        if digest is None:
+            self.abort(now, "the FIN carries no SHA-256 digest")
+            return
+        self._ack_now(now)  # data acknowledged; the FIN waits for the writer
 
     # ----------------------------------------------------------- writer side
     def on_written(self, n: int, now: float) -> None:

@@ -44,6 +44,20 @@ DEFAULT_MSS = 1452
 DEFAULT_PEER_MSS = 536
 
 
+#: Why a segment is resent -> (the summary's counter, the trace's ``rexmit`` tag).
+#: fast: third duplicate ACK; sack: DUP_THRESH segments SACKed above it; rack:
+#: something sent later arrived (RFC 8985); tlp: tail loss probe; timeout: its
+#: retransmission timer; probe: a zero-window probe's timer.
+REXMIT_KIND = {
+    "fast": ("rexmit_fast", "fast"),
+    "sack": ("rexmit_sack", "sack"),
+    "rack": ("rexmit_sack", "sack"),
+    "tlp": ("rexmit_sack", "sack"),
+    "timeout": ("rexmit_timeout", "timeout"),
+    "probe": ("rexmit_timeout", "probe"),
+}
+
+
 class SenderState(Enum):
     CLOSED = "CLOSED"
     SYN_SENT = "SYN_SENT"
@@ -63,7 +77,7 @@ class Outstanding:
     """One segment sent and not yet cumulatively acknowledged."""
 
     __slots__ = ("off", "end", "payload", "residue", "fin", "sent_at", "rexmits", "probe",
-                 "queued", "lost", "why")
+                 "queued", "lost", "why", "sent_why")
 
     def __init__(self, off: int, payload, residue: int, fin: bool, now: float, probe: bool):
         self.off = off
@@ -76,7 +90,8 @@ class Outstanding:
         self.probe = probe
         self.queued = False  # waiting in the retransmission queue
         self.lost = False  # resent at least once (Karn: no RTT sample from it)
-        self.why = ""  # why it was last resent: timeout, fast, sack; "" when never
+        self.why = ""  # why it is queued for resending (see REXMIT_KIND)
+        self.sent_why = ""  # why its latest transmission went: "" for the first
 
 
 class Stats:
@@ -327,6 +342,14 @@ class SenderCore:
             if not self.gbn:
                 self._timers[rec.off] = rec
                 self._timers.move_to_end(rec.off)
+            # Counted here, when it really goes, not when it was queued: a
+            # queued segment may be acknowledged before its turn comes.
+            counter, tag = REXMIT_KIND[rec.why]
+            setattr(self.stats, counter, getattr(self.stats, counter) + 1)
+            rec.sent_why = tag
+            if self.trace and rec.why not in ("timeout", "probe"):
+                self._event(now, "fast_rexmit", off=rec.off, len=rec.end - rec.off,
+                            why="dupack" if rec.why == "fast" else rec.why)
             out.append((self.segment_for(rec), rec))
         if not self.wants_data():
             return out
@@ -630,8 +653,8 @@ class SenderCore:
         threshold = self._high_sacked - DUP_THRESH * self._reo_mult * self.eff_mss
         rec = self._records.get(self._loss_scan)
         while rec is not None and rec.end <= threshold:
-            if not rec.lost and not self._is_sacked(rec):
-                self._mark_lost(rec, now, "sack")
+            if not rec.lost and not rec.fin and not self._is_sacked(rec):
+                self._mark_lost(rec, now, "sack", count=False)
             self._loss_scan = rec.end
             rec = self._records.get(rec.end)
 
@@ -653,12 +676,15 @@ class SenderCore:
                 break
             if self._is_sacked(rec):
                 delivered.append(rec.off)
-            elif not rec.queued:
+            elif not rec.queued and not rec.fin:
+                # (The peer holds a FIN back until every byte is in, so a FIN
+                # waiting behind a hole is not lost.)
                 lost.append(rec)
         for off in delivered:
             del self._timers[off]
         for rec in lost:
-            self._mark_lost(rec, now, "rack")
+            # The peer just showed it is alive: not a retry toward giving up.
+            self._mark_lost(rec, now, "rack", count=False)
             if self.state in FINAL_STATES:
                 return
 
@@ -678,7 +704,7 @@ class SenderCore:
         recent[rec.off] = None
         if len(recent) > 4096:
             recent.popitem(last=False)
-        rec.why = "probe" if rec.probe else why
+        rec.why = "probe" if rec.probe and why == "timeout" else why
         if count:
             rec.rexmits += 1
             if rec.rexmits > self.retries:
@@ -693,28 +719,21 @@ class SenderCore:
                         "acknowledgment; the receiver is gone")
 
     def _mark_lost(self, rec: Outstanding, now: float, why: str, count: bool = True) -> None:
-        if not self._queue(rec, count, "sack" if why in ("sack", "rack", "tlp") else "fast"):
+        if not self._queue(rec, count, why):
             self._give_up_retries(rec, now)
-            return
-        if why in ("sack", "rack", "tlp"):
-            self.stats.rexmit_sack += 1
-        else:
-            self.stats.rexmit_fast += 1
-        if self.trace:
-            self._event(now, "fast_rexmit", off=rec.off, len=rec.end - rec.off, why=why)
 
     def _fast_retransmit(self, now: float) -> None:
         self._recover = self.snd_nxt
         if self.gbn:
             for i, rec in enumerate(self._order):
-                self._mark_lost(rec, now, "dupack", count=i == 0)
+                self._mark_lost(rec, now, "fast", count=i == 0)
                 if self.state in FINAL_STATES:
                     return
             self._gbn_deadline = now + self._rto()
         else:
             for rec in self._order:
                 if not self._is_sacked(rec):
-                    self._mark_lost(rec, now, "dupack")
+                    self._mark_lost(rec, now, "fast")
                     break
 
     # ---------------------------------------------------------------- timers
@@ -767,6 +786,9 @@ class SenderCore:
                     return
                 self._backoff(now)
                 self.stats.rexmit_timeout += 1
+                self.stats.timeouts += 1
+                if self.trace:
+                    self._event(now, "timeout", rto=self._rto(), n=1)
                 self._send_syn(now)
             return
         if st == SenderState.FIN_WAIT_2:
@@ -818,7 +840,6 @@ class SenderCore:
                 return
             n += 1
         self.stats.timeouts += 1
-        self.stats.rexmit_timeout += n
         self._recover = self.snd_nxt
         self._gbn_deadline = now + self._rto()
         if self.trace:
@@ -852,7 +873,6 @@ class SenderCore:
             if backoff:
                 self._backoff(now)
             self.stats.timeouts += 1
-            self.stats.rexmit_timeout += n
             if self.trace:
                 self._event(now, "timeout", rto=self._rto(), n=n)
 

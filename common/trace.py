@@ -52,23 +52,39 @@ EVENTS: dict[str, str] = {
 
 
 class Tracer:
-    """Writes trace events as JSON lines to an open text file."""
+    """Writes trace events as JSON lines to an open text file.
 
-    __slots__ = ("_file", "_lock", "_dumps")
+    Lines are formatted by hand for the common value types (an f-string per
+    field is about four times cheaper than the json module's encoder, and a
+    traced run writes one line per segment on each side); anything else goes
+    through ``json.dumps``.  The output is plain JSON either way.
+    """
+
+    __slots__ = ("_file", "_lock", "_names")
 
     def __init__(self, file: IO[str]):
         self._file = file
         self._lock = threading.Lock()
-        self._dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True).encode
+        self._names: dict[str, str] = {}
 
     def emit(self, t: float, ev: str, **fields: Any) -> None:
-        fields["t"] = round(t, 6)
-        fields["th"] = threading.current_thread().name
-        fields["ev"] = ev
-        line = self._dumps(fields)
+        name = threading.current_thread().name
+        quoted = self._names.get(name)
+        if quoted is None:
+            quoted = self._names[name] = json.dumps(name)
+        parts = [f'{{"t":{t:.6f},"th":{quoted},"ev":"{ev}"']
+        for key, value in fields.items():
+            kind = type(value)
+            if kind is int:
+                parts.append(f',"{key}":{value}')
+            elif kind is str and value.isalnum():
+                parts.append(f',"{key}":"{value}"')
+            else:
+                parts.append(f',"{key}":{json.dumps(value)}')
+        parts.append("}\n")
+        line = "".join(parts)
         with self._lock:
             self._file.write(line)
-            self._file.write("\n")
 
     def flush(self) -> None:
         with self._lock:

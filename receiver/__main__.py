@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
-import signal
 import socket
 import sys
 import time
@@ -50,14 +49,8 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--buffer", type=pu.byte_size, default=4 << 20,
                    help="receive buffer, the most bytes advertised as the window "
                         "(default 4M)")
-    p.add_argument("--min-rto", type=pu.positive_float, default=0.2,
-                   help="lower bound of the FIN retransmission timeout, seconds (default 0.2)")
-    p.add_argument("--max-rto", type=pu.positive_float, default=60.0,
-                   help="upper bound of the retransmission timeout, seconds (default 60)")
     p.add_argument("--retries", type=pu.nonneg_int, default=10,
                    help="resend the FIN at most this many times (default 10)")
-    p.add_argument("--give-up", type=pu.positive_float, default=30.0,
-                   help="abort when the sender is silent this long, seconds (default 30)")
     p.add_argument("--listen-timeout", type=pu.positive_float, default=None,
                    help="give up if no sender connects within this many seconds "
                         "(default: wait forever)")
@@ -66,28 +59,12 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--force", action="store_true", help="overwrite an existing FILE")
     p.add_argument("--keep-partial", action="store_true",
                    help="keep FILE.part when the transfer fails (default: remove it)")
-    p.add_argument("--bind", default="0.0.0.0",
-                   help="local address to bind LISTEN_PORT on (default: all)")
     p.add_argument("--ready-file", metavar="FILE",
                    help="once bound, write the actual port there as JSON (for scripts)")
-    p.add_argument("--trace", metavar="FILE", help="write a JSON-lines event trace")
-    p.add_argument("--pcap", metavar="FILE",
-                   help="write every segment sent and received as a pcap for Wireshark")
-    p.add_argument("--log-level", default="INFO",
-                   choices=("TRACE", "DEBUG", "INFO", "WARNING", "ERROR"),
-                   help="console and log file level; DEBUG logs every segment (default INFO)")
-    p.add_argument("--log-file", metavar="FILE", help="also write the log to FILE")
-    p.add_argument("--quiet", action="store_true",
-                   help="print errors only: no progress bar and no summary")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--test-isn", type=int, default=None, help=argparse.SUPPRESS)
+    pu.add_common_options(p, "sender", "LISTEN_PORT")
     p.add_argument("--test-write-delay", type=float, default=0.0, help=argparse.SUPPRESS)
     p.add_argument("--test-fail-write-after", type=int, default=None, help=argparse.SUPPRESS)
     return p
-
-
-def _on_signal(signum, frame):
-    raise Interrupted(signal.Signals(signum).name)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -170,10 +147,7 @@ def _run(cfg: ReceiverConfig, args, sock, isn: int) -> int:
         except OSError as exc:
             raise UsageError(f"cannot write {exc.filename}: {exc.strerror}") from None
         receiver = Receiver(cfg, sock, isn, tracer, pcap)
-        old_int = signal.signal(signal.SIGINT, _on_signal)
-        old_term = signal.signal(signal.SIGTERM, _on_signal)
-        stack.callback(signal.signal, signal.SIGINT, old_int)
-        stack.callback(signal.signal, signal.SIGTERM, old_term)
+        pu.install_signal_handlers(stack)
         progress = None
         if wanted(args.quiet, args.no_progress):
             progress = receiver.progress = Progress(None, "receiving")

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 from loguru import logger
 
+from common.endpoint import EndpointBase
 from common.pcap import PcapWriter
 from common.receiver_core import ReceiverCore, ReceiverState
 from common.rtt import RttEstimator
@@ -68,7 +69,7 @@ class ReceiverConfig:
     fail_after: int | None = None  # test hook: the disk is full after this many bytes
 
 
-class Receiver:
+class Receiver(EndpointBase):
     def __init__(self, cfg: ReceiverConfig, sock: socket.socket, isn: int,
                  tracer: Tracer | None = None, pcap: PcapWriter | None = None):
         self.cfg = cfg
@@ -85,8 +86,7 @@ class Receiver:
             give_up=cfg.give_up, src_port=sock.getsockname()[1], dst_port=cfg.ack_to[1],
             trace=tracer is not None,
         )
-        self.lock = threading.Lock()
-        self.done = threading.Condition(self.lock)
+        super().__init__()
         self.stop = False
         self.peer: tuple[str, int] | None = None
         self.queue: queue.Queue = queue.Queue(maxsize=4096)
@@ -94,7 +94,6 @@ class Receiver:
         self.segments_sent = 0
         self.renamed = False
         self.written = 0
-        self.failure: BaseException | None = None
         self.started = 0.0
         self.connected_at: float | None = None
         self.finished_at = 0.0
@@ -119,13 +118,11 @@ class Receiver:
                              path=self.cfg.path)
         self._out = open(self.part_path, "wb")  # noqa: SIM115 - closed by the writer
         for name, target in (("network", self._network), ("writer", self._writer)):
-            t = threading.Thread(target=self._guard(target), name=name)
+            t = threading.Thread(target=self.guard(target), name=name)
             self._threads.append(t)
             t.start()
         try:
-            with self.lock:
-                while not self.core.finished and self.failure is None:
-                    self.done.wait()
+            self.wait_finished()
         except BaseException:
             self.interrupt("interrupted")
             raise
@@ -133,27 +130,6 @@ class Receiver:
             self.shutdown()
             self.finished_at = time.monotonic()
             self._cleanup()
-
-    def _guard(self, target):
-        def run():
-            try:
-                target()
-            except BaseException as exc:
-                logger.exception("{} thread failed", threading.current_thread().name)
-                with self.lock:
-                    if self.failure is None:
-                        self.failure = exc
-                    self.core.abort(time.monotonic(), f"internal error: {exc!r}")
-                    out = self._take_outbox()
-                    self.done.notify_all()
-                self._send_all(out)
-        return run
-
-    def interrupt(self, why: str) -> None:
-        with self.lock:
-            self.core.abort(time.monotonic(), why)
-            out = self._take_outbox()
-        self._send_all(out)
 
     def shutdown(self) -> None:
         with self.lock:
@@ -247,8 +223,8 @@ class Receiver:
                     core.deliver = []
                     self.max_queue = max(self.max_queue, core.unwritten)
                 fin_in = core.state == ReceiverState.CLOSE_WAIT and core.digest is not None
-                out = self._take_outbox()
-                events = self._take_events()
+                out = self.take_outbox()
+                events = self.take_events()
                 finished = core.finished
                 if finished:
                     self.done.notify_all()
@@ -257,8 +233,8 @@ class Receiver:
             if fin_in and not self._fin_queued:
                 self._fin_queued = True
                 self.queue.put(_FINISH)
-            self._send_all(out)
-            self._emit(events)
+            self.emit(events)  # they happened under the lock, before these sends
+            self.send_control(out)
             if segs:
                 continue  # more may be waiting
             if finished:
@@ -307,13 +283,7 @@ class Receiver:
         if self.tracer is not None:
             self.tracer.emit(time.monotonic(), "drop", why=why, len=length)
 
-    def _take_outbox(self) -> list:
-        out = self.core.outbox
-        if out:
-            self.core.outbox = []
-        return out
-
-    def _send_all(self, segs) -> None:
+    def send_control(self, segs) -> None:
         for seg in segs:
             data = encode(seg)
             try:
@@ -324,9 +294,13 @@ class Receiver:
             if self.pcap is not None:
                 self.pcap.write(time.time(), True, data)
             if self.tracer is not None:
-                self.tracer.emit(time.monotonic(), "send", seq=seg.seq, ack=seg.ack,
-                                 flags=flag_str(seg.flags), len=len(seg.payload),
-                                 win=seg.window)
+                fields = dict(seq=seg.seq, ack=seg.ack, flags=flag_str(seg.flags),
+                              len=len(seg.payload), win=seg.window)
+                if seg.sack:
+                    base, nxt = self.core.base, self.core.rcv_nxt
+                    fields["sack"] = [[unwrap(left, base, nxt), unwrap(right, base, nxt)]
+                                      for left, right in seg.sack]
+                self.tracer.emit(time.monotonic(), "send", **fields)
             if self.log_segments:
                 logger.debug("send local:{} -> {}:{} seq={} ack={} flags={} win={} sack={}",
                              seg.src_port, *self.cfg.ack_to, seg.seq, seg.ack,
@@ -365,23 +339,23 @@ class Receiver:
             with self.lock:
                 self.core.on_written(n, now)
                 queued = self.core.unwritten
-                outbox = self._take_outbox()
-                events = self._take_events()
-            self._send_all(outbox)
+                outbox = self.take_outbox()
+                events = self.take_events()
             if self.tracer is not None:
                 self.tracer.emit(now, "write", bytes=n, queue=queued)
-            self._emit(events)
+            self.emit(events)
+            self.send_control(outbox)
             if self.progress is not None:
-                self.progress.update(self.written)
+                self.progress.update(self.written, total=self.core.file_size)
 
     def _write_failed(self, exc: OSError) -> None:
         reason = f"cannot write {self.part_path}: {exc.strerror or exc}"
         logger.error(reason)
         with self.lock:
             self.core.abort(time.monotonic(), reason)
-            outbox = self._take_outbox()
+            outbox = self.take_outbox()
             self.done.notify_all()
-        self._send_all(outbox)
+        self.send_control(outbox)
 
     def _finish(self, out, hasher) -> None:
         try:
@@ -411,29 +385,14 @@ class Receiver:
             logger.error(reason)
         with self.lock:
             self.core.on_verified(ok, time.monotonic(), reason)
-            outbox = self._take_outbox()
-            events = self._take_events()
+            outbox = self.take_outbox()
+            events = self.take_events()
             self.done.notify_all()
-        self._send_all(outbox)
-        self._emit(events)
+        self.emit(events)
+        self.send_control(outbox)
         self._wake()  # the FIN timer started: the network thread must know
 
     # ---------------------------------------------------------- observability
-    def _take_events(self) -> list:
-        if not self.core.events:
-            return []
-        events = self.core.events
-        self.core.events = []
-        return events
-
-    def _emit(self, events) -> None:
-        for t, ev, fields in events:
-            if ev == "state":
-                logger.info("state {} -> {}", fields["old"], fields["new"])
-            if self.tracer is not None:
-                self.tracer.emit(t, ev, **fields)
-
-
 def _enable_gro(sock: socket.socket) -> bool:
     """Linux UDP GRO (udp(7)): datagrams the sender sent in one GSO batch
     arrive in one recvmsg, with their size in a control message."""

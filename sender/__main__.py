@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
 import secrets
-import signal
 import socket
 import sys
 import time
@@ -31,7 +31,7 @@ input; 130 interrupted.
 
 def build_parser() -> ArgumentParser:
     p = ArgumentParser(prog="sender", description=DESCRIPTION,
-                       formatter_class=__import__("argparse").RawDescriptionHelpFormatter)
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("file", metavar="FILE", help="the file to send")
     p.add_argument("link_address", metavar="LINK_ADDRESS",
                    help="where segments go: the emulator's (or receiver's) host name or address")
@@ -45,36 +45,12 @@ def build_parser() -> ArgumentParser:
                    help="gbn: Go-Back-N; sr: selective repeat with SACK (default)")
     p.add_argument("--mss", type=pu.positive_int, default=1452,
                    help="largest payload per segment, in bytes (default 1452: a 1500-byte MTU)")
-    p.add_argument("--min-rto", type=pu.positive_float, default=0.2,
-                   help="lower bound of the retransmission timeout, seconds (default 0.2; "
-                        "RFC 6298 says 1)")
-    p.add_argument("--max-rto", type=pu.positive_float, default=60.0,
-                   help="upper bound of the retransmission timeout, seconds (default 60)")
     p.add_argument("--retries", type=pu.nonneg_int, default=10,
                    help="give up after resending one segment this many times (default 10)")
-    p.add_argument("--give-up", type=pu.positive_float, default=30.0,
-                   help="give up after hearing nothing from the receiver this long, seconds "
-                        "(default 30)")
     p.add_argument("--time-wait", type=float, default=None,
                    help="seconds to stay in TIME-WAIT (default: 2 x RTO)")
-    p.add_argument("--bind", default="0.0.0.0",
-                   help="local address to bind ACK_PORT on (default: all)")
-    p.add_argument("--trace", metavar="FILE", help="write a JSON-lines event trace")
-    p.add_argument("--pcap", metavar="FILE",
-                   help="write every segment sent and received as a pcap for Wireshark")
-    p.add_argument("--log-level", default="INFO",
-                   choices=("TRACE", "DEBUG", "INFO", "WARNING", "ERROR"),
-                   help="console and log file level; DEBUG logs every segment (default INFO)")
-    p.add_argument("--log-file", metavar="FILE", help="also write the log to FILE")
-    p.add_argument("--quiet", action="store_true",
-                   help="print errors only: no progress bar and no summary")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--test-isn", type=int, default=None, help=__import__("argparse").SUPPRESS)
+    pu.add_common_options(p, "receiver", "ACK_PORT")
     return p
-
-
-def _on_signal(signum, frame):
-    raise Interrupted(signal.Signals(signum).name)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -147,10 +123,7 @@ def _run(cfg: SenderConfig, args, sock, file, size, isn) -> int:
         except OSError as exc:
             raise UsageError(f"cannot write {exc.filename}: {exc.strerror}") from None
         sender = Sender(cfg, sock, file, size, isn, tracer, pcap)
-        old_int = signal.signal(signal.SIGINT, _on_signal)
-        old_term = signal.signal(signal.SIGTERM, _on_signal)
-        stack.callback(signal.signal, signal.SIGINT, old_int)
-        stack.callback(signal.signal, signal.SIGTERM, old_term)
+        pu.install_signal_handlers(stack)
         progress = None
         if wanted(args.quiet, args.no_progress):
             progress = sender.progress = Progress(size, "sending")

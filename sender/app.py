@@ -38,10 +38,11 @@ from dataclasses import dataclass
 
 from loguru import logger
 
+from common.endpoint import EndpointBase
 from common.pcap import PcapWriter
 from common.progutil import debug_enabled
 from common.rtt import RttEstimator
-from common.segment import SegmentError, data_header, decode, encode, flag_str
+from common.segment import SYN, SegmentError, data_header, decode, encode, flag_str
 from common.sender_core import SenderCore
 from common.seq import unwrap
 from common.trace import Tracer
@@ -79,7 +80,7 @@ class SenderConfig:
     progress: bool = False
 
 
-class Sender:
+class Sender(EndpointBase):
     """One transfer: ``run()`` returns when it is over (or raises Interrupted)."""
 
     def __init__(self, cfg: SenderConfig, sock: socket.socket, file, file_size: int | None,
@@ -98,19 +99,18 @@ class Sender:
             retries=cfg.retries, give_up=cfg.give_up, time_wait=cfg.time_wait,
             src_port=local_port, dst_port=cfg.link[1], trace=tracer is not None,
         )
-        self.lock = threading.Lock()
+        super().__init__()
         self.tx_ready = threading.Condition(self.lock)
         self.timer_ready = threading.Condition(self.lock)
-        self.done = threading.Condition(self.lock)
         self.stop = False
         self.peer: tuple[str, int] | None = None
         self.dropped: dict[str, int] = {}
         self.foreign = 0
         self.segments_sent = 0
         self.gso = sys.platform.startswith("linux")
+        self._syn_sent = False  # trace: a second SYN is a retransmission
         self.started = 0.0
         self.finished_at = 0.0
-        self.failure: BaseException | None = None
         self.log_segments = False
         self.progress = None
         self._threads: list[threading.Thread] = []
@@ -126,18 +126,18 @@ class Sender:
                              min_rto=self.cfg.min_rto, max_rto=self.cfg.max_rto)
         with self.lock:
             self.core.start(self.started)
+            events = self.take_events()
+        self.emit(events)
         logger.info("connecting to {}:{} from port {} ({} mode, window {} bytes)",
                     *self.dest, self.sock.getsockname()[1], self.cfg.mode, self.cfg.window)
         for name, target in (("transmitter", self._transmitter),
                              ("ack-listener", self._ack_listener),
                              ("rto-timer", self._timer)):
-            t = threading.Thread(target=self._guard(target), name=name)
+            t = threading.Thread(target=self.guard(target), name=name)
             self._threads.append(t)
             t.start()
         try:
-            with self.lock:
-                while not self.core.finished and self.failure is None:
-                    self.done.wait()
+            self.wait_finished()
         except BaseException:
             self.interrupt("interrupted")
             raise
@@ -145,28 +145,13 @@ class Sender:
             self.shutdown()
         self.finished_at = time.monotonic()
 
-    def _guard(self, target):
-        def run():
-            try:
-                target()
-            except BaseException as exc:  # a worker's crash must end the run, loudly
-                logger.exception("{} thread failed", threading.current_thread().name)
-                with self.lock:
-                    if self.failure is None:
-                        self.failure = exc
-                    self.core.abort(time.monotonic(), f"internal error: {exc!r}")
-                    self.done.notify_all()
-                    self.tx_ready.notify_all()
-        return run
+    def send_control(self, segments: list) -> None:
+        self._send_batch([(seg, None) for seg in segments])
 
-    def interrupt(self, why: str) -> None:
-        """Abort from the main thread: RST to the peer, right now."""
-        with self.lock:
-            was_final = self.core.finished
-            self.core.abort(time.monotonic(), why)
-            out = [seg for seg in self.core.outbox] if not was_final else []
-            self.core.outbox.clear()
-        self._send_batch([(seg, None) for seg in out])
+    def wake_all(self) -> None:
+        self.done.notify_all()
+        self.tx_ready.notify_all()
+        self.timer_ready.notify_all()
 
     def shutdown(self) -> None:
         """Let the transmitter flush what is left, then stop and join everyone."""
@@ -212,11 +197,11 @@ class Sender:
                 if batch and core.next_deadline() != before:
                     self.timer_ready.notify()
                 finished = core.finished
-                events = self._take_events()
+                events = self.take_events()
                 mss = core.eff_mss
                 established = core.established
+            self.emit(events)  # they happened under the lock, before these sends
             self._send_batch(batch)
-            self._emit(events)
             if finished:
                 with self.lock:
                     self.done.notify_all()
@@ -303,8 +288,12 @@ class Sender:
                           len=payload_len, win=seg.window)
             if rec is not None:
                 fields["off"] = rec.off
-                if rec.why:
-                    fields["rexmit"] = rec.why
+                if rec.sent_why:
+                    fields["rexmit"] = rec.sent_why
+            elif seg.flags & SYN:
+                if self._syn_sent:
+                    fields["rexmit"] = "timeout"
+                self._syn_sent = True
             self.tracer.emit(t, "send", **fields)
         if self.log_segments:
             rtt = self.core.rtt
@@ -355,11 +344,11 @@ class Sender:
                     self.timer_ready.notify()
                 if core.finished:
                     self.done.notify_all()
-                events = self._take_events()
-                acked = core.snd_una
+                events = self.take_events()
+                acked = min(core.snd_una, core.file_size or core.snd_una)  # not the FIN
                 st = core.stats
                 rexmits = st.rexmit_timeout + st.rexmit_fast + st.rexmit_sack
-            self._emit(events)
+            self.emit(events)
             if self.progress is not None:
                 self.progress.update(acked, rexmits)
 
@@ -423,29 +412,10 @@ class Sender:
                 self.tx_ready.notify()
                 if core.finished:
                     self.done.notify_all()
-                events = self._take_events()
-            self._emit(events)
+                events = self.take_events()
+            self.emit(events)
 
     # ------------------------------------------------------------ observability
-    def _take_events(self) -> list:
-        """Under the lock: the core's events, to be written after it is released."""
-        if not self.core.events:
-            return []
-        events = self.core.events
-        self.core.events = []
-        return events
-
-    def _emit(self, events) -> None:
-        for t, ev, fields in events:
-            if ev == "state":
-                logger.info("state {} -> {}", fields["old"], fields["new"])
-            elif ev == "timeout" and self.log_segments:
-                logger.debug("timeout: {} segments resent, RTO now {:.3f} s", fields["n"],
-                             fields["rto"])
-            if self.tracer is not None:
-                self.tracer.emit(t, ev, **fields)
-
-
 def open_input(path: str):
     """Open the file to send; its size, or None when it cannot be known (a pipe)."""
     f = open(path, "rb", buffering=0)  # noqa: SIM115 - closed by the caller

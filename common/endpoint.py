@@ -1,0 +1,89 @@
+"""What the sending and the receiving program share around their cores.
+
+Both programs hold one core under one lock, with a ``done`` condition the
+main thread waits on, worker threads that must end the run loudly if they
+crash, and core events (state changes, timers, RTT) that are logged and
+traced after the lock is released.  This class holds that much; the
+programs start their own threads and do their own I/O.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from loguru import logger
+
+
+class EndpointBase:
+    """Subclasses set ``core`` and ``tracer`` and implement ``send_control``."""
+
+    core: object
+    tracer: object | None
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.done = threading.Condition(self.lock)
+        self.failure: BaseException | None = None
+
+    def send_control(self, segments: list) -> None:
+        """Send segments the core queued (outside the lock)."""
+        raise NotImplementedError
+
+    def wake_all(self) -> None:
+        """Under the lock: wake every thread that waits on a condition."""
+        self.done.notify_all()
+
+    def guard(self, target):
+        """Wrap a worker so that a crash ends the run with an RST and the error."""
+        def run():
+            try:
+                target()
+            except BaseException as exc:
+                logger.exception("{} thread failed", threading.current_thread().name)
+                with self.lock:
+                    if self.failure is None:
+                        self.failure = exc
+                    self.core.abort(time.monotonic(), f"internal error: {exc!r}")
+                    out = self.take_outbox()
+                    self.wake_all()
+                self.send_control(out)
+        return run
+
+    def wait_finished(self) -> None:
+        """Main thread: until the core is done or a worker failed."""
+        with self.lock:
+            while not self.core.finished and self.failure is None:
+                self.done.wait()
+
+    def interrupt(self, why: str) -> None:
+        """Abort from the main thread (a signal): RST to the peer, now."""
+        with self.lock:
+            self.core.abort(time.monotonic(), why)
+            out = self.take_outbox()
+            self.wake_all()
+        self.send_control(out)
+
+    def take_outbox(self) -> list:
+        """Under the lock: the segments the core queued."""
+        out = self.core.outbox
+        if out:
+            self.core.outbox = []
+        return out
+
+    def take_events(self) -> list:
+        """Under the lock: the core's events, written once it is released."""
+        events = self.core.events
+        if events:
+            self.core.events = []
+        return events
+
+    def emit(self, events) -> None:
+        for t, ev, fields in events:
+            if ev == "state":
+                logger.info("state {} -> {}", fields["old"], fields["new"])
+            elif ev == "timeout":
+                logger.debug("timeout: {} segments resent, RTO now {:.3f} s", fields["n"],
+                             fields["rto"])
+            if self.tracer is not None:
+                self.tracer.emit(t, ev, **fields)
