@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import tempfile
@@ -110,11 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     if prof is not None and not isinstance(prof, str):
         from bench import profile
 
-        cost = {}
-        r = s["loopback"].get("sr")
-        if r and r["segments"]:
-            cost = {"sender": r["cpu_send_s"] * 1e6 / r["segments"],
-                    "receiver": r["cpu_recv_s"] * 1e6 / r["segments"]}
+        cost = report.segment_costs(s)
         (out / "PROFILE.md").write_text(profile.markdown(prof, plan.loopback_size,
                                                          plan.loopback_window, cost, command))
         note = ("Where the time goes (py-spy, self samples, see [PROFILE.md](PROFILE.md)): "
@@ -124,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     if missed:
         note = "Targets marked **NO** are missed. " + (note or "")
     ctx.facts["elapsed_s"] = time.monotonic() - t0
+    info["loadavg_end"] = os.getloadavg()
+    info["fingerprint_end"] = machine.programs_fingerprint()
     (out / "results.json").write_text(json.dumps(
         {"machine": info, "plan": vars(plan), "sections": a.sections, "facts": _jsonable(
             ctx.facts), "records": ctx.records}, indent=1, default=str))

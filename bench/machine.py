@@ -63,7 +63,17 @@ def describe() -> dict:
         "commit": (_git("rev-parse", "--short", "HEAD") or "unknown")
         + (" (with uncommitted changes to the programs)" if dirty else ""),
         "loadavg_start": os.getloadavg(),
+        "fingerprint_start": programs_fingerprint(),
     }
+
+
+def programs_fingerprint() -> str:
+    """HEAD and a digest of uncommitted changes to the programs: compared at the
+    start and the end of a run, it tells whether the code changed in between."""
+    import hashlib
+
+    diff = _git("diff", "HEAD", "--", "sender", "receiver", "common", "emulator") or ""
+    return f"{_git('rev-parse', '--short', 'HEAD')}+{hashlib.sha1(diff.encode()).hexdigest()[:8]}"
 
 
 def _virt() -> str | None:

@@ -1,12 +1,16 @@
-"""Where the time goes: one loopback transfer with both programs under py-spy
+"""Where the time goes: loopback transfers with both programs under py-spy
 (a sampling profiler that sees every thread), summarised into PROFILE.md.
 
-py-spy records only samples in which a thread is running (idle threads, e.g.
-blocked in ``recv`` or a condition wait, are left out), so the shares below
-are shares of CPU-busy samples.  ``self`` counts the innermost Python frame of
-each sample (time spent in that function's own code and in the C calls it
-makes, such as ``socket.sendto``); ``inclusive`` counts a function whenever it
-is anywhere on the stack.
+py-spy runs with ``--gil``: each sample is the stack of the thread holding
+the GIL, i.e. where the process's Python work goes (one thread at a time runs
+Python in CPython, so this is the budget the threads share).  Time spent in
+system calls that release the GIL (``sendmsg``, ``recvfrom_into``, ``write``,
+``fsync``) is not in it: the user/system split of the CPU time beside it says
+how much that is.  ``self`` counts the innermost Python frame of a sample (its
+own code and the C functions it calls, e.g. ``int.from_bytes``); ``inclusive``
+counts a function whenever it is anywhere on the stack.  py-spy pauses the
+process for each sample, so the programs run slower under it; the shares are
+what matter.
 """
 
 from __future__ import annotations
@@ -19,7 +23,8 @@ from pathlib import Path
 
 from bench.runs import MIB, BenchError, run_ours
 
-RATE = 1000  # samples per second per thread
+RATE = 1000   # samples per second
+REPEATS = 2   # transfers profiled, their samples added up
 
 
 def find_py_spy() -> str | None:
@@ -71,11 +76,12 @@ def parse_raw(text: str) -> dict:
             continue
         head = parts[0]
         frames = [_norm(f) for f in parts[1:] if f]
+        if not frames:             # no Python frame: interpreter start-up or shutdown
+            imports += n
+            continue
         tname = head.split(":", 1)[1].strip() if ":" in head else "MainThread"
         total += n
         threads[tname] += n
-        if not frames:
-            continue
         func, path = frames[-1]
         own[f"{func} ({path})"] += n
         files[path] += n
@@ -93,51 +99,60 @@ def _table(counter: Counter, total: int, top: int, head: str) -> list[str]:
 
 
 def run_profile(workdir: Path, infile: Path, window: int, buffer: str) -> dict:
-    """One sr transfer with both ends under py-spy; returns the parsed profiles."""
+    """``REPEATS`` sr transfers with both ends under py-spy; returns the parsed
+    profiles (samples added up) and the results of the transfers."""
     spy = find_py_spy()
     if not spy:
         raise BenchError("py-spy is not installed (pip install py-spy)")
     outs = {role: workdir / f"{role}.pyspy.txt" for role in ("sender", "receiver")}
-    for p in outs.values():
-        p.unlink(missing_ok=True)
+    texts: dict[str, list[str]] = {"sender": [], "receiver": []}
+    results = []
 
     def prefix(role: str) -> list[str]:
-        return [spy, "record", "--rate", str(RATE), "--nonblocking", "--threads",
+        return [spy, "record", "--rate", str(RATE), "--gil", "--threads",
                 "--format", "raw", "--output", str(outs[role]), "--"]
 
-    res = run_ours(workdir, infile, "sr", window, buffer=buffer, timeout=300,
-                   sender_prefix=prefix("sender"), receiver_prefix=prefix("receiver"))
-    prof = {"result": res}
-    for role, path in outs.items():
-        if not path.exists():
-            raise BenchError(f"py-spy wrote no profile for the {role}")
-        prof[role] = parse_raw(path.read_text(errors="replace"))
+    for _ in range(REPEATS):
+        for p in outs.values():
+            p.unlink(missing_ok=True)
+        results.append(run_ours(workdir, infile, "sr", window, buffer=buffer, timeout=300,
+                                sender_prefix=prefix("sender"),
+                                receiver_prefix=prefix("receiver")))
+        for role, path in outs.items():
+            if not path.exists():
+                raise BenchError(f"py-spy wrote no profile for the {role}")
+            texts[role].append(path.read_text(errors="replace"))
+    prof: dict = {"results": results}
+    for role, parts in texts.items():
+        prof[role] = parse_raw("\n".join(parts))
     return prof
 
 
 def markdown(prof: dict, size: int, window: int, cost: dict, command: str,
              top: int = 20) -> str:
-    res = prof["result"]
+    results = prof["results"]
+    res = results[0]
     L = ["# Profile of our sender and receiver", "",
-         f"Produced by `{command}`: one loopback sr transfer of a {size // MIB} MiB file, "
-         f"window {window // MIB} MiB, both programs under "
-         f"`py-spy record --rate {RATE} --nonblocking --threads --format raw` "
-         f"(goodput under the profiler: {res.goodput * 8 / 1e6:.0f} Mbit/s, "
-         f"{res.info.get('segments_sent', 0)} segments sent, "
-         f"{res.info.get('segments_received', 0)} ACKs).", ""]
+         f"Produced by `{command}`: {len(results)} loopback sr transfers of a {size // MIB} MiB "
+         f"file, window {window // MIB} MiB, both programs under "
+         f"`py-spy record --rate {RATE} --gil --threads --format raw`, samples added up "
+         "(goodput under the profiler: " + ", ".join(
+             f"{r.goodput * 8 / 1e6:.0f}" for r in results) + " Mbit/s; "
+         f"{res.info.get('segments_sent', 0)} segments sent and "
+         f"{res.info.get('segments_received', 0)} ACKs in the first).", ""]
     L += [line.strip() for line in (__doc__ or "").split("\n\n", 1)[1].split("\n")]
     L.append("")
     if cost:
-        L.append("Cost per segment without the profiler (section 1 medians, wait4 user+sys of "
-                 "the whole process / segments): " + ", ".join(
-                     f"{k} {v:.1f} µs" for k, v in cost.items()) + ".")
+        L.append("Cost per segment without the profiler (section 1 medians, `wait4` CPU of the "
+                 "whole process less the fixed cost of a run, / segments): " + "; ".join(
+                     f"{k} {v}" for k, v in cost.items()) + ".")
         L.append("")
     for role in ("sender", "receiver"):
         p = prof[role]
         total = p["total"] or 1
         L += [f"## {role.capitalize()}", "",
-              f"{p['total']} busy samples after start-up ({p['imports']} more were imports, "
-              "left out below). By thread: " + ", ".join(
+              f"{p['total']} samples after start-up ({p['imports']} more were imports or "
+              "had no Python frame, left out below). By thread: " + ", ".join(
                   f"{t} {n / total * 100:.0f}%" for t, n in p["threads"].most_common()) + ".", ""]
         L += ["### Top functions by self samples", ""]
         L += _table(p["self"], total, top, "function (file)")

@@ -38,6 +38,11 @@ def _cpu(rec: dict, role: str) -> float | None:
     return None if not u else u["user"] + u["sys"]
 
 
+def _part(rec: dict, role: str, key: str) -> float | None:
+    u = rec["usage"].get(role)
+    return None if not u else u[key]
+
+
 def _rss(rec: dict, role: str) -> float | None:
     u = rec["usage"].get(role)
     return None if not u else u["maxrss_kib"] / 1024.0
@@ -100,6 +105,8 @@ def summarise(records: list[dict], facts: dict, plan: Plan) -> dict:
             if name in ("sr", "gbn") else None,
             "net_recv_s": median([_net(_cpu(r, "receiver"), fr) for r in ok])
             if name in ("sr", "gbn") else None,
+            "sys_send": median([_part(r, "sender", "sys") for r in ok]),
+            "sys_recv": median([_part(r, "receiver", "sys") for r in ok]),
             "notes": sorted({r["note"] for r in recs if r["note"]}),
         }
     s["loopback"] = rows
@@ -174,6 +181,8 @@ def summarise(records: list[dict], facts: dict, plan: Plan) -> dict:
         size_rows.append({
             "size": size, "runs": len(recs),
             "ms_per_mib": median([r["seconds"] * 1000 / (size / MIB) for r in recs]),
+            "ms_min": min(r["seconds"] * 1000 / (size / MIB) for r in recs),
+            "ms_max": max(r["seconds"] * 1000 / (size / MIB) for r in recs),
             "goodput": median([r["goodput"] for r in recs]),
             "rss_send": median([_rss(r, "sender") for r in recs]),
             "rss_recv": median([_rss(r, "receiver") for r in recs]),
@@ -229,6 +238,67 @@ def summarise(records: list[dict], facts: dict, plan: Plan) -> dict:
     return s
 
 
+def loss_reading(s: dict, facts: dict, plan: Plan) -> list[str]:
+    """What the loss tables say, in words, from this run's figures."""
+    rtt, ceiling = facts.get("path_rtt"), facts.get("path_payload_ceiling")
+    if not rtt:
+        return []
+    out = ["### Reading section 2", ""]
+    for win in plan.loss_windows:
+        rows = [x for x in s["loss"] if x["window"] == win]
+        zero = next((x for x in rows if x["loss"] == 0), None)
+        parts = []
+        if zero and zero["sr"]["goodput"]:
+            a = zero["sr"]
+            if win / rtt < ceiling:
+                why = (f"its RTT samples averaged {_fmt(a['rtt_avg'], '.1f')} ms against the "
+                       f"{rtt * 1000:.1f} ms minimum (queueing in the emulator and at the "
+                       f"receiver), and W/RTT_avg = {mbit(win / (a['rtt_avg'] / 1000))} Mbit/s"
+                       if a["rtt_avg"] else "")
+                parts.append(f"at 0% loss sr reaches {pct(a['ratio'])} of W/RTT; {why}")
+            else:
+                parts.append(f"at 0% loss sr reaches {pct(a['ratio'])} of the ceiling C (W/RTT "
+                             "is higher): three Python processes (sender, emulator, receiver) and "
+                             "the kernel's work for them share two cores")
+        lossy = [x for x in rows if x["loss"] > 0 and x["sr"].get("own_ratio")]
+        if lossy:
+            parts.append("the response to loss alone (sr/own) is " + ", ".join(
+                f"{x['loss']:g}%: {pct(x['sr']['own_ratio'])}" for x in lossy)
+                + "; median timer expiries per run " + ", ".join(
+                f"{x['loss']:g}%: {_fmt(x['sr']['timeouts'], '.0f')}" for x in lossy))
+        close = [x["loss"] for x in rows if x["loss"] > 0 and x["gbn"]["ratio"]
+                 and x["gbn"]["ratio"] >= 0.8]
+        if close:
+            parts.append("gbn reaches at least 80% of its model at "
+                         + ", ".join(f"{c:g}%" for c in close) + " loss")
+        if parts:
+            out.append(f"- Window {kib(win)}: " + "; ".join(parts) + ".")
+    out += ["",
+            "The textbook (1-p) supposes the sender keeps sending new data while a loss is "
+            "repaired. A fixed window cannot: no byte may be sent more than W beyond the oldest "
+            "unacknowledged one, so the window's left edge waits on the hole until the "
+            "retransmission is acknowledged, about one RTT of stall per loss event when W is "
+            "near the bandwidth-delay product. A retransmission that is lost again waits for the "
+            "RTO (at least 200 ms here, some 20 RTTs); those expiries grow with p and dominate "
+            "from about 5%. Go-Back-N's model already charges a whole window per loss, which is "
+            "why gbn sits nearer its (much lower) model at low loss."]
+    return out
+
+
+def segment_costs(s: dict, mode: str = "sr") -> dict[str, str]:
+    """Our CPU per segment in section 1, net of the fixed cost, with its user/system split."""
+    r = s["loopback"].get(mode)
+    if not r or not r["segments"] or r["net_send_s"] is None:
+        return {}
+    out = {}
+    for role, short in (("sender", "send"), ("receiver", "recv")):
+        tot = r[f"net_{short}_s"] * 1e6 / r["segments"]
+        share = r[f"sys_{short}"] / r[f"cpu_{short}_s"] if r[f"cpu_{short}_s"] else None
+        out[role] = f"{tot:.1f} µs" + (f" (system time {pct(share)} of the process's CPU)"
+                                       if share is not None else "")
+    return out
+
+
 # ------------------------------------------------------------- Markdown
 
 
@@ -256,10 +326,16 @@ def markdown(s: dict, facts: dict, machine: dict, plan: Plan, sections: list[str
               "rmem_max", "wmem_max"):
         if machine.get(k) is not None:
             add(f"| {k} | {machine[k]} |")
-    la = machine.get("loadavg_start")
-    if la:
-        add(f"| load average at start | {la[0]:.2f} {la[1]:.2f} {la[2]:.2f} |")
+    for when in ("start", "end"):
+        la = machine.get(f"loadavg_{when}")
+        if la:
+            add(f"| load average at {when} | {la[0]:.2f} {la[1]:.2f} {la[2]:.2f} |")
     add("")
+    a, b = machine.get("fingerprint_start"), machine.get("fingerprint_end")
+    if a and b and a != b:
+        add(f"**The programs changed while this ran** (HEAD+diff {a} at the start, {b} at the "
+            "end: others work in the same tree), so the figures may mix versions.")
+        add("")
     add("The machine is shared and noisy: absolute figures move from run to run; ratios "
         "measured in one invocation are what to compare.")
     add("")
@@ -307,12 +383,11 @@ def markdown(s: dict, facts: dict, machine: dict, plan: Plan, sections: list[str
         add("")
         for mode in ("sr", "gbn"):
             r = rows.get(mode)
-            if r and r["segments"] and r["net_send_s"] is not None:
+            cost = segment_costs(s, mode)
+            if cost:
                 add(f"Ours ({mode}) per segment, the fixed cost of a run taken out: "
-                    f"{r['segments']:.0f} segments sent, {r['acks']:.0f} ACKs received; sender "
-                    f"{r['net_send_s'] * 1e6 / r['segments']:.1f} µs CPU per segment sent, "
-                    f"receiver {r['net_recv_s'] * 1e6 / r['segments']:.1f} µs CPU per segment "
-                    "received.")
+                    f"{r['segments']:.0f} segments sent, {r['acks']:.0f} ACKs received; CPU per "
+                    f"segment: sender {cost['sender']}, receiver {cost['receiver']}.")
                 add("")
         fixed = s.get("fixed") or {}
         if fixed:
@@ -372,6 +447,11 @@ def markdown(s: dict, facts: dict, machine: dict, plan: Plan, sections: list[str
                     f"{a['cut']}/{b['cut']} |")
             add("")
 
+    if s["loss"]:
+        for line in loss_reading(s, facts, plan):
+            add(line)
+        add("")
+
     if s["sizes"]:
         add("## 3. Scaling")
         add("")
@@ -382,12 +462,13 @@ def markdown(s: dict, facts: dict, machine: dict, plan: Plan, sections: list[str
         add("")
         add("![scaling](scaling.png)")
         add("")
-        add("| file | ms per MiB | goodput Mbit/s | peak RSS sender MiB (median/max) | peak RSS "
-            "receiver MiB (median/max) | CPU s/MiB send (net of fixed) | CPU s/MiB recv "
-            "(net of fixed) |")
-        add("|---|---|---|---|---|---|---|")
+        add("| file | ms per MiB (median) | min-max of the runs | goodput Mbit/s "
+            "| peak RSS sender MiB (median/max) | peak RSS receiver MiB (median/max) "
+            "| CPU s/MiB send (net of fixed) | CPU s/MiB recv (net of fixed) |")
+        add("|---|---|---|---|---|---|---|---|")
         for x in s["sizes"]:
-            add(f"| {kib(x['size'])} | {x['ms_per_mib']:.2f} | {mbit(x['goodput'])} | "
+            add(f"| {kib(x['size'])} | {x['ms_per_mib']:.2f} | {x['ms_min']:.1f}-{x['ms_max']:.1f} "
+                f"| {mbit(x['goodput'])} | "
                 f"{x['rss_send']:.1f} / {x['rss_send_max']:.1f} | {x['rss_recv']:.1f} / "
                 f"{x['rss_recv_max']:.1f} | {_fmt(x['cpu_send'], '.4f')} "
                 f"({_fmt(x['net_send'], '.4f')}) | {_fmt(x['cpu_recv'], '.4f')} "
