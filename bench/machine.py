@@ -68,12 +68,15 @@ def describe() -> dict:
 
 
 def programs_fingerprint() -> str:
-    """HEAD and a digest of uncommitted changes to the programs: compared at the
-    start and the end of a run, it tells whether the code changed in between."""
+    """A digest of the programs' source (their trees at HEAD and any uncommitted
+    changes): compared at the start and the end of a run, it tells whether the
+    code measured changed in between (commits elsewhere in the tree do not count)."""
     import hashlib
 
-    diff = _git("diff", "HEAD", "--", "sender", "receiver", "common", "emulator") or ""
-    return f"{_git('rev-parse', '--short', 'HEAD')}+{hashlib.sha1(diff.encode()).hexdigest()[:8]}"
+    dirs = ("sender", "receiver", "common", "emulator")
+    trees = _git("rev-parse", *(f"HEAD:{d}" for d in dirs)) or ""
+    diff = _git("diff", "HEAD", "--", *dirs) or ""
+    return hashlib.sha1((trees + diff).encode()).hexdigest()[:10]
 
 
 def _virt() -> str | None:

@@ -4,13 +4,13 @@
 py-spy runs with ``--gil``: each sample is the stack of the thread holding
 the GIL, i.e. where the process's Python work goes (one thread at a time runs
 Python in CPython, so this is the budget the threads share).  Time spent in
-system calls that release the GIL (``sendmsg``, ``recvfrom_into``, ``write``,
-``fsync``) is not in it: the user/system split of the CPU time beside it says
-how much that is.  ``self`` counts the innermost Python frame of a sample (its
-own code and the C functions it calls, e.g. ``int.from_bytes``); ``inclusive``
-counts a function whenever it is anywhere on the stack.  py-spy pauses the
-process for each sample, so the programs run slower under it; the shares are
-what matter.
+system calls and C code that release the GIL (``sendmsg``, ``recvfrom_into``,
+``write``, ``fsync``, ``hashlib`` on large buffers) is not in it; the
+system-time share of the CPU beside it says how much the kernel takes.
+``self`` counts the innermost Python frame of a sample (its own code and the
+C functions it calls, e.g. ``int.from_bytes``); ``inclusive`` counts a
+function whenever it is anywhere on the stack.  py-spy pauses the process for
+each sample, so the programs run slower under it; the shares are what matter.
 """
 
 from __future__ import annotations
@@ -61,6 +61,7 @@ def parse_raw(text: str) -> dict:
     own: Counter = Counter()
     incl: Counter = Counter()
     files: Counter = Counter()
+    lines: Counter = Counter()
     for line in text.splitlines():
         line = line.rstrip()
         if not line or " " not in line:
@@ -84,11 +85,13 @@ def parse_raw(text: str) -> dict:
         threads[tname] += n
         func, path = frames[-1]
         own[f"{func} ({path})"] += n
+        m = re.search(r":(\d+)\)$", parts[-1])
+        lines[f"{func} ({path}:{m.group(1) if m else '?'})"] += n
         files[path] += n
         for key in {f"{fn} ({p})" for fn, p in frames if not _wrapper(fn, p)}:
             incl[key] += n
     return {"total": total, "imports": imports, "threads": threads, "self": own,
-            "inclusive": incl, "files": files}
+            "inclusive": incl, "files": files, "lines": lines}
 
 
 def _table(counter: Counter, total: int, top: int, head: str) -> list[str]:
@@ -158,6 +161,10 @@ def markdown(prof: dict, size: int, window: int, cost: dict, command: str,
         L += _table(p["self"], total, top, "function (file)")
         L += ["", "### Top functions by inclusive samples", ""]
         L += _table(p["inclusive"], total, top, "function (file)")
+        L += ["", "### Top lines by self samples", "",
+              "Line numbers are those of the source the programs ran (see the commit in "
+              "RESULTS.md).", ""]
+        L += _table(p["lines"], total, 12, "function (file:line)")
         L += ["", "### Self samples by file", ""]
         L += _table(p["files"], total, 12, "file")
         L.append("")

@@ -194,6 +194,13 @@ def summarise(records: list[dict], facts: dict, plan: Plan) -> dict:
             "net_recv": median([_net(_cpu(r, "receiver"), fr) / (size / MIB) for r in recs]),
         })
     s["sizes"] = size_rows
+    pts = [(r["size"] / MIB, r["seconds"] * 1000) for size in by_size for r in by_size[size]]
+    if len({x for x, _ in pts}) >= 2:
+        mx = sum(x for x, _ in pts) / len(pts)
+        my = sum(y for _, y in pts) / len(pts)
+        slope = (sum((x - mx) * (y - my) for x, y in pts)
+                 / sum((x - mx) ** 2 for x, _ in pts))
+        s["size_fit"] = {"ms_fixed": my - slope * mx, "ms_per_mib": slope}
     if len(size_rows) >= 2:
         t = [x["ms_per_mib"] for x in size_rows]
         spread = max(t) / min(t) - 1
@@ -333,8 +340,8 @@ def markdown(s: dict, facts: dict, machine: dict, plan: Plan, sections: list[str
     add("")
     a, b = machine.get("fingerprint_start"), machine.get("fingerprint_end")
     if a and b and a != b:
-        add(f"**The programs changed while this ran** (HEAD+diff {a} at the start, {b} at the "
-            "end: others work in the same tree), so the figures may mix versions.")
+        add(f"**The programs changed while this ran** (source digest {a} at the start, {b} at "
+            "the end: others work in the same tree), so the figures may mix versions.")
         add("")
     add("The machine is shared and noisy: absolute figures move from run to run; ratios "
         "measured in one invocation are what to compare.")
@@ -473,6 +480,14 @@ def markdown(s: dict, facts: dict, machine: dict, plan: Plan, sections: list[str
                 f"{x['rss_recv_max']:.1f} | {_fmt(x['cpu_send'], '.4f')} "
                 f"({_fmt(x['net_send'], '.4f')}) | {_fmt(x['cpu_recv'], '.4f')} "
                 f"({_fmt(x['net_recv'], '.4f')}) |")
+        add("")
+    fit = s.get("size_fit")
+    if fit:
+        add(f"A least-squares line through every run, time = a + b x size, gives a = "
+            f"{fit['ms_fixed']:.1f} ms and b = {fit['ms_per_mib']:.2f} ms/MiB: a per-transfer "
+            "cost of a ms (beyond the handshake and teardown of the 1 KiB run, "
+            f"{s['fixed'].get('seconds', 0) * 1000:.1f} ms) is what makes the small files "
+            "slower per MiB; at a constant b alone the spread would be nil.")
         add("")
     if s["windows"]:
         add(f"### Window size (sr through the emulator, {plan.delay * 1000:g} ms delay, no loss)")
