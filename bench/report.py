@@ -483,11 +483,16 @@ def markdown(s: dict, facts: dict, machine: dict, plan: Plan, sections: list[str
         add("")
     fit = s.get("size_fit")
     if fit:
-        add(f"A least-squares line through every run, time = a + b x size, gives a = "
-            f"{fit['ms_fixed']:.1f} ms and b = {fit['ms_per_mib']:.2f} ms/MiB: a per-transfer "
-            "cost of a ms (beyond the handshake and teardown of the 1 KiB run, "
-            f"{s['fixed'].get('seconds', 0) * 1000:.1f} ms) is what makes the small files "
-            "slower per MiB; at a constant b alone the spread would be nil.")
+        line = (f"A least-squares line through every run, time = a + b x size, gives a = "
+                f"{fit['ms_fixed']:.1f} ms and b = {fit['ms_per_mib']:.2f} ms/MiB. ")
+        if fit["ms_fixed"] > 0:
+            line += ("So each transfer seems to pay a fixed a ms on top of its size (far more "
+                     "than the whole 1 KiB run, "
+                     f"{(s.get('fixed') or {}).get('seconds', 0) * 1000:.1f} ms), which weighs "
+                     "most on the small files; b alone would give no spread.")
+        else:
+            line += "No fixed part shows: the spread is run-to-run noise."
+        add(line)
         add("")
     if s["windows"]:
         add(f"### Window size (sr through the emulator, {plan.delay * 1000:g} ms delay, no loss)")
