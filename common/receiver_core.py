@@ -25,6 +25,8 @@ from .seq import unwrap, wrap
 
 DEFAULT_CAPACITY = 4 << 20
 MAX_WINDOW_FIELD = 0xFFFF
+#: FIN resends in LAST_ACK before the receiver stops waiting for the final ACK.
+LAST_ACK_RETRIES = 3
 
 
 def window_shift(capacity: int) -> int:
@@ -502,7 +504,9 @@ class ReceiverCore:
                 self._set_state(ReceiverState.DONE, now)  # the file is complete anyway
             elif now >= self._fin_deadline:
                 self._fin_rexmits += 1
-                if self._fin_rexmits > self.retries:
+                # The file is complete and renamed: only the sender's last ACK
+                # is missing, and it may have left already (TIME-WAIT is short).
+                if self._fin_rexmits > min(self.retries, LAST_ACK_RETRIES):
                     self._set_state(ReceiverState.DONE, now)
                     return
                 self.stats.fin_rexmits += 1

@@ -336,7 +336,7 @@ class SenderCore:
             rec.queued = False
             if rec.end <= self.snd_una or rec.off not in self._records:
                 continue
-            if not self.gbn and self._is_sacked(rec):
+            if not self.gbn and rec.off > self.snd_una and self._is_sacked(rec):
                 continue
             rec.sent_at = now
             if not self.gbn:
@@ -549,6 +549,10 @@ class SenderCore:
                 self._sacked[0][0] = ack_off
         if self._loss_scan < ack_off:
             self._loss_scan = ack_off
+        if order and not self.gbn and order[0].off not in self._timers:
+            # RFC 6298 §5.1 and RFC 2018 §8: the segment at the left edge is
+            # always timed, whatever the SACK blocks claimed about it.
+            self._timers[order[0].off] = order[0]
         if ack_off <= self._recover and order and not self.gbn and not order[0].lost:
             # NewReno partial ACK (RFC 6582): the next hole is lost too.
             self._mark_lost(order[0], now, "fast")
@@ -599,10 +603,9 @@ class SenderCore:
         for left_w, right_w in blocks:
             left = unwrap(left_w, self.base, ack_off)
             right = unwrap(right_w, self.base, ack_off)
-            # RFC 2018 §8 and RFC 5961: ignore blocks that make no sense.
-            left = max(left, ack_off)
-            right = min(right, self.snd_nxt)
-            if right <= left:
+            # Blocks outside what is outstanding make no sense: ignore them
+            # (as Linux's tcp_is_sackblock_valid does), never trim them to fit.
+            if left < ack_off or right > self.snd_nxt or right <= left:
                 continue
             end_rec = self._by_end.get(right)
             if end_rec is not None and end_rec.sent_at > delivered_at:
@@ -671,11 +674,13 @@ class SenderCore:
             reo_wnd = min(reo_wnd * self._reo_mult, rtt.srtt)
         limit = delivered_at - reo_wnd
         delivered, lost = [], []
+        una = self.snd_una
         for rec in self._timers.values():
             if rec.sent_at >= limit:
                 break
             if self._is_sacked(rec):
-                delivered.append(rec.off)
+                if rec.off > una:  # the left edge stays timed (RFC 2018 §8)
+                    delivered.append(rec.off)
             elif not rec.queued and not rec.fin:
                 # (The peer holds a FIN back until every byte is in, so a FIN
                 # waiting behind a hole is not lost.)
@@ -858,8 +863,11 @@ class SenderCore:
         n = 0
         backoff = False
         for rec in expired:
-            if self._is_sacked(rec):
-                del timers[rec.off]  # delivered; waits only for the cumulative ACK
+            # A SACKed segment waits only for the cumulative ACK, except the one
+            # at the left edge: SACK is advisory, a timeout resends it anyway
+            # (RFC 2018 §8), so a peer that reneges (or lies) cannot stall us.
+            if rec.off > self.snd_una and self._is_sacked(rec):
+                del timers[rec.off]
                 continue
             if not self._peer_answered_probe(rec):
                 backoff = True

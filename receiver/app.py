@@ -159,7 +159,10 @@ class Receiver(EndpointBase):
 
     def _cleanup(self) -> None:
         if self._out is not None and not self._out.closed:
-            self._out.close()
+            try:
+                self._out.close()  # after ENOSPC this flushes (and fails) again
+            except OSError:
+                pass
         if not self.renamed and not self.cfg.keep_partial:
             try:
                 os.unlink(self.part_path)
@@ -199,7 +202,7 @@ class Receiver(EndpointBase):
                     break
                 if addr is None:
                     continue
-                size = _gro_size(anc) if anc else n
+                size = (_gro_size(anc) if anc else n) or 1  # an empty datagram: one, short
                 for start in range(0, n, size):  # UDP GRO: several datagrams at once
                     seg = self._parse(view[start:min(n, start + size)], addr)
                     if seg is not None:

@@ -42,7 +42,7 @@ from common.endpoint import EndpointBase
 from common.pcap import PcapWriter
 from common.progutil import debug_enabled
 from common.rtt import RttEstimator
-from common.segment import SYN, SegmentError, data_header, decode, encode, flag_str
+from common.segment import ACK, RST, SYN, SegmentError, data_header, decode, encode, flag_str
 from common.sender_core import SenderCore
 from common.seq import unwrap
 from common.trace import Tracer
@@ -365,10 +365,12 @@ class Sender(EndpointBase):
             self._drop(exc.reason, len(data))
             return None
         if self.peer is None:
-            # The peer is whoever answers our SYN (PROTOCOL.md, Connection).
-            if seg.flags & 0x12 == 0x12 and seg.ack == self.core.base:
+            # The peer is whoever answers our SYN (PROTOCOL.md, Connection); a
+            # refusal (RST acknowledging the SYN) goes to the core as well.
+            acks_syn = seg.flags & ACK and seg.ack == self.core.base
+            if acks_syn and seg.flags & SYN:
                 self.peer = addr
-            else:
+            elif not (acks_syn and seg.flags & RST):
                 self._drop("foreign", len(data))
                 return None
         if self.tracer is not None:
