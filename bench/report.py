@@ -190,11 +190,14 @@ def summarise(records: list[dict], facts: dict, plan: Plan) -> dict:
             "rss_recv_max": max(_rss(r, "receiver") or 0 for r in recs),
             "cpu_send": median([_per_mib(r, "sender") for r in recs]),
             "cpu_recv": median([_per_mib(r, "receiver") for r in recs]),
+            "rexmit": [r["info"].get("retransmissions", 0) for r in recs],
             "net_send": median([_net(_cpu(r, "sender"), fs) / (size / MIB) for r in recs]),
             "net_recv": median([_net(_cpu(r, "receiver"), fr) / (size / MIB) for r in recs]),
         })
     s["sizes"] = size_rows
-    pts = [(r["size"] / MIB, r["seconds"] * 1000) for size in by_size for r in by_size[size]]
+    # through the per-size medians: one slow run (a retransmission timeout) must not tilt it
+    pts = [(size / MIB, median([r["seconds"] * 1000 for r in by_size[size]]))
+           for size in by_size]
     if len({x for x, _ in pts}) >= 2:
         mx = sum(x for x, _ in pts) / len(pts)
         my = sum(y for _, y in pts) / len(pts)
@@ -471,27 +474,26 @@ def markdown(s: dict, facts: dict, machine: dict, plan: Plan, sections: list[str
         add("")
         add("| file | ms per MiB (median) | min-max of the runs | goodput Mbit/s "
             "| peak RSS sender MiB (median/max) | peak RSS receiver MiB (median/max) "
-            "| CPU s/MiB send (net of fixed) | CPU s/MiB recv (net of fixed) |")
-        add("|---|---|---|---|---|---|---|---|")
+            "| CPU s/MiB send (net of fixed) | CPU s/MiB recv (net of fixed) "
+            "| retransmissions per run |")
+        add("|---|---|---|---|---|---|---|---|---|")
         for x in s["sizes"]:
             add(f"| {kib(x['size'])} | {x['ms_per_mib']:.2f} | {x['ms_min']:.1f}-{x['ms_max']:.1f} "
                 f"| {mbit(x['goodput'])} | "
                 f"{x['rss_send']:.1f} / {x['rss_send_max']:.1f} | {x['rss_recv']:.1f} / "
                 f"{x['rss_recv_max']:.1f} | {_fmt(x['cpu_send'], '.4f')} "
                 f"({_fmt(x['net_send'], '.4f')}) | {_fmt(x['cpu_recv'], '.4f')} "
-                f"({_fmt(x['net_recv'], '.4f')}) |")
+                f"({_fmt(x['net_recv'], '.4f')}) | {', '.join(str(n) for n in x['rexmit'])} |")
         add("")
     fit = s.get("size_fit")
     if fit:
-        line = (f"A least-squares line through every run, time = a + b x size, gives a = "
-                f"{fit['ms_fixed']:.1f} ms and b = {fit['ms_per_mib']:.2f} ms/MiB. ")
-        if fit["ms_fixed"] > 0:
-            line += ("So each transfer seems to pay a fixed a ms on top of its size (far more "
-                     "than the whole 1 KiB run, "
-                     f"{(s.get('fixed') or {}).get('seconds', 0) * 1000:.1f} ms), which weighs "
-                     "most on the small files; b alone would give no spread.")
-        else:
-            line += "No fixed part shows: the spread is run-to-run noise."
+        small = s["sizes"][0]
+        resid = (small["ms_per_mib"] * small["size"] / MIB
+                 - (fit["ms_fixed"] + fit["ms_per_mib"] * small["size"] / MIB))
+        line = (f"A least-squares line through the per-size medians, time = a + b x size, "
+                f"gives a = {fit['ms_fixed']:.1f} ms and b = {fit['ms_per_mib']:.2f} ms/MiB; "
+                f"the {kib(small['size'])} median lies {resid:+.1f} ms from that line (the whole "
+                f"1 KiB run takes {(s.get('fixed') or {}).get('seconds', 0) * 1000:.1f} ms).")
         add(line)
         add("")
     if s["windows"]:
