@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import shutil
 import signal
 import subprocess
@@ -41,7 +42,7 @@ def two_hosts():
         pytest.skip("network namespaces need root")
     if shutil.which("ip") is None:
         pytest.skip("iproute2 ('ip') is not installed (apt-get install -y iproute2)")
-    tag = f"stcp{os.getpid() % 100000}"
+    tag = f"stcp-{os.getpid()}-{secrets.token_hex(3)}-"
     a, b = f"{tag}a", f"{tag}b"
     made: list[str] = []
     try:
