@@ -89,5 +89,10 @@ class RttEstimator:
             self.rto = min(self.max_rto, self._base * (1 << self.backoff))
 
     @property
+    def base_rto(self) -> float:
+        """The RTO without the backoff of recent timeouts."""
+        return self._base
+
+    @property
     def sample_avg(self) -> float | None:
         return self.sample_sum / self.samples if self.samples else None

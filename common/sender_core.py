@@ -168,6 +168,7 @@ class SenderCore:
         self._gbn_deadline: float | None = None
         self._last_backoff = -1e18
         self._sacked: list[list[int]] = []  # sr scoreboard: sorted disjoint [l, r)
+        self._sacked_bytes = 0  # how much of [snd_una, snd_nxt) the scoreboard holds
         self._high_sacked = 0
         self._loss_scan = 0  # offset below which the SACK loss rule has looked
         self.dupacks = 0
@@ -260,6 +261,11 @@ class SenderCore:
         return self.snd_nxt - self.snd_una
 
     @property
+    def in_flight(self) -> int:
+        """Bytes sent and neither cumulatively nor selectively acknowledged."""
+        return self.snd_nxt - self.snd_una - self._sacked_bytes
+
+    @property
     def finished(self) -> bool:
         return self.state in FINAL_STATES
 
@@ -309,10 +315,17 @@ class SenderCore:
 
     # -------------------------------------------------------------- sending data
     def room(self) -> int:
-        """New bytes the windows let us send now (ours and the peer's)."""
+        """New bytes the windows let us send now (ours and the peer's).
+
+        WINDOW_BYTES bounds the bytes in flight: sent and neither cumulatively
+        nor selectively acknowledged (RFC 6675's "pipe", as TCP's congestion
+        window does).  So in sr mode the sender keeps sending while a hole is
+        repaired, as far as the receiver's advertised window lets it; in gbn
+        mode, without SACK, that is simply everything past snd_una.
+        """
         if not self.established or self._fin_record is not None:
             return 0
-        limit = min(self.snd_una + self.window, self.right_edge)
+        limit = min(self.snd_una + self.window + self._sacked_bytes, self.right_edge)
         return max(0, limit - self.snd_nxt)
 
     def wants_data(self) -> bool:
@@ -353,7 +366,7 @@ class SenderCore:
             out.append((self.segment_for(rec), rec))
         if not self.wants_data():
             return out
-        limit = min(self.snd_una + self.window, self.right_edge)
+        limit = min(self.snd_una + self.window + self._sacked_bytes, self.right_edge)
         sent_new = 0
         while chunks and sent_new < max_new:
             chunk = chunks[0]
@@ -542,11 +555,14 @@ class SenderCore:
             self._sample(now - sample_rec.sent_at, now)
         self.snd_una = ack_off
         self.dupacks = 0
-        if self._sacked:
-            while self._sacked and self._sacked[0][1] <= ack_off:
-                self._sacked.pop(0)
-            if self._sacked and self._sacked[0][0] < ack_off:
-                self._sacked[0][0] = ack_off
+        board = self._sacked
+        if board:
+            while board and board[0][1] <= ack_off:
+                left, right = board.pop(0)
+                self._sacked_bytes -= right - left
+            if board and board[0][0] < ack_off:
+                self._sacked_bytes -= ack_off - board[0][0]
+                board[0][0] = ack_off
         if self._loss_scan < ack_off:
             self._loss_scan = ack_off
         if order and not self.gbn and order[0].off not in self._timers:
@@ -584,7 +600,11 @@ class SenderCore:
             self._tw_deadline = now + self._time_wait()
 
     def _time_wait(self) -> float:
-        return self.time_wait if self.time_wait is not None else 2 * self._rto()
+        # 2 x RTO (PROTOCOL.md), of the estimate itself: the backoff of a lossy
+        # tail says nothing about how soon the peer resends its FIN.
+        if self.time_wait is not None:
+            return self.time_wait
+        return 2 * min(self.rtt.base_rto, self._rto_ceiling)
 
     # ---------------------------------------------------------------- SACK
     def _on_sack(self, blocks, ack_off: int, now: float) -> float:
@@ -622,6 +642,7 @@ class SenderCore:
             covered = sum(r - l for l, r in board[i:j])
             board[i:j] = [[new_left, new_right]]
             self.stats.sacked_bytes += (new_right - new_left) - covered
+            self._sacked_bytes += (new_right - new_left) - covered
             if new_right > self._high_sacked:
                 self._high_sacked = new_right
                 # The newest arrival the peer reports: an RTT sample if it
@@ -814,6 +835,8 @@ class SenderCore:
         self._tlp_deadline = None
         self._tlp_allowed = False  # one probe until the peer reports progress
         for rec in reversed(self._timers.values()):
+            if rec.fin and rec.off > self.snd_una:
+                continue  # held back by the peer until the data is in; see _sr_timeout
             if not self._is_sacked(rec):
                 if not rec.queued:
                     self.stats.tail_probes += 1
@@ -863,6 +886,13 @@ class SenderCore:
         n = 0
         backoff = False
         for rec in expired:
+            if rec.fin and rec.off > self.snd_una:
+                # The peer holds a FIN back until every byte before it is in:
+                # resending it then proves nothing (and must not use up the
+                # retries).  Its timer starts again when it is the oldest.
+                timers.move_to_end(rec.off)
+                rec.sent_at = now
+                continue
             # A SACKed segment waits only for the cumulative ACK, except the one
             # at the left edge: SACK is advisory, a timeout resends it anyway
             # (RFC 2018 §8), so a peer that reneges (or lies) cannot stall us.

@@ -511,7 +511,11 @@ class SenderMachine(RuleBasedStateMachine):
         assert core.peer_window >= 0
         if core.state not in (SenderState.CLOSED, SenderState.SYN_SENT):
             assert core.right_edge >= core.snd_una
-        assert core.outstanding <= core.window + 2  # plus a FIN and a probe byte
+        # WINDOW_BYTES bounds what is in flight (not SACKed); the peer's
+        # window bounds how far past snd_una the sender goes.
+        assert core.in_flight <= core.window + 2  # plus a FIN and a probe byte
+        if core.state not in (SenderState.CLOSED, SenderState.SYN_SENT):
+            assert core.snd_nxt <= core.right_edge + 2
         assert core.room() >= 0
 
 
