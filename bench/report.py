@@ -284,14 +284,16 @@ def loss_reading(s: dict, facts: dict, plan: Plan) -> list[str]:
         if parts:
             out.append(f"- Window {kib(win)}: " + "; ".join(parts) + ".")
     out += ["",
-            "The textbook (1-p) supposes the sender keeps sending new data while a loss is "
-            "repaired. A fixed window cannot: no byte may be sent more than W beyond the oldest "
-            "unacknowledged one, so the window's left edge waits on the hole until the "
-            "retransmission is acknowledged, about one RTT of stall per loss event when W is "
-            "near the bandwidth-delay product. A retransmission that is lost again waits for the "
-            "RTO (at least 200 ms here, some 20 RTTs); those expiries grow with p and dominate "
-            "from about 5%. Go-Back-N's model already charges a whole window per loss, which is "
-            "why gbn sits nearer its (much lower) model at low loss."]
+            "The textbook (1-p) B supposes that the sender keeps the path full while losses "
+            "are repaired and that a repair costs only the resent segment. Two things break "
+            "that here, and the columns above show how much of each: a retransmission that is "
+            "itself lost waits for the RTO (at least 200 ms, some 20 RTTs of this path; the "
+            "\"timeouts\" column counts the expiries per run), and, if the window bounds the "
+            "span past the oldest unacknowledged byte rather than the bytes in flight, every "
+            "hole holds the window's left edge for about an RTT while it is repaired (the "
+            "sender's code decides which; the \"own\" columns show the loss response with "
+            "the CPU limit taken out). Go-Back-N's model already charges a whole window per "
+            "loss."]
     return out
 
 
