@@ -260,6 +260,63 @@ def port_is_free(port: int) -> bool:
     return True
 
 
+def port_holders(port: int) -> list[str]:
+    """'pid command line' of every process with a UDP socket on ``port``
+    (from /proc; empty where that cannot be read)."""
+    inodes = set()
+    for table in ("/proc/net/udp", "/proc/net/udp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            f = line.split()
+            if len(f) > 9 and int(f[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(f"socket:[{f[9]}]")
+    out = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            if any(os.readlink(fd) in inodes for fd in (d / "fd").iterdir()):
+                cmd = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                out.append(f"{d.name} {cmd}")
+        except OSError:
+            continue
+    return out
+
+
+def assert_port_released(port: int, ours: str) -> None:
+    """No process of ours holds ``port`` any more: it binds, or whoever holds it
+    now is someone else (an ephemeral port the OS has since given to another
+    program), and not a process whose command line contains ``ours``."""
+    for _ in range(3):
+        if port_is_free(port):
+            return
+        holders = port_holders(port)
+        mine = [h for h in holders if ours in h]
+        assert not mine, f"port {port} still bound by a process of this run: {mine}"
+        if holders:
+            return  # taken since by another program: not a leak of ours
+        time.sleep(0.5)
+    raise AssertionError(f"port {port} is still bound and its holder is unknown")
+
+
+def quiet_port() -> int:
+    """A free UDP port below the OS's ephemeral range, so no other program's
+    bind(port 0) takes it while a test watches it."""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(max(1024, low - 12000), low)
+        if port_is_free(port):
+            return port
+    raise RuntimeError("no free port below the ephemeral range")
+
+
 def ports_line(stdout: str) -> dict[str, int]:
     """run_pair.sh's 'ports: link N, receiver N, sender ACK N[, ACK link N]'."""
     import re

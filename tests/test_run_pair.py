@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from e2e_support import RUN_PAIR, pids_with, port_is_free, ports_line
-from support import free_udp_port, make_file
+from e2e_support import RUN_PAIR, assert_port_released, pids_with, ports_line, quiet_port
+from support import make_file
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -33,10 +33,13 @@ def run_pair(*args, timeout: float = 150) -> subprocess.CompletedProcess:
 
 
 def no_leftovers(rundir: Path, ports=()) -> None:
+    """No process of this run is left (each has the run directory in its
+    command line), and its ports bind again (or, for an ephemeral port, are
+    held by some other program by now, never by one of ours)."""
     left = pids_with(str(rundir))
-    assert not left, f"processes left behind:\n" + "\n".join(left)
+    assert not left, "processes left behind:\n" + "\n".join(left)
     for p in ports:
-        assert port_is_free(p), f"port {p} still bound after run_pair.sh ended"
+        assert_port_released(p, str(rundir))
 
 
 def show(res: subprocess.CompletedProcess) -> str:
@@ -249,7 +252,11 @@ def test_failure_names_side_and_log(tmp_path):
     """100% loss on the data path: nobody hears anything; with --give-up 2 both
     programs give up quickly and run_pair.sh says so, naming the logs."""
     rundir = tmp_path / "run"
-    ports = [free_udp_port() for _ in range(3)]
+    ports = []
+    while len(ports) < 3:  # explicit ports, outside the range the OS hands out
+        p = quiet_port()
+        if p not in ports:
+            ports.append(p)
     res = run_pair("--size", "10K", "--seed", "16", "--dir", rundir, "--no-analysis",
                    "--loss", "100", "--give-up", "2", "--link-port", ports[0],
                    "--recv-port", ports[1], "--ack-port", ports[2])
