@@ -45,10 +45,14 @@ def test_modes_interoperate(link, tmp_path, smode, rmode):
 
 @pytest.mark.parametrize("mode", ["sr", "gbn"])
 def test_impaired_both_paths(link, tmp_path, mode):
+    """Every impairment on both paths.  Go-Back-N gets a 16 KiB window: with
+    64 KiB nearly every window holds a loss or a reordering, every segment is
+    then resent, Karn's rule leaves no RTT sample and the RTO stays backed
+    off, which makes the run slow (though it still delivers)."""
     src = make_file(tmp_path / "in.bin", 600_000)
     dst = tmp_path / "out.bin"
     s, r = link.transfer(
-        src, dst, window="64K",
+        src, dst, window="64K" if mode == "sr" else "16K",
         data_link=["-L", "5", "-B", "1", "-O", "3", "-D", "3", "-d", "0.005", "--seed", "7"],
         ack_link=["-L", "5", "-B", "1", "-O", "3", "-D", "3", "-d", "0.005", "--seed", "8"],
         sender_args=["--mode", mode], receiver_args=["--mode", mode])
@@ -86,7 +90,8 @@ def test_last_data_segment_lost(link, tmp_path):
     last = 2 + _count_data_datagrams(size)  # SYN, ACK, then the data segments
     s, r = link.transfer(src, dst, data_link=["--drop", str(last)], ack_link=[])
     _ok(link, s, r, src, dst)
-    assert "timeout 0, fast 0" not in s.stdout  # something was resent
+    resent = [ln for ln in s.stdout.splitlines() if ln.strip().startswith("retransmissions")]
+    assert resent and int(resent[0].split()[1]) >= 1, s.stdout  # the lost one went again
 
 
 def test_fin_lost(link, tmp_path):
