@@ -194,8 +194,12 @@ class Sender(EndpointBase):
                     if core.established and not eof and len(chunks) < READAHEAD // 2:
                         break
                     tx_ready.wait()
-                if batch and core.next_deadline() != before:
-                    self.timer_ready.notify()
+                if batch:
+                    after = core.next_deadline()
+                    # Wake the timer only for an earlier deadline: for a later
+                    # one it wakes at the old time, sees the new and sleeps on.
+                    if after is not None and (before is None or after < before):
+                        self.timer_ready.notify()
                 finished = core.finished
                 events = self.take_events()
                 mss = core.eff_mss
@@ -340,7 +344,8 @@ class Sender(EndpointBase):
                 for seg in segs:
                     core.on_segment(seg, now)
                 self.tx_ready.notify()
-                if core.next_deadline() != before:
+                after = core.next_deadline()
+                if after is not None and (before is None or after < before):
                     self.timer_ready.notify()
                 if core.finished:
                     self.done.notify_all()
