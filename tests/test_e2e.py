@@ -65,11 +65,13 @@ def _record(request, tmp_path_factory):
     path = tmp_path_factory.getbasetemp() / "e2e-cases.json"
     path.write_text(json.dumps({"selection": HOW, "cases": _RAN}, indent=1))
     tr = request.config.pluginmanager.get_plugin("terminalreporter")
-    if tr is not None:
+    cap = request.config.pluginmanager.get_plugin("capturemanager")
+    if tr is not None and cap is not None:
         ok = sum(1 for c in _RAN if c["ok"])
-        tr.write_line("")
-        tr.write_line(f"e2e: {HOW}: {len(_RAN)} of {len(CASES)} selected cases ran, "
-                      f"{ok} passed; list with seeds in {path}")
+        with cap.global_and_fixture_disabled():
+            tr.write_line("")
+            tr.write_line(f"e2e: {HOW}: {len(_RAN)} of {len(CASES)} selected cases ran, "
+                          f"{ok} passed; ids and seeds in {path}")
 
 
 @pytest.mark.parametrize("case", [
