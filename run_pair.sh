@@ -38,8 +38,11 @@ Transfer:
 
 Data path impairments (the emulator between sender and receiver):
       --loss PCT         random loss (default 5)
-      --corrupt PCT      percent of full-size datagrams with a flipped bit (default 1)
-      --ber N            bit error rate per 100000 bits, as newudpl (overrides --corrupt)
+      --corrupt PCT      percent of datagrams with one flipped bit (default 1); the
+                         checksum always catches a single flipped bit
+      --ber N            bit error rate per 100000 bits, as newudpl (overrides --corrupt);
+                         two flips in one datagram can slip past the 16-bit checksum,
+                         and the SHA-256 check then fails the transfer
       --reorder PCT      out-of-order datagrams (default 2)
       --reorder-hold S   longest a held datagram waits for a successor (emulator default)
       --dup PCT          duplicated datagrams (default 0)
@@ -58,7 +61,6 @@ one of these is given):
       --ack-reorder-hold S, --ack-dup PCT, --ack-delay SECONDS, --ack-jitter SECONDS,
       --ack-rate KBITS, --ack-queue BYTES, --ack-burst P:R[:L[:G]], --ack-drop N,N,...,
       --ack-blackhole S:D
-      (--ack-corrupt counts 60-byte ACKs with SACK blocks as full size)
 Other:
       --seed N           seed of every random decision of the emulators and of the
                          sample file (default: random, printed); the ACK emulator
@@ -219,9 +221,8 @@ emu_flags() {  # name of an associative array -> one flag or value per line
             rate) printf '%s\n' -s "$v" ;;
             queue) printf '%s\n' -q "$(to_bytes "$v")" ;;
             ber) printf '%s\n' -B "$v" ;;
-            corrupt)  # percent of full-size datagrams (MSS + 20 header bytes) hit
-                printf '%s\n' -B "$(awk -v p="$v" -v bits=$(( (MSS + 20) * 8 )) \
-                    'BEGIN { printf "%.6g", (1 - exp(log(1 - p / 100) / bits)) * 100000 }')" ;;
+            corrupt)  # percent of datagrams with exactly one flipped bit (emulator -C)
+                printf '%s\n' -C "$v" ;;
             burst) IFS=: read -r gp gr gl gg <<<"$v"
                 printf '%s\n' --ge-p "$gp" --ge-r "$gr"
                 [ -n "${gl:-}" ] && printf '%s\n' --ge-loss "$gl"

@@ -33,7 +33,14 @@ EPILOG = """\
 exact meanings:
   -L, -D, -O    each datagram independently, with the given probability.
   -B            each bit independently flipped with probability B/100000; the
-                number of flipped bits in an n-bit datagram is binomial.
+                number of flipped bits in an n-bit datagram is binomial.  Two
+                flips in one datagram can cancel out in the 16-bit Internet
+                checksum (the same bit of two words, one 0->1, one 1->0): such
+                a datagram is taken as good, and the receiver's end-to-end
+                SHA-256 then refuses the file.  That is the checksum's real
+                weakness; to study loss recovery rather than it, use -C.
+  -C            a datagram hit (with probability C/100) gets exactly one bit
+                flipped, uniformly placed: the checksum always catches it.
   -O            a datagram selected for reordering is held back and leaves
                 right after the next forwarded datagram that is not itself held
                 (never before its own release time); if none has left
@@ -53,7 +60,8 @@ exact meanings:
   drop causes   counted by cause, first match wins: list, blackhole, burst
                 (Gilbert-Elliott), loss (-L), queue (tail drop).
   --seed        one random generator; per datagram the draws are made in a fixed
-                order (GE loss, GE transition, -L, -D, -O, jitter, bit errors),
+                order (GE loss, GE transition, -L, -D, -O, jitter, bit errors,
+                -C),
                 also for datagrams dropped by --drop, --blackhole or the queue,
                 so the same seed and the same datagram lengths give the same
                 decisions.  Without --seed a seed is drawn and reported.
@@ -231,6 +239,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="random loss, percent of datagrams")
     p.add_argument("-B", dest="ber", type=ber_value, default=0.0, metavar="N",
                    help="bit error rate: flipped bits per 100000 bits, as newudpl")
+    p.add_argument("-C", dest="corrupt", type=percent, default=0.0, metavar="PCT",
+                   help="corruption: percent of datagrams with exactly one flipped bit")
     p.add_argument("-O", dest="reorder", type=percent, default=0.0, metavar="PCT",
                    help="out of order: percent of datagrams held back past the next one")
     p.add_argument("-D", dest="dup", type=percent, default=0.0, metavar="PCT",
@@ -308,6 +318,7 @@ def parse_options(argv: list[str]) -> Options:
         imp = Impairments(
             loss=a.loss / 100.0,
             ber=a.ber / 100000.0,
+            corrupt=a.corrupt / 100.0,
             reorder=a.reorder / 100.0,
             dup=a.dup / 100.0,
             delay=a.delay,

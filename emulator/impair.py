@@ -16,7 +16,9 @@ Determinism
     3. duplication (``dup > 0``): one draw;
     4. reordering (``reorder > 0``): one draw;
     5. jitter (``jitter > 0``): one draw;
-    6. bit errors (``ber > 0``): one draw per flipped bit plus one.
+    6. bit errors (``ber > 0``): one draw per flipped bit plus one;
+    7. single-bit corruption (``corrupt > 0``): one draw, and one more for
+       the bit's position when the datagram is hit.
 
     The draws are made even for a datagram the drop list, the outage or the
     queue then drops, so the same seed and the same sequence of datagram
@@ -66,6 +68,7 @@ class Impairments:
 
     loss: float = 0.0  #: probability a datagram is lost
     ber: float = 0.0  #: probability a bit is flipped
+    corrupt: float = 0.0  #: probability a datagram gets exactly one flipped bit
     reorder: float = 0.0  #: probability a datagram is held back (reordered)
     dup: float = 0.0  #: probability a datagram is sent twice
     delay: float = 0.0  #: one-way delay, seconds
@@ -81,7 +84,8 @@ class Impairments:
     reorder_hold: float | None = None  #: hold timeout; None = max(2 * delay, 50 ms)
 
     def __post_init__(self) -> None:
-        for name in ("loss", "ber", "reorder", "dup", "ge_p", "ge_r", "ge_loss", "ge_good_loss"):
+        for name in ("loss", "ber", "corrupt", "reorder", "dup", "ge_p", "ge_r", "ge_loss",
+                     "ge_good_loss"):
             _check_prob(name, getattr(self, name))
         for name in ("delay", "jitter", "rate"):
             value = getattr(self, name)
@@ -121,6 +125,7 @@ class Impairments:
             self.needs_scheduler
             or self.loss > 0
             or self.ber > 0
+            or self.corrupt > 0
             or self.dup > 0
             or self.ge_enabled
             or self.drop_list
@@ -269,6 +274,10 @@ class Impairer:
         reorder = imp.reorder > 0.0 and rnd() < imp.reorder
         extra = imp.jitter * rnd() if imp.jitter > 0.0 else 0.0
         flips = self.bit_errors(nbytes * 8) if imp.ber > 0.0 else []
+        if imp.corrupt > 0.0 and rnd() < imp.corrupt and nbytes:
+            bit = min(int(rnd() * nbytes * 8), nbytes * 8 - 1)
+            if bit not in flips:
+                flips = sorted([*flips, bit])
 
         # Drop causes, in order of precedence.
         if self._t0 is None:

@@ -53,8 +53,8 @@ def test_impaired_both_paths(link, tmp_path, mode):
     dst = tmp_path / "out.bin"
     s, r = link.transfer(
         src, dst, window="64K" if mode == "sr" else "16K",
-        data_link=["-L", "5", "-B", "1", "-O", "3", "-D", "3", "-d", "0.005", "--seed", "7"],
-        ack_link=["-L", "5", "-B", "1", "-O", "3", "-D", "3", "-d", "0.005", "--seed", "8"],
+        data_link=["-L", "5", "-C", "10", "-O", "3", "-D", "3", "-d", "0.005", "--seed", "7"],
+        ack_link=["-L", "5", "-C", "10", "-O", "3", "-D", "3", "-d", "0.005", "--seed", "8"],
         sender_args=["--mode", mode], receiver_args=["--mode", mode])
     _ok(link, s, r, src, dst)
     stats_text = (tmp_path / "emu-data.stats.json").read_text()

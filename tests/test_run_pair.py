@@ -98,7 +98,7 @@ def has(argv: list[str], *seq: str) -> bool:
     (["--give-up", "7"], "sender", ["--give-up", "7"]),
     (["--give-up", "7"], "receiver", ["--give-up", "7"]),
     (["--loss", "7"], "emu-data", ["-L", "7"]),
-    (["--corrupt", "5"], "emu-data", ["-B", "0.435574"]),  # 5% of 1472-byte datagrams
+    (["--corrupt", "5"], "emu-data", ["-C", "5"]),  # 5% of datagrams, one bit each
     (["--ber", "3"], "emu-data", ["-B", "3"]),
     (["--reorder", "4"], "emu-data", ["-O", "4"]),
     (["--reorder-hold", "0.2"], "emu-data", ["--reorder-hold", "0.2"]),
@@ -112,7 +112,7 @@ def has(argv: list[str], *seq: str) -> bool:
     (["--drop", "1,5"], "emu-data", ["--drop", "1,5"]),
     (["--blackhole", "1:2.5"], "emu-data", ["--blackhole", "1:2.5"]),
     (["--ack-loss", "9"], "emu-ack", ["-L", "9"]),
-    (["--ack-corrupt", "5"], "emu-ack", ["-B", "0.435574"]),
+    (["--ack-corrupt", "5"], "emu-ack", ["-C", "5"]),
     (["--ack-ber", "2"], "emu-ack", ["-B", "2"]),
     (["--ack-reorder", "4"], "emu-ack", ["-O", "4"]),
     (["--ack-reorder-hold", "0.3"], "emu-ack", ["--reorder-hold", "0.3"]),
@@ -142,18 +142,18 @@ def test_option_reaches_program(tmp_path, args, prog, expect):
 def test_option_defaults_and_switches(tmp_path):
     cmds = dry(tmp_path)
     assert set(cmds) == {"sender", "receiver", "emu-data"}  # no ACK emulator by default
-    for flags in (["-L", "5"], ["-O", "2"], ["-d", "0.010"], ["-B", "0.0853459"]):
+    for flags in (["-L", "5"], ["-O", "2"], ["-d", "0.010"], ["-C", "1"]):
         assert has(cmds["emu-data"], *flags), flags       # the README's moderate default
     assert has(cmds["sender"], "--trace") and has(cmds["sender"], "--pcap")
     for prog in ("sender", "receiver"):  # everything stays on 127.0.0.1
         assert has(cmds[prog], "--bind", "127.0.0.1")
     clean = dry(tmp_path, "--clean")["emu-data"]
-    assert not {"-L", "-B", "-O", "-d"} & set(clean), clean
+    assert not {"-L", "-B", "-C", "-O", "-d"} & set(clean), clean
     assert has(dry(tmp_path, "--clean", "--loss", "3")["emu-data"], "-L", "3")
     late = dry(tmp_path, "--rate", "5", "--clean")["emu-data"]  # --clean drops defaults only
     assert has(late, "-s", "5") and "-L" not in late, late
     ber = dry(tmp_path, "--ber", "2")["emu-data"]  # --ber replaces the default --corrupt
-    assert has(ber, "-B", "2") and ber.count("-B") == 1, ber
+    assert has(ber, "-B", "2") and "-C" not in ber, ber
     quiet = dry(tmp_path, "--no-analysis")
     assert not any("--trace" in c or "--pcap" in c for c in quiet.values())
     src = make_file(tmp_path / "mine.bin", 10)

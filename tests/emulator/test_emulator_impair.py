@@ -235,3 +235,28 @@ def test_scheduler_and_transparency_flags():
     assert Impairments(delay=0.3).hold == pytest.approx(0.6)
     assert Impairments().hold == pytest.approx(0.05)
     assert Impairments(reorder_hold=0.2).hold == pytest.approx(0.2)
+
+
+def test_single_bit_corruption_rate_and_one_flip_each():
+    """-C: the requested share of datagrams, each with exactly one flipped bit,
+    anywhere in it (so the Internet checksum always catches it)."""
+    _, vs = run(Impairments(corrupt=0.05), 21, n=N, size=1472)
+    hit = [v for v in vs if v.flips]
+    assert_rate(len(hit), N, 0.05, "single-bit corruption")
+    assert all(len(v.flips) == 1 and 0 <= v.flips[0] < 1472 * 8 for v in hit)
+    positions = [v.flips[0] for v in hit]
+    assert_rate(sum(p < 1472 * 4 for p in positions), len(positions), 0.5, "first half")
+
+
+def test_single_bit_flip_always_fails_the_internet_checksum():
+    """Why -C exists: one flipped bit anywhere in a segment is always caught."""
+    from common.segment import Segment, SegmentError, decode, encode
+
+    rng = random.Random(3)
+    raw = encode(Segment(seq=7, ack=9, flags=0x10, window=100, payload=rng.randbytes(1452)))
+    im = Impairer(Impairments(corrupt=1.0), random.Random(4))
+    for _ in range(500):
+        data = bytearray(raw)
+        flip_bits(data, im.decide(0.0, len(data)).flips)
+        with pytest.raises(SegmentError):
+            decode(data)
