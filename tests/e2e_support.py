@@ -27,6 +27,15 @@ MSS = 1452
 DATAGRAM = MSS + 20  # a full-size segment: TCP header without options + MSS
 
 
+def ber_for_corrupt(percent: float, datagram_bytes: int = DATAGRAM) -> float:
+    """The emulator's -B (flipped bits per 100000 bits) that corrupts
+    ``percent`` % of ``datagram_bytes``-byte datagrams:
+    p = 1 - (1 - B/1e5) ** bits, solved for B."""
+    p = percent / 100
+    bits = datagram_bytes * 8
+    return (1 - (1 - p) ** (1 / bits)) * 1e5
+
+
 SIZES = {"0B": 0, "1B": 1, "odd": 123_457, "8MiB": 8 << 20}  # 123457: odd, not k*MSS
 
 
@@ -194,15 +203,33 @@ def stat(stats: dict, path: str) -> float:
 class Outcome:
     elapsed: float
     stats: dict = field(default_factory=dict)  # emulator name -> its --stats JSON
+    refused: bool = False  # the receiver's SHA-256 refused a file damaged past the checksum
+
+
+def _refused_past_checksum(s, r, dst: Path, stats: dict) -> bool:
+    """The one failure a -B link may legitimately cause: two flipped bits in
+    one datagram cancel out in the 16-bit Internet checksum, the damaged
+    bytes are written, and the end-to-end SHA-256 refuses the file (PROTOCOL:
+    RST on a digest mismatch).  True only if exactly that happened: both
+    programs exit 1 over the digest, no FILE and no FILE.part are left, and
+    the data link did flip two or more bits in some datagram."""
+    emu = stats.get("emu-data", {})
+    return (s.popen.returncode == 1 and r.popen.returncode == 1
+            and "SHA-256 mismatch" in r.stderr and "SHA-256 mismatch" in s.stdout + s.stderr
+            and not dst.exists() and not dst.with_name(dst.name + ".part").exists()
+            and emu.get("bits_flipped", 0) > emu.get("corrupted", 0))
 
 
 def run_transfer(link: Link, tmp: Path, *, mode: str, size: int, window: str,
                  data: list[str] | None, ack: list[str] | None, seed: int,
                  timeout: float, label: str, file_seed: int | None = None,
-                 sender_args: list[str] = (), receiver_args: list[str] = ()) -> Outcome:
+                 sender_args: list[str] = (), receiver_args: list[str] = (),
+                 refusal_ok: bool = False) -> Outcome:
     """One transfer through seeded emulators, checked: both programs exit 0,
     the output is byte-identical, no FILE.part is left.  ``label`` (with the
-    seed) starts every assertion message so a failure says how to replay it."""
+    seed) starts every assertion message so a failure says how to replay it.
+    With ``refusal_ok`` (a -B link) the SHA-256 refusal of a file damaged past
+    the checksum is accepted too, strictly as _refused_past_checksum says."""
     src = make_file(tmp / "in.bin", size, seed=seed if file_seed is None else file_seed)
     dst = tmp / "out.bin"
     data_link = None if data is None else [*data, "--seed", str(seed)]
@@ -214,6 +241,13 @@ def run_transfer(link: Link, tmp: Path, *, mode: str, size: int, window: str,
     elapsed = time.monotonic() - t0
     what = (f"{label}: mode {mode}, {size} B, window {window}, data path {data_link}, "
             f"ACK path {ack_link}")
+    stats = {}
+    for name in ("emu-data", "emu-ack"):
+        f = tmp / f"{name}.stats.json"
+        if f.exists():
+            stats[name] = json.loads(f.read_text())
+    if refusal_ok and _refused_past_checksum(s, r, dst, stats):
+        return Outcome(elapsed, stats, refused=True)
     assert s.popen.returncode == 0, f"{what}: sender exited {s.popen.returncode}\n" \
         + link.describe()
     assert r.popen.returncode == 0, f"{what}: receiver exited {r.popen.returncode}\n" \
@@ -221,11 +255,6 @@ def run_transfer(link: Link, tmp: Path, *, mode: str, size: int, window: str,
     assert dst.exists(), f"{what}: no output file\n" + link.describe()
     assert dst.read_bytes() == src.read_bytes(), f"{what}: output differs from input"
     assert not dst.with_name(dst.name + ".part").exists(), f"{what}: {dst}.part left"
-    stats = {}
-    for name in ("emu-data", "emu-ack"):
-        f = tmp / f"{name}.stats.json"
-        if f.exists():
-            stats[name] = json.loads(f.read_text())
     return Outcome(elapsed, stats)
 
 
@@ -349,7 +378,14 @@ def soak_profile(seed: int) -> Profile:
         lossy += loss
     corrupt = rng.choice([0, 0, 1, 5])
     if corrupt:
-        data += ["-C", str(corrupt)]
+        # half the profiles flip one bit per hit datagram (-C: the checksum
+        # catches it), half flip bits at random (-B: two flips can slip past
+        # the checksum, and then the SHA-256 must refuse the file); this draw
+        # has its own generator, so the other draws are as before
+        if random.Random(seed + 1).random() < 0.5:
+            data += ["-B", f"{ber_for_corrupt(corrupt):.6g}"]
+        else:
+            data += ["-C", str(corrupt)]
         lossy += corrupt
     if rng.random() < 0.4:
         data += ["-O", str(rng.choice([2, 5, 20]))]

@@ -29,9 +29,13 @@ so GBN through random loss is slow here: it gets almost no RTT samples
 3.75 s ceiling; for GBN 8 MiB at 30% loss alone the test caps the sender's
 backoff with --max-rto 0.5 (see Case.sender_args), or it would take ~50 min.
 
-"5% corruption" is 5% of full-size (1472-byte) datagrams with at least one
-flipped bit: the emulator's -B is bits per 100000, so
-B = (1 - 0.95 ** (1 / (1472 * 8))) * 1e5 = 0.4356.
+"5% corruption" is 5% of datagrams with a flipped bit: the emulator's -C 5
+(exactly one bit per hit datagram).  The -B equivalent for 1472-byte
+datagrams, B = (1 - 0.95 ** (1 / (1472 * 8))) * 1e5 = 0.4356
+(e2e_support.ber_for_corrupt), flips two bits in some datagrams, and about 1
+in 32 of those cancel out in the 16-bit Internet checksum: the receiver's
+SHA-256 then refuses the file, correctly, and the case would fail at random.
+The soak (tests/test_soak.py) runs -B profiles and checks that refusal.
 
 Each case's id ends in ``-seed<N>``, the data emulator's --seed (the ACK
 emulator gets N + 1); the sample file is generated from the same seed.  To
