@@ -277,7 +277,7 @@ class ReceiverCore:
     def _on_rst(self, seg: Segment, now: float) -> None:
         # RFC 5961 §3: only an RST inside the receive window is taken.
         off = unwrap(seg.seq, self.base, self.rcv_nxt)
-        win = self._window()
+        win = self.right_edge - self.rcv_nxt  # as advertised: not moved on here
         if off == self.rcv_nxt or self.rcv_nxt <= off < self.rcv_nxt + win:
             why = bytes(seg.payload[:200]).decode("ascii", "replace").strip()
             self.abort(now, "the sender reset the connection" + (f": {why}" if why else ""),
