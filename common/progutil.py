@@ -124,8 +124,14 @@ def add_common_options(p: argparse.ArgumentParser, peer: str, port_name: str) ->
 
 def install_signal_handlers(stack) -> None:
     """SIGINT and SIGTERM raise Interrupted in the main thread until ``stack`` closes."""
+    raised = []
+
     def on_signal(signum, frame):
-        raise Interrupted(signal.Signals(signum).name)
+        # Once: a second signal must not break off the clean-up (joining the
+        # threads, the RST, removing FILE.part) that the first one started.
+        if not raised:
+            raised.append(signum)
+            raise Interrupted(signal.Signals(signum).name)
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         stack.callback(signal.signal, sig, signal.signal(sig, on_signal))

@@ -117,11 +117,11 @@ class Receiver(EndpointBase):
                              mss=self.cfg.mss, capacity=self.cfg.capacity, isn=self.core.isn,
                              path=self.cfg.path)
         self._out = open(self.part_path, "wb")  # noqa: SIM115 - closed by the writer
-        for name, target in (("network", self._network), ("writer", self._writer)):
-            t = threading.Thread(target=self.guard(target), name=name)
-            self._threads.append(t)
-            t.start()
-        try:
+        try:  # a signal may come at any point from here: shutdown() must run
+            for name, target in (("network", self._network), ("writer", self._writer)):
+                t = threading.Thread(target=self.guard(target), name=name)
+                self._threads.append(t)
+                t.start()
             self.wait_finished()
         except BaseException:
             self.interrupt("interrupted")
@@ -147,7 +147,8 @@ class Receiver(EndpointBase):
                 except queue.Empty:
                     pass
         for t in self._threads:
-            t.join()
+            if t.ident is not None:  # started (a signal may have come first)
+                t.join()
         os.close(self._wake_r)
         os.close(self._wake_w)
 

@@ -130,13 +130,13 @@ class Sender(EndpointBase):
         self.emit(events)
         logger.info("connecting to {}:{} from port {} ({} mode, window {} bytes)",
                     *self.dest, self.sock.getsockname()[1], self.cfg.mode, self.cfg.window)
-        for name, target in (("transmitter", self._transmitter),
-                             ("ack-listener", self._ack_listener),
-                             ("rto-timer", self._timer)):
-            t = threading.Thread(target=self.guard(target), name=name)
-            self._threads.append(t)
-            t.start()
-        try:
+        try:  # a signal may come at any point from here: shutdown() must run
+            for name, target in (("transmitter", self._transmitter),
+                                 ("ack-listener", self._ack_listener),
+                                 ("rto-timer", self._timer)):
+                t = threading.Thread(target=self.guard(target), name=name)
+                self._threads.append(t)
+                t.start()
             self.wait_finished()
         except BaseException:
             self.interrupt("interrupted")
@@ -158,7 +158,7 @@ class Sender(EndpointBase):
         tx = self._threads[0] if self._threads else None
         with self.lock:
             self.tx_ready.notify_all()
-        if tx is not None:
+        if tx is not None and tx.ident is not None:
             tx.join(timeout=5.0)
         with self.lock:
             self.stop = True
@@ -169,7 +169,8 @@ class Sender(EndpointBase):
         except OSError:
             pass
         for t in self._threads:
-            t.join()
+            if t.ident is not None:  # started (a signal may have come first)
+                t.join()
 
     # ------------------------------------------------------------ transmitter
     def _transmitter(self) -> None:
