@@ -155,6 +155,7 @@ class SenderCore:
         self.gbn = True  # until the handshake says SACK is on
         self.snd_wscale = 0
         self.irs = 0
+        self.handshake_done = False
         self.rcv_nxt = 0  # wire number we expect from the peer (its FIN)
         self.snd_una = 0
         self.snd_nxt = 0
@@ -246,6 +247,11 @@ class SenderCore:
             dst_port=self.dst_port,
         )
 
+    @property
+    def timer_rto(self) -> float:
+        """The timeout the timers actually use (the RTO, capped; see _rto)."""
+        return self._rto()
+
     def _rto(self) -> float:
         """The timeout the timers use: the RTO, but never so long that the peer,
         hearing nothing, would give up on a transfer that is still alive."""
@@ -310,6 +316,7 @@ class SenderCore:
         if self._syn_rexmits == 0:
             self._sample(now - self._syn_sent_at, now)
         self._syn_deadline = None
+        self.handshake_done = True
         self._set_state(SenderState.ESTABLISHED, now)
         self.outbox.append(self._control(ACK))
 

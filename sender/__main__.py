@@ -161,7 +161,8 @@ def _summary(sender: Sender, args, tracer) -> None:
         ("result", "delivered and verified" if core.delivered else
          f"FAILED: {core.error}"),
         ("file", f"{args.file} ({pu.human_bytes(core.file_size or 0)})"),
-        ("mode", f"{core.mode}" + ("" if core.mode == "gbn" or core.sack_ok else
+        ("mode", f"{core.mode}" + ("" if core.mode == "gbn" or core.sack_ok
+                                   or not core.handshake_done else
                                    " (peer without SACK: cumulative ACKs only)")),
         ("bytes acknowledged", f"{acked}"),
         ("time", f"{elapsed:.3f} s (SYN to verified FIN)" if core.delivered
@@ -177,7 +178,9 @@ def _summary(sender: Sender, args, tracer) -> None:
         ("RTT min/avg/max", "n/a" if not rtt.samples else
          f"{pu.ms(rtt.sample_min)} / {pu.ms(rtt.sample_avg)} / {pu.ms(rtt.sample_max)} "
          f"({rtt.samples} samples)"),
-        ("SRTT, final RTO", f"{pu.ms(rtt.srtt)}, {pu.ms(rtt.rto)}"),
+        ("SRTT, final RTO", f"{pu.ms(rtt.srtt)}, {pu.ms(rtt.rto)}"
+         + (f" (timers capped at {pu.ms(core.timer_rto)})" if core.timer_rto < rtt.rto
+            else "")),
         ("dropped on arrival", ", ".join(f"{k} {v}" for k, v in sorted(sender.dropped.items()))
          or "none"),
     ]

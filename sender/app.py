@@ -305,7 +305,7 @@ class Sender(EndpointBase):
             logger.debug("send {}:{} -> {}:{} seq={} ack={} flags={} len={} srtt={} rto={:.3f}",
                          "local", seg.src_port, self.dest[0], self.dest[1], seg.seq, seg.ack,
                          flag_str(seg.flags), payload_len,
-                         "n/a" if rtt.srtt is None else f"{rtt.srtt:.4f}", rtt.rto)
+                         "n/a" if rtt.srtt is None else f"{rtt.srtt:.4f}", self.core.timer_rto)
 
     # ----------------------------------------------------------- ack listener
     def _ack_listener(self) -> None:
