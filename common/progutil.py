@@ -137,6 +137,28 @@ def install_signal_handlers(stack) -> None:
         stack.callback(signal.signal, sig, signal.signal(sig, on_signal))
 
 
+def open_outputs(stack, args, local: tuple[str, int], remote: tuple[str, int]):
+    """The --trace and --pcap files of a program, closed by ``stack``.
+
+    The pcap shows the connection as one TCP flow between ``local`` and
+    ``remote`` (the wire ports differ when an emulator sits between).
+    """
+    from common.pcap import PcapWriter
+    from common.trace import Tracer
+
+    tracer = pcap = None
+    try:
+        if args.trace:
+            tracer = Tracer(stack.enter_context(open(args.trace, "w", buffering=1 << 16)))
+        if args.pcap:
+            pcap = PcapWriter(stack.enter_context(open(args.pcap, "wb")), local=local,
+                              remote=remote)
+            stack.callback(pcap.close)
+    except OSError as exc:
+        raise UsageError(f"cannot write {exc.filename}: {exc.strerror}") from None
+    return tracer, pcap
+
+
 def resolve_ipv4(host: str, what: str) -> str:
     """The IPv4 address of ``host`` (a name such as localhost works)."""
     try:

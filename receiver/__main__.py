@@ -132,20 +132,8 @@ def _write_ready(path: str, port: int) -> None:
 
 def _run(cfg: ReceiverConfig, args, sock, isn: int) -> int:
     with ExitStack() as stack:
-        tracer = pcap = None
-        try:
-            if args.trace:
-                tf = stack.enter_context(open(args.trace, "w", buffering=1 << 16))
-                from common.trace import Tracer
-                tracer = Tracer(tf)
-            if args.pcap:
-                pf = stack.enter_context(open(args.pcap, "wb"))
-                from common.pcap import PcapWriter
-                pcap = PcapWriter(pf, local=("127.0.0.2", sock.getsockname()[1]),
-                                  remote=("127.0.0.1", cfg.ack_to[1]))
-                stack.callback(pcap.close)
-        except OSError as exc:
-            raise UsageError(f"cannot write {exc.filename}: {exc.strerror}") from None
+        tracer, pcap = pu.open_outputs(stack, args, local=("127.0.0.2", sock.getsockname()[1]),
+                                       remote=("127.0.0.1", cfg.ack_to[1]))
         receiver = Receiver(cfg, sock, isn, tracer, pcap)
         pu.install_signal_handlers(stack)
         progress = None

@@ -7,6 +7,7 @@ import secrets
 import socket
 import sys
 import time
+from contextlib import ExitStack
 
 from loguru import logger
 
@@ -105,23 +106,9 @@ def _open_socket(bind: str, port: int) -> socket.socket:
 
 
 def _run(cfg: SenderConfig, args, sock, file, size, isn) -> int:
-    from contextlib import ExitStack
-
     with ExitStack() as stack:
-        tracer = pcap = None
-        try:
-            if args.trace:
-                tf = stack.enter_context(open(args.trace, "w", buffering=1 << 16))
-                from common.trace import Tracer
-                tracer = Tracer(tf)
-            if args.pcap:
-                pf = stack.enter_context(open(args.pcap, "wb"))
-                from common.pcap import PcapWriter
-                pcap = PcapWriter(pf, local=("127.0.0.1", sock.getsockname()[1]),
-                                  remote=("127.0.0.2", cfg.link[1]))
-                stack.callback(pcap.close)
-        except OSError as exc:
-            raise UsageError(f"cannot write {exc.filename}: {exc.strerror}") from None
+        tracer, pcap = pu.open_outputs(stack, args, local=("127.0.0.1", sock.getsockname()[1]),
+                                       remote=("127.0.0.2", cfg.link[1]))
         sender = Sender(cfg, sock, file, size, isn, tracer, pcap)
         pu.install_signal_handlers(stack)
         progress = None
