@@ -232,42 +232,45 @@ class Sender(EndpointBase):
 
     def _send_batch(self, batch) -> None:
         """Send (segment, record) pairs in order, outside the lock: as few
-        system calls as possible (UDP GSO), then the per-segment records."""
+        system calls as possible (UDP GSO), then the per-segment records.
+        Header and payload go to the kernel as separate buffers: no copy."""
         datagrams = []
         for seg, rec in batch:
             payload = seg.payload
             if rec is not None and payload:
                 header = data_header(seg.src_port, seg.dst_port, seg.seq, seg.ack, seg.flags,
                                      seg.window, rec.residue)
-                datagrams.append(header + payload)
+                datagrams.append((header, payload))
             else:
-                datagrams.append(encode(seg))
+                datagrams.append((encode(seg),))
         self._transmit(datagrams)
         self.segments_sent += len(datagrams)
         if self.pcap is not None or self.tracer is not None or self.log_segments:
-            for (seg, rec), data in zip(batch, datagrams):
-                self._record_sent(seg, rec, data)
+            for (seg, rec), parts in zip(batch, datagrams):
+                self._record_sent(seg, rec, b"".join(parts))
 
-    def _transmit(self, datagrams: list[bytes]) -> None:
+    def _transmit(self, datagrams: list[tuple]) -> None:
         sock, dest = self.sock, self.dest
+        sizes = [sum(map(len, parts)) for parts in datagrams]
         i, n = 0, len(datagrams)
         while i < n:
             # UDP GSO (Linux): one sendmsg carries up to GSO_MAX_SEGMENTS
             # datagrams of one size (the last may be shorter); the kernel
             # splits them.  Where it is refused, send one at a time.
-            size = len(datagrams[i])
+            size = sizes[i]
             j = i + 1
             if self.gso:
                 limit = min(n, i + min(GSO_MAX_SEGMENTS, GSO_MAX_BYTES // size))
-                while j < limit and len(datagrams[j]) == size:
+                while j < limit and sizes[j] == size:
                     j += 1
-                if j < limit and len(datagrams[j]) < size:
+                if j < limit and sizes[j] < size:
                     j += 1  # a shorter one may close the group
             try:
                 if j - i > 1:
+                    buffers = [buf for parts in datagrams[i:j] for buf in parts]
                     try:
-                        sock.sendmsg([b"".join(datagrams[i:j])],
-                                     [(SOL_UDP, UDP_SEGMENT, struct.pack("=H", size))], 0, dest)
+                        sock.sendmsg(buffers, [(SOL_UDP, UDP_SEGMENT, struct.pack("=H", size))],
+                                     0, dest)
                     except OSError as exc:
                         if exc.errno not in (errno.EINVAL, errno.EIO, errno.ENOPROTOOPT,
                                              errno.EOPNOTSUPP):
@@ -276,7 +279,7 @@ class Sender(EndpointBase):
                         self.gso = False
                         continue
                 else:
-                    sock.sendto(datagrams[i], dest)
+                    sock.sendmsg(datagrams[i], [], 0, dest)
             except OSError as exc:
                 # ICMP errors (port unreachable) surface on a later call; the
                 # retransmission timer copes and the give-up time decides.
