@@ -202,9 +202,29 @@ class ReceiverCore:
         self.deliver.clear()
 
     # -------------------------------------------------------------- segments
-    def on_segment(self, seg: Segment, now: float) -> None:
-        """A segment from the peer (the caller checked its source address)."""
-        self.stats.segments_received += 1
+    def accepts_run(self, seg: Segment) -> bool:
+        """Whether ``seg``, several in-sequence data segments coalesced into
+        one (common.batch.Run), has the same outcome taken as one as taken one
+        by one: it is the next data expected, all of it inside the window,
+        nothing is held out of order and no FIN is waiting past a hole.  Then
+        each piece would only have been delivered in order, with the ACK
+        left pending."""
+        if self.state != ReceiverState.ESTABLISHED or self.ooo or self._early_fin:
+            return False
+        if unwrap(seg.seq, self.base, self.rcv_nxt) != self.rcv_nxt:
+            return False
+        end = self.rcv_nxt + len(seg.payload)
+        if self.file_size is not None and end > self.file_size:
+            return False
+        return end <= self.rcv_nxt + self._window()
+
+    def on_segment(self, seg: Segment, now: float, count: int = 1) -> None:
+        """A segment from the peer (the caller checked its source address).
+
+        ``count`` > 1: ``seg`` is that many data segments coalesced, which
+        the caller checked with :meth:`accepts_run`; they count as that many
+        in the statistics."""
+        self.stats.segments_received += count
         st = self.state
         if st in FINAL_STATES:
             return
@@ -234,7 +254,7 @@ class ReceiverCore:
             self._set_state(ReceiverState.DONE, now)
             return
         if seg.payload:
-            self._on_data(seg, now)
+            self._on_data(seg, now, count)
             early = self._early_fin
             if early is not None and early[0] == self.rcv_nxt and \
                     self.state == ReceiverState.ESTABLISHED:
@@ -283,7 +303,7 @@ class ReceiverCore:
             self.abort(now, "the sender reset the connection" + (f": {why}" if why else ""),
                        send_rst=False)
 
-    def _on_data(self, seg: Segment, now: float) -> None:
+    def _on_data(self, seg: Segment, now: float, count: int = 1) -> None:
         if self.state != ReceiverState.ESTABLISHED:
             # Data after the FIN: a duplicate; acknowledge what we have.
             self.stats.duplicates += 1
@@ -293,7 +313,7 @@ class ReceiverCore:
         n = len(payload)
         off = unwrap(seg.seq, self.base, self.rcv_nxt)
         end = off + n
-        self.stats.data_segments += 1
+        self.stats.data_segments += count
         self.stats.bytes_received += n
         rcv_nxt = self.rcv_nxt
         if end <= rcv_nxt:
@@ -314,7 +334,7 @@ class ReceiverCore:
         if off <= rcv_nxt:
             if off < rcv_nxt:
                 payload = payload[rcv_nxt - off:]
-            self.stats.in_order += 1
+            self.stats.in_order += count
             self._deliver(payload)
             if self.ooo:
                 self._pull_ooo()

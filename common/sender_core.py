@@ -247,6 +247,15 @@ class SenderCore:
             dst_port=self.dst_port,
         )
 
+    def data_header_fields(self) -> tuple[int, int, int, int, int, int]:
+        """What the header of every data segment shares, for a caller that
+        builds it from the record alone (``take(segments=False)``): source and
+        destination port, ``base`` (the wire number of offset 0), the
+        acknowledgment number, the window field, and the offset where the file
+        ends (the segment ending there carries PSH, see _psh; -1 if unknown)."""
+        end = self.file_size if self.file_size is not None else -1
+        return (self.src_port, self.dst_port, self.base, self.rcv_nxt, SENDER_WINDOW, end)
+
     @property
     def timer_rto(self) -> float:
         """The timeout the timers actually use (the RTO, capped; see _rto)."""
@@ -339,12 +348,19 @@ class SenderCore:
         return self.established and self._fin_record is None
 
     def take(self, now: float, chunks: deque, eof: bool, digest: bytes | None = None,
-             max_new: int = 64) -> list[tuple[Segment, Outstanding | None]]:
+             max_new: int = 64, residues: deque | None = None,
+             segments: bool = True) -> list[tuple[Segment | None, Outstanding | None]]:
         """Everything due on the wire now, in order: control segments,
         retransmissions, then new data taken from the left of ``chunks``
         (each at most one MSS), as far as the windows allow; then the FIN once
         ``eof`` is set and every chunk is sent.  Returns (segment, record)
-        pairs; the record is None for control segments."""
+        pairs; the record is None for control segments.
+
+        ``residues``, when given, runs beside ``chunks``: each chunk's
+        ``ones_residue``, worked out in bulk by the caller (common.batch).
+        ``segments=False`` leaves the segment of a data record out (None): a
+        caller that builds the header from the record itself
+        (:meth:`data_header_fields`) saves making one object per segment."""
         out: list[tuple[Segment, Outstanding | None]] = []
         if self.outbox:
             out.extend((seg, None) for seg in self.outbox)
@@ -370,7 +386,7 @@ class SenderCore:
             if self.trace and rec.why not in ("timeout", "probe"):
                 self._event(now, "fast_rexmit", off=rec.off, len=rec.end - rec.off,
                             why="dupack" if rec.why == "fast" else rec.why)
-            out.append((self.segment_for(rec), rec))
+            out.append((self.segment_for(rec) if segments or rec.fin else None, rec))
         if not self.wants_data():
             return out
         limit = min(self.snd_una + self.window + self._sacked_bytes, self.right_edge)
@@ -386,11 +402,17 @@ class SenderCore:
                     chunks[0] = chunk[1:]
                     if not len(chunks[0]):
                         chunks.popleft()
-                    out.append(self._new_record(chunk[:1], now, probe=True))
+                        if residues is not None:
+                            residues.popleft()
+                    elif residues is not None:
+                        residues[0] = ones_residue(chunks[0])
+                    out.append(self._new_record(chunk[:1], ones_residue(chunk[:1]), now, True,
+                                                segments))
                     sent_new += 1
                 break
             chunks.popleft()
-            out.append(self._new_record(chunk, now, probe=False))
+            residue = residues.popleft() if residues is not None else ones_residue(chunk)
+            out.append(self._new_record(chunk, residue, now, False, segments))
             sent_new += 1
         if (
             eof
@@ -422,11 +444,12 @@ class SenderCore:
             return
         self._tlp_deadline = now + min(max(2 * srtt, 0.01), self._rto())
 
-    def _new_record(self, payload, now: float, probe: bool) -> tuple[Segment, Outstanding]:
-        rec = Outstanding(self.snd_nxt, payload, ones_residue(payload), False, now, probe)
+    def _new_record(self, payload, residue: int, now: float, probe: bool,
+                    segment: bool) -> tuple[Segment | None, Outstanding]:
+        rec = Outstanding(self.snd_nxt, payload, residue, False, now, probe)
         self._register(rec)
         self.stats.data_segments += 1
-        return self.segment_for(rec), rec
+        return (self.segment_for(rec) if segment else None), rec
 
     def _register(self, rec: Outstanding) -> None:
         self._records[rec.off] = rec

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 from loguru import logger
 
+from common.batch import Run, decode_burst
 from common.endpoint import EndpointBase
 from common.pcap import PcapWriter
 from common.receiver_core import ReceiverCore, ReceiverState
@@ -184,6 +185,10 @@ class Receiver(EndpointBase):
         gro = _enable_gro(sock)
         listen_deadline = (self.started + self.cfg.listen_timeout
                            if self.cfg.listen_timeout else None)
+        # Traces, pcaps and debug logs describe every datagram: they take the
+        # per-segment path.  Otherwise, once the peer is known, the bulk path.
+        observed = self.pcap is not None or self.tracer is not None or self.log_segments
+        bulk = False
         while not self.stop:
             segs = []
             while len(segs) < RECV_BURST:
@@ -204,14 +209,29 @@ class Receiver(EndpointBase):
                 if addr is None:
                     continue
                 size = (_gro_size(anc) if anc else n) or 1  # an empty datagram: one, short
-                for start in range(0, n, size):  # UDP GRO: several datagrams at once
+                if bulk and addr == self.peer:
+                    # The bulk path (common.batch): the whole GRO buffer at once.
+                    items, drops = decode_burst(buf, n, size)
+                    segs.extend(items)
+                    for why, length in drops:
+                        self._drop(why, length)
+                    continue
+                for start in range(0, max(n, 1), size):  # UDP GRO: several datagrams at once
                     seg = self._parse(view[start:min(n, start + size)], addr)
                     if seg is not None:
                         segs.append(seg)
+                bulk = self.peer is not None and not observed
             now = time.monotonic()
             with self.lock:
                 for seg in segs:
-                    core.on_segment(seg, now)
+                    if type(seg) is Run:
+                        if core.accepts_run(seg.segment):
+                            core.on_segment(seg.segment, now, seg.count)
+                        else:
+                            for piece in seg.split():
+                                core.on_segment(piece, now)
+                    else:
+                        core.on_segment(seg, now)
                 core.flush_ack(now)
                 deadline = core.next_deadline()
                 if deadline is not None and now >= deadline:

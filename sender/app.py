@@ -38,17 +38,23 @@ from dataclasses import dataclass
 
 from loguru import logger
 
+from common.batch import residues as batch_residues
+from common.checksum import ones_residue
 from common.endpoint import EndpointBase
 from common.pcap import PcapWriter
 from common.progutil import debug_enabled
 from common.rtt import RttEstimator
-from common.segment import ACK, RST, SYN, SegmentError, data_header, decode, encode, flag_str
+from common.segment import (ACK, HEADER_LEN, PSH, RST, SYN, SegmentError, data_header, decode,
+                            encode, flag_str)
 from common.sender_core import SenderCore
 from common.seq import unwrap
 from common.trace import Tracer
 
 #: How many MSS-sized chunks the transmitter keeps read ahead of the window.
-READAHEAD = 64
+READAHEAD = 176
+#: New segments one turn of the transmitter takes at most: two full GSO
+#: sends of 1472-byte datagrams (see GSO_MAX_BYTES).
+MAX_NEW = 88
 #: Datagrams the ACK listener takes from the socket before it feeds the core.
 RECV_BURST = 64
 RECV_BUFFER = 65536
@@ -176,6 +182,10 @@ class Sender(EndpointBase):
     def _transmitter(self) -> None:
         core = self.core
         chunks: deque = deque()
+        residues: deque = deque()  # each chunk's ones' complement residue
+        # Traces, pcaps and debug logs describe every segment: they need the
+        # Segment objects; otherwise headers are built from the records.
+        segments = self.pcap is not None or self.tracer is not None or self.log_segments
         remaining = self.file_size  # None: read to EOF
         eof = False
         hasher = hashlib.sha256()
@@ -187,7 +197,8 @@ class Sender(EndpointBase):
                     if self.stop:
                         return
                     before = core.next_deadline()
-                    batch = core.take(time.monotonic(), chunks, eof, digest)
+                    batch = core.take(time.monotonic(), chunks, eof, digest, MAX_NEW,
+                                      residues=residues, segments=segments)
                     if batch:
                         break
                     if core.finished:
@@ -205,8 +216,9 @@ class Sender(EndpointBase):
                 events = self.take_events()
                 mss = core.eff_mss
                 established = core.established
+                fields = core.data_header_fields()
             self.emit(events)  # they happened under the lock, before these sends
-            self._send_batch(batch)
+            self._send_batch(batch, fields)
             if finished:
                 with self.lock:
                     self.done.notify_all()
@@ -221,6 +233,10 @@ class Sender(EndpointBase):
                     hasher.update(block)
                     view = memoryview(block)
                     chunks.extend(view[i:i + mss] for i in range(0, len(block), mss))
+                    whole = len(block) // mss if not mss & 1 else 0
+                    residues.extend(batch_residues(block, mss, whole))
+                    residues.extend(ones_residue(view[i:i + mss])
+                                    for i in range(whole * mss, len(block), mss))
                     if remaining is not None:
                         remaining -= len(block)
                 if not block or remaining == 0:
@@ -230,28 +246,41 @@ class Sender(EndpointBase):
                     eof = True
                     digest = hasher.digest()
 
-    def _send_batch(self, batch) -> None:
+    def _send_batch(self, batch, fields=None) -> None:
         """Send (segment, record) pairs in order, outside the lock: as few
         system calls as possible (UDP GSO), then the per-segment records.
-        Header and payload go to the kernel as separate buffers: no copy."""
+        Header and payload go to the kernel as separate buffers: no copy.
+        A data record without its segment (take(segments=False)) gets its
+        header from the record and ``fields`` (core.data_header_fields())."""
         datagrams = []
+        sizes = []
+        if fields is not None:
+            src, dst, base, ack, window, end = fields
         for seg, rec in batch:
-            payload = seg.payload
-            if rec is not None and payload:
+            if seg is None:
+                payload = rec.payload
+                datagrams.append((data_header(src, dst, (base + rec.off) & 0xFFFFFFFF, ack,
+                                              ACK | PSH if rec.end == end else ACK, window,
+                                              rec.residue), payload))
+                sizes.append(HEADER_LEN + len(payload))
+            elif rec is not None and seg.payload:
                 header = data_header(seg.src_port, seg.dst_port, seg.seq, seg.ack, seg.flags,
                                      seg.window, rec.residue)
-                datagrams.append((header, payload))
+                datagrams.append((header, seg.payload))
+                sizes.append(HEADER_LEN + len(seg.payload))
             else:
-                datagrams.append((encode(seg),))
-        self._transmit(datagrams)
+                datagram = encode(seg)
+                datagrams.append((datagram,))
+                sizes.append(len(datagram))
+        self._transmit(datagrams, sizes)
         self.segments_sent += len(datagrams)
         if self.pcap is not None or self.tracer is not None or self.log_segments:
             for (seg, rec), parts in zip(batch, datagrams):
                 self._record_sent(seg, rec, b"".join(parts))
 
-    def _transmit(self, datagrams: list[tuple]) -> None:
+    def _transmit(self, datagrams: list[tuple], sizes: list[int]) -> None:
+        """Send ``datagrams`` (each a tuple of buffers) of ``sizes`` bytes."""
         sock, dest = self.sock, self.dest
-        sizes = [sum(map(len, parts)) for parts in datagrams]
         i, n = 0, len(datagrams)
         while i < n:
             # UDP GSO (Linux): one sendmsg carries up to GSO_MAX_SEGMENTS

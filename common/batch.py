@@ -1,0 +1,136 @@
+"""Many equal-sized segments at once: the bulk path of both programs.
+
+Both ends move most of their segments in batches of one size: the sender
+reads the file in blocks of whole MSS-sized chunks, and the receiver gets up
+to 64 datagrams of one size from a single ``recvmsg`` (UDP GRO).  Summing
+and parsing those one at a time in Python costs more than everything else a
+segment needs, so here numpy does it for the whole batch in one pass:
+
+* :func:`residues`: the ones' complement residue of every chunk of a block
+  (the sender keeps each chunk's residue for its first send and every resend);
+* :func:`decode_burst`: checks the checksums of every datagram of a GRO
+  buffer, reads their headers, and coalesces runs of consecutive data
+  segments into one :class:`Run`, as Linux's GRO coalesces TCP segments.
+
+Anything out of the ordinary (options, flags other than ACK or ACK+PSH, a
+bad checksum, a short tail) goes through :func:`common.segment.decode`, so
+there is one set of rules for what a valid segment is.  The results are those
+of :func:`common.checksum.ones_residue` and :func:`common.segment.decode`,
+segment by segment: tests/test_batch.py compares them on random input.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .segment import ACK, HEADER_LEN, PSH, Segment, SegmentError, decode
+
+_FOLD = 0xFFFF
+#: data offset 5 (no options) in the high nibble, then the flags byte
+_PLAIN_DATA = (0x5000 | ACK, 0x5000 | ACK | PSH)
+
+
+def residues(block, size: int, count: int) -> list[int]:
+    """``ones_residue`` of each of the first ``count`` ``size``-byte pieces of
+    ``block``.  ``size`` must be even (an odd piece would need padding)."""
+    if size & 1:
+        raise ValueError(f"pieces of {size} bytes: the size must be even")
+    if count <= 0:
+        return []
+    words = np.frombuffer(block, dtype=">u2", count=count * size // 2).reshape(count, -1)
+    return (words.sum(axis=1, dtype=np.uint64) % _FOLD).tolist()
+
+
+@dataclass(slots=True)
+class Run:
+    """``count`` in-sequence data segments of one datagram burst, as one.
+
+    ``segment`` carries the first one's sequence number and all their
+    payloads joined; ``size`` is each one's payload length (the last may be
+    shorter).  :meth:`split` gives the segments back one by one, for when
+    they cannot be taken as a whole (see ReceiverCore.accepts_run).
+    """
+
+    segment: Segment
+    count: int
+    size: int
+
+    def split(self) -> list[Segment]:
+        seg = self.segment
+        view = memoryview(seg.payload)
+        out = []
+        for i in range(self.count):
+            part = view[i * self.size:(i + 1) * self.size]
+            out.append(Segment((seg.seq + i * self.size) & 0xFFFFFFFF, seg.ack,
+                               seg.flags if i == self.count - 1 else ACK, seg.window, part,
+                               seg.src_port, seg.dst_port))
+        return out
+
+
+def decode_burst(buf, n: int, size: int) -> tuple[list, list[tuple[str, int]]]:
+    """The segments of the first ``n`` bytes of ``buf``: datagrams of ``size``
+    bytes each, the last possibly shorter (a UDP GRO buffer).
+
+    Returns ``(items, drops)``: ``items`` in arrival order, each a
+    :class:`~common.segment.Segment` or a :class:`Run` of two or more; ``drops``
+    a (reason, length) pair per datagram that is not a valid segment.
+    """
+    items: list = []
+    drops: list[tuple[str, int]] = []
+    view = memoryview(buf)[:n]
+    full = n // size if size >= HEADER_LEN and not size & 1 else 0
+    if full >= 2:
+        rows = np.frombuffer(buf, dtype=np.uint8, count=full * size).reshape(full, size)
+        words = rows.view(">u2")
+        sums = words.sum(axis=1, dtype=np.uint64)
+        good = ((sums % _FOLD == 0) & (sums != 0)).tolist()
+        head = words[:, :8].astype(np.uint32)
+        seqs = ((head[:, 2] << 16) | head[:, 3]).tolist()
+        acks = ((head[:, 4] << 16) | head[:, 5]).tolist()
+        offflags = head[:, 6].tolist()
+        wins = head[:, 7].tolist()
+        step = size - HEADER_LEN
+        plain_ack = _PLAIN_DATA[0]
+        i = 0
+        while i < full:
+            if not (good[i] and offflags[i] in _PLAIN_DATA and step):
+                _decode_one(view[i * size:(i + 1) * size], items, drops)
+                i += 1
+                continue
+            # A PSH ends a run, as it ends a GRO batch in Linux: so only the
+            # last piece of a run may carry it, and split() gives it back.
+            j = i + 1
+            while (j < full and offflags[j - 1] == plain_ack and good[j]
+                   and offflags[j] in _PLAIN_DATA and acks[j] == acks[i]
+                   and wins[j] == wins[i] and seqs[j] == (seqs[j - 1] + step) & 0xFFFFFFFF):
+                j += 1
+            flags = offflags[j - 1] & 0xFF
+            ports = words[i, 0:2].tolist()
+            if j - i == 1:
+                seg = Segment(seqs[i], acks[i], flags, wins[i], rows[i, HEADER_LEN:].tobytes(),
+                              ports[0], ports[1])
+                items.append(seg)
+            else:
+                seg = Segment(seqs[i], acks[i], flags, wins[i],
+                              rows[i:j, HEADER_LEN:].tobytes(), ports[0], ports[1])
+                items.append(Run(seg, j - i, step))
+            i = j
+        start = full * size
+    else:
+        start = 0
+    step = size if size > 0 else max(n, 1)
+    while start < n:
+        _decode_one(view[start:start + step], items, drops)
+        start += step
+    if n == 0:
+        _decode_one(view, items, drops)
+    return items, drops
+
+
+def _decode_one(data: memoryview, items: list, drops: list) -> None:
+    try:
+        items.append(decode(data))
+    except SegmentError as exc:
+        drops.append((exc.reason, len(data)))

@@ -1,0 +1,251 @@
+"""The bulk path (common/batch.py) against the one-segment-at-a-time path.
+
+Whatever the programs do in bulk must come out exactly as the plain codec and
+core would have it: the same residues, the same segments (a Run split back
+into its pieces), the same drops, the same receiver state and ACKs, the same
+bytes on the wire from the sender.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from common.batch import Run, decode_burst, residues
+from common.checksum import ones_residue
+from common.receiver_core import ReceiverCore
+from common.rtt import RttEstimator
+from common.segment import (ACK, FIN, PSH, SYN, Segment, SegmentError, data_header, decode,
+                            encode)
+from common.sender_core import SenderCore
+
+pytestmark = pytest.mark.timeout(120)
+M32 = 0xFFFFFFFF
+
+
+# --- residues -----------------------------------------------------------------
+
+
+@given(st.integers(1, 40), st.sampled_from([2, 20, 100, 1452, 1460]), st.data())
+@settings(max_examples=150, deadline=None)
+def test_residues_match_ones_residue(count, size, data):
+    block = data.draw(st.binary(min_size=count * size, max_size=count * size + 50))
+    got = residues(block, size, count)
+    assert got == [ones_residue(block[i * size:(i + 1) * size]) for i in range(count)]
+
+
+def test_residues_extremes():
+    size = 1452
+    block = bytes(size) + b"\xff" * size + bytes(size - 2) + b"\x00\x01"
+    assert residues(block, size, 3) == [0, 0, 1]
+    assert residues(memoryview(block), size, 0) == []
+    with pytest.raises(ValueError):
+        residues(block, 1451, 2)
+
+
+# --- decode_burst ---------------------------------------------------------------
+
+
+def _expand(items) -> list[Segment]:
+    out = []
+    for item in items:
+        out.extend(item.split() if isinstance(item, Run) else [item])
+    return out
+
+
+def _same(a: Segment, b: Segment) -> bool:
+    return (a.seq, a.ack, a.flags, a.window, bytes(a.payload), a.src_port, a.dst_port, a.mss,
+            a.wscale, a.sack_permitted, a.sack, a.file_size, a.digest) == (
+        b.seq, b.ack, b.flags, b.window, bytes(b.payload), b.src_port, b.dst_port, b.mss,
+        b.wscale, b.sack_permitted, b.sack, b.file_size, b.digest)
+
+
+def _reference(datagrams: list[bytes]):
+    segs, drops = [], []
+    for d in datagrams:
+        try:
+            segs.append(decode(d))
+        except SegmentError as exc:
+            drops.append((exc.reason, len(d)))
+    return segs, drops
+
+
+#: what one datagram of a burst may be: plain data next in sequence, data out
+#: of sequence, data with PSH, a segment with options, a control segment, a
+#: corrupted one, garbage
+KINDS = ["next", "next", "next", "next", "jump", "psh", "options", "fin", "corrupt", "garbage",
+         "other-ack"]
+
+
+@given(st.lists(st.sampled_from(KINDS), min_size=1, max_size=64),
+       st.sampled_from([1, 7, 100, 1452]), st.integers(0, M32), st.booleans(), st.data())
+@settings(max_examples=300, deadline=None)
+def test_decode_burst_equals_decode(kinds, payload_len, seq0, short_tail, data):
+    """Any burst of equal-size datagrams (the last may be shorter), decoded in
+    bulk, gives the segments and drops that decoding each one gives."""
+    size = 20 + payload_len
+    seq = seq0
+    datagrams = []
+    for i, kind in enumerate(kinds):
+        last = i == len(kinds) - 1
+        n = payload_len
+        if last and short_tail and payload_len > 1:
+            n = data.draw(st.integers(1, payload_len - 1))
+        payload = os.urandom(n)
+        if kind == "jump":
+            seq = (seq + 7 * payload_len) & M32
+        flags = ACK | PSH if kind == "psh" else ACK
+        ack = 777 if kind != "other-ack" else 778
+        if kind == "options":
+            # 12 option bytes: keep the datagram's size by shortening the payload
+            seg = Segment(seq, ack, ACK, 60, b"", 1, 2, sack=((1, 2),))
+            raw = encode(seg)
+            raw = raw + os.urandom(max(0, 20 + n - len(raw)))
+        elif kind == "fin":
+            raw = encode(Segment(seq, ack, FIN | ACK, 60, payload, 1, 2))
+        elif kind == "garbage":
+            raw = os.urandom(20 + n)
+        else:
+            raw = encode(Segment(seq, ack, flags, 60, payload, 1, 2))
+            if kind == "corrupt":
+                raw = bytearray(raw)
+                raw[data.draw(st.integers(0, len(raw) - 1))] ^= 1 << data.draw(
+                    st.integers(0, 7))
+                raw = bytes(raw)
+        datagrams.append(raw[:20 + n] if len(raw) > 20 + n else raw)
+        seq = (seq + n) & M32
+    buf = bytearray(b"".join(datagrams)) + os.urandom(30)  # stale bytes past n
+    n = sum(map(len, datagrams))
+    # the GRO size is the first datagram's; a burst is one size (last shorter)
+    datagrams = [bytes(buf[i:min(n, i + size)]) for i in range(0, n, size)]
+    items, drops = decode_burst(buf, n, size)
+    want_segs, want_drops = _reference(datagrams)
+    got = _expand(items)
+    assert drops == want_drops
+    assert len(got) == len(want_segs)
+    assert all(_same(a, b) for a, b in zip(got, want_segs, strict=True))
+    for item in items:
+        if isinstance(item, Run):
+            assert item.count >= 2
+            assert len(item.segment.payload) <= item.count * item.size
+
+
+def test_decode_burst_coalesces_a_plain_run():
+    payload_len, count = 1452, 44
+    seq0 = M32 - 3000  # the run wraps around 2**32
+    data = os.urandom(payload_len * count)
+    raw = b"".join(encode(Segment((seq0 + i * payload_len) & M32, 9, ACK, 512,
+                                  data[i * payload_len:(i + 1) * payload_len], 5, 6))
+                   for i in range(count))
+    items, drops = decode_burst(bytearray(raw), len(raw), 20 + payload_len)
+    assert drops == []
+    assert len(items) == 1 and isinstance(items[0], Run)
+    run = items[0]
+    assert run.count == count and run.size == payload_len
+    assert run.segment.seq == seq0 and run.segment.payload == data
+    assert (run.segment.ack, run.segment.window, run.segment.flags) == (9, 512, ACK)
+
+
+def test_decode_burst_single_and_empty():
+    seg = Segment(5, 6, SYN, 100, b"", 1, 2, mss=1452)
+    raw = encode(seg)
+    items, drops = decode_burst(bytearray(raw), len(raw), len(raw))
+    assert drops == [] and len(items) == 1 and _same(items[0], decode(raw))
+    items, drops = decode_burst(bytearray(10), 0, 1)
+    assert items == [] and drops == [("short", 0)]
+
+
+# --- the receiver core: a Run taken as one ---------------------------------------
+
+
+def _receiver(capacity=1 << 20):
+    r = ReceiverCore(isn=5000, mode="sr", mss=100, capacity=capacity,
+                     rtt=RttEstimator(min_rto=0.2))
+    r.on_segment(Segment(1000, 0, SYN, 0xFFFF, mss=100, wscale=0, sack_permitted=True,
+                         file_size=5000), 0.0)
+    r.on_segment(Segment(1001, 5001, ACK, 0xFFFF), 0.01)
+    r.outbox.clear()
+    return r
+
+
+def _state(r: ReceiverCore):
+    r.flush_ack(1.0)
+    acks = [encode(s) for s in r.outbox]
+    delivered = b"".join(bytes(d) for d in r.deliver)
+    return (r.rcv_nxt, r.unwritten, r.right_edge, r.ack_pending, acks, delivered,
+            r.stats.as_dict(), r.state)
+
+
+@pytest.mark.parametrize("before", ["nothing", "hole", "partial"])
+def test_run_taken_whole_equals_pieces(before):
+    """Where accepts_run says yes, one call with the Run leaves the core as
+    its pieces would; where it says no, the caller splits (and so must we)."""
+    data = os.urandom(1000)
+    piece = 100
+    run = Run(Segment(1001, 5001, ACK, 0xFFFF, data[:800], 0, 0), 8, piece)
+    whole, split = _receiver(), _receiver()
+    for r in (whole, split):
+        if before == "hole":
+            r.on_segment(Segment(1001 + 900, 5001, ACK, 0xFFFF, data[900:]), 0.5)
+        elif before == "partial":
+            r.on_segment(Segment(1001, 5001, ACK, 0xFFFF, data[:50]), 0.5)
+    accepted = whole.accepts_run(run.segment)
+    assert accepted == (before == "nothing")
+    if accepted:
+        whole.on_segment(run.segment, 0.6, run.count)
+    else:
+        for p in run.split():
+            whole.on_segment(p, 0.6)
+    for p in run.split():
+        split.on_segment(p, 0.6)
+    assert _state(whole) == _state(split)
+
+
+def test_accepts_run_refuses_past_the_window():
+    r = _receiver(capacity=500)
+    seg = Segment(1001, 5001, ACK, 0xFFFF, os.urandom(600))
+    assert not r.accepts_run(seg)
+    assert r.accepts_run(Segment(1001, 5001, ACK, 0xFFFF, os.urandom(500)))
+
+
+# --- the sender: headers from the record ------------------------------------------
+
+
+@pytest.mark.parametrize("size", [1000, 1452 * 3 + 17])
+def test_sender_headers_from_records_equal_encoded_segments(size):
+    """take(segments=False, residues=...) and data_header() from the record
+    give the bytes that encode(take()'s segment) gives."""
+    data = os.urandom(size)
+    mss = 1452 if size > 1000 else 100
+    cores = []
+    for _ in range(2):
+        c = SenderCore(isn=M32 - 50, file_size=size, mss=mss, window=1 << 20)
+        c.start(0.0)
+        c.take(0.0, deque(), False)
+        c.on_segment(Segment(77, (M32 - 49) & M32, SYN | ACK, 0xFFFF, mss=mss, wscale=0,
+                             sack_permitted=True), 0.01)
+        c.take(0.01, deque(), False)
+        cores.append(c)
+    chunks_a = deque(memoryview(data)[i:i + mss] for i in range(0, size, mss))
+    chunks_b = deque(chunks_a)
+    whole = size // mss
+    res = deque(residues(data, mss, whole)
+                + [ones_residue(data[i:i + mss]) for i in range(whole * mss, size, mss)])
+    plain = cores[0].take(0.02, chunks_a, True, b"d" * 32)
+    bulk = cores[1].take(0.02, chunks_b, True, b"d" * 32, residues=res, segments=False)
+    assert not res and not chunks_b
+    src, dst, base, ack, window, end = cores[1].data_header_fields()
+    assert len(plain) == len(bulk)
+    for (seg, rec), (none, brec) in zip(plain, bulk, strict=True):
+        if rec.fin:
+            assert none is not None and encode(none) == encode(seg)
+            continue
+        assert none is None
+        header = data_header(src, dst, (base + brec.off) & M32, ack,
+                             ACK | PSH if brec.end == end else ACK, window, brec.residue)
+        assert header + bytes(brec.payload) == encode(seg)
+    assert any(seg.flags & PSH for seg, _ in plain)
