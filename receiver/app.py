@@ -42,6 +42,8 @@ from common.segment import SYN, SegmentError, decode, encode, flag_str
 from common.seq import unwrap
 from common.trace import Tracer
 
+#: Datagrams the network thread reads before it feeds the core and ACKs
+#: (a GRO buffer counts as the datagrams it holds).
 RECV_BURST = 64
 RECV_BUFFER = 65536
 SOL_UDP = 17
@@ -191,7 +193,8 @@ class Receiver(EndpointBase):
         bulk = False
         while not self.stop:
             segs = []
-            while len(segs) < RECV_BURST:
+            taken = 0  # datagrams read in this burst
+            while taken < RECV_BURST:
                 try:
                     if gro:
                         n, anc, _flags, addr = sock.recvmsg_into([buf], GRO_CMSG_SPACE,
@@ -209,6 +212,7 @@ class Receiver(EndpointBase):
                 if addr is None:
                     continue
                 size = (_gro_size(anc) if anc else n) or 1  # an empty datagram: one, short
+                taken += -(-n // size) or 1
                 if bulk and addr == self.peer:
                     # The bulk path (common.batch): the whole GRO buffer at once.
                     items, drops = decode_burst(buf, n, size)
