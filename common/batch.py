@@ -39,8 +39,21 @@ def residues(block, size: int, count: int) -> list[int]:
         raise ValueError(f"pieces of {size} bytes: the size must be even")
     if count <= 0:
         return []
-    words = np.frombuffer(block, dtype=">u2", count=count * size // 2).reshape(count, -1)
-    return (words.sum(axis=1, dtype=np.uint64) % _FOLD).tolist()
+    sums = _word_sums(np.frombuffer(block, dtype=np.uint8, count=count * size), count)
+    # The sums are of little-endian words; times 256 modulo 0xFFFF swaps the
+    # residue's two bytes back (256 * x = x << 8, and 2**16 is 1 mod 0xFFFF).
+    return (sums % _FOLD * 256 % _FOLD).tolist()
+
+
+def _word_sums(data: np.ndarray, rows: int) -> np.ndarray:
+    """Sum of each row's 16-bit words, read little-endian.
+
+    The ones' complement sum does not care about byte order (RFC 1071 §2(B):
+    summing swapped words gives the swapped sum), and native words sum about
+    twice as fast as big-endian ones on the machines this runs on.  A row is
+    at most one datagram, 32767 words, so 32 bits hold the sum."""
+    words = data.view("<u2").reshape(rows, -1)
+    return np.add.reduce(words, axis=1, dtype=np.uint32)
 
 
 @dataclass(slots=True)
@@ -82,11 +95,12 @@ def decode_burst(buf, n: int, size: int) -> tuple[list, list[tuple[str, int]]]:
     view = memoryview(buf)[:n]
     full = n // size if size >= HEADER_LEN and not size & 1 else 0
     if full >= 2:
-        rows = np.frombuffer(buf, dtype=np.uint8, count=full * size).reshape(full, size)
-        words = rows.view(">u2")
-        sums = words.sum(axis=1, dtype=np.uint64)
+        flat = np.frombuffer(buf, dtype=np.uint8, count=full * size)
+        rows = flat.reshape(full, size)
+        # Valid: the sum is ones' complement -0, whatever the byte order.
+        sums = _word_sums(flat, full)
         good = ((sums % _FOLD == 0) & (sums != 0)).tolist()
-        head = words[:, :8].astype(np.uint32)
+        head = rows[:, :16].view(">u2").astype(np.uint32)
         seqs = ((head[:, 2] << 16) | head[:, 3]).tolist()
         acks = ((head[:, 4] << 16) | head[:, 5]).tolist()
         offflags = head[:, 6].tolist()
@@ -107,7 +121,7 @@ def decode_burst(buf, n: int, size: int) -> tuple[list, list[tuple[str, int]]]:
                    and wins[j] == wins[i] and seqs[j] == (seqs[j - 1] + step) & 0xFFFFFFFF):
                 j += 1
             flags = offflags[j - 1] & 0xFF
-            ports = words[i, 0:2].tolist()
+            ports = head[i, 0:2].tolist()
             if j - i == 1:
                 seg = Segment(seqs[i], acks[i], flags, wins[i], rows[i, HEADER_LEN:].tobytes(),
                               ports[0], ports[1])

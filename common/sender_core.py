@@ -390,30 +390,23 @@ class SenderCore:
         if not self.wants_data():
             return out
         limit = min(self.snd_una + self.window + self._sacked_bytes, self.right_edge)
-        sent_new = 0
-        while chunks and sent_new < max_new:
+        if chunks and max_new > 0:
             chunk = chunks[0]
-            n = len(chunk)
-            if self.snd_nxt + n > limit:
-                if self._probe_due and self.snd_nxt == self.snd_una:
-                    # Zero-window probe: one byte past the window (RFC 9293 §3.8.6.1).
-                    self._probe_due = False
-                    self.stats.probes += 1
-                    chunks[0] = chunk[1:]
-                    if not len(chunks[0]):
-                        chunks.popleft()
-                        if residues is not None:
-                            residues.popleft()
-                    elif residues is not None:
-                        residues[0] = ones_residue(chunks[0])
-                    out.append(self._new_record(chunk[:1], ones_residue(chunk[:1]), now, True,
-                                                segments))
-                    sent_new += 1
-                break
-            chunks.popleft()
-            residue = residues.popleft() if residues is not None else ones_residue(chunk)
-            out.append(self._new_record(chunk, residue, now, False, segments))
-            sent_new += 1
+            if self.snd_nxt + len(chunk) <= limit:
+                self._take_new(now, chunks, residues, limit, max_new, segments, out)
+            elif self._probe_due and self.snd_nxt == self.snd_una:
+                # Zero-window probe: one byte past the window (RFC 9293 §3.8.6.1).
+                self._probe_due = False
+                self.stats.probes += 1
+                chunks[0] = chunk[1:]
+                if not len(chunks[0]):
+                    chunks.popleft()
+                    if residues is not None:
+                        residues.popleft()
+                elif residues is not None:
+                    residues[0] = ones_residue(chunks[0])
+                out.append(self._new_record(chunk[:1], ones_residue(chunk[:1]), now, True,
+                                            segments))
         if (
             eof
             and not chunks
@@ -444,6 +437,29 @@ class SenderCore:
             return
         self._tlp_deadline = now + min(max(2 * srtt, 0.01), self._rto())
 
+    def _take_new(self, now: float, chunks: deque, residues: deque | None, limit: int,
+                  max_new: int, segments: bool, out: list) -> None:
+        """New data, one segment after another from snd_nxt up to ``limit``:
+        taken and registered a batch at a time (_register_run), since this
+        is most of the sender's work per segment."""
+        fresh = []
+        off = self.snd_nxt
+        while chunks and len(fresh) < max_new:
+            chunk = chunks[0]
+            if off + len(chunk) > limit:
+                break
+            chunks.popleft()
+            residue = residues.popleft() if residues is not None else ones_residue(chunk)
+            rec = Outstanding(off, chunk, residue, False, now, False)
+            fresh.append(rec)
+            off = rec.end
+        self._register_run(fresh)
+        self.stats.data_segments += len(fresh)
+        if segments:
+            out.extend((self.segment_for(rec), rec) for rec in fresh)
+        else:
+            out.extend((None, rec) for rec in fresh)
+
     def _new_record(self, payload, residue: int, now: float, probe: bool,
                     segment: bool) -> tuple[Segment | None, Outstanding]:
         rec = Outstanding(self.snd_nxt, payload, residue, False, now, probe)
@@ -461,6 +477,21 @@ class SenderCore:
                 self._gbn_deadline = rec.sent_at + self._rto()
         else:
             self._timers[rec.off] = rec
+
+    def _register_run(self, recs: list[Outstanding]) -> None:
+        """_register for new records that follow one another from snd_nxt."""
+        records = self._records
+        by_end = self._by_end
+        for rec in recs:
+            records[rec.off] = rec
+            by_end[rec.end] = rec
+        self._order.extend(recs)
+        self.snd_nxt = recs[-1].end
+        if self.gbn:
+            if self._gbn_deadline is None:
+                self._gbn_deadline = recs[0].sent_at + self._rto()
+        else:
+            self._timers.update((rec.off, rec) for rec in recs)
 
     def _update_probe_timer(self, now: float) -> None:
         # Persist timer (RFC 9293 §3.8.6.1): nothing in flight and no room for
