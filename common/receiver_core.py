@@ -80,6 +80,7 @@ class ReceiverCore:
         src_port: int = 0,
         dst_port: int = 0,
         trace: bool = False,
+        ack_per_burst: bool = False,
     ):
         if mode not in ("gbn", "sr"):
             raise ValueError(f"mode must be gbn or sr, not {mode!r}")
@@ -96,6 +97,7 @@ class ReceiverCore:
         self.src_port = src_port
         self.dst_port = dst_port
         self.trace = trace
+        self.ack_per_burst = ack_per_burst  # see _ack_soon
         self.events: list[tuple] = []
 
         self.state = ReceiverState.LISTEN
@@ -319,7 +321,7 @@ class ReceiverCore:
         if end <= rcv_nxt:
             self.stats.duplicates += 1
             self._dsack = (off, end)
-            self._ack_now(now)
+            self._ack_soon(now)
             return
         edge = rcv_nxt + self._window()
         if self.file_size is not None and end > self.file_size:
@@ -338,7 +340,7 @@ class ReceiverCore:
             self._deliver(payload)
             if self.ooo:
                 self._pull_ooo()
-                self._ack_now(now)  # RFC 5681 §4.2: a segment that fills a gap
+                self._ack_soon(now)  # RFC 5681 §4.2: a segment that fills a gap
             else:
                 self.ack_pending = True
             return
@@ -346,7 +348,22 @@ class ReceiverCore:
         self.stats.out_of_order += 1
         if self.mode == "sr":
             self._store(off, bytes(payload))
-        self._ack_now(now)
+        self._ack_soon(now)
+
+    def _ack_soon(self, now: float) -> None:
+        """The ACK RFC 5681 §4.2 wants at once for out-of-order data, a gap
+        filled or a duplicate.  With ``ack_per_burst`` and SACK on, it goes
+        at the end of the burst being read (flush_ack) instead, one for all,
+        as a TCP receiver behind GRO sends one ACK per coalesced batch: its
+        SACK blocks say what every one of them would have said, newest
+        first.  A receiver that keeps up reads one datagram per burst, so
+        this changes nothing; one that falls behind sends fewer ACKs and
+        spends its time on data.  Without SACK, duplicate ACKs are all the
+        sender has to go on: each goes at once."""
+        if self.ack_per_burst and self.sack_ok:
+            self.ack_pending = True
+        else:
+            self._ack_now(now)
 
     def _deliver(self, data) -> None:
         n = len(data)

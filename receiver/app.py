@@ -46,6 +46,8 @@ from common.trace import Tracer
 #: (a GRO buffer counts as the datagrams it holds).
 RECV_BURST = 64
 RECV_BUFFER = 65536
+#: Room for packing single datagrams back to back (see _network).
+PACK_BYTES = 256 * 1024
 SOL_UDP = 17
 UDP_GRO = 104
 GRO_CMSG_SPACE = socket.CMSG_SPACE(4)
@@ -87,7 +89,7 @@ class Receiver(EndpointBase):
             isn=isn, mode=cfg.mode, mss=cfg.mss, capacity=cfg.capacity, size_limit=limit,
             rtt=RttEstimator(min_rto=cfg.min_rto, max_rto=cfg.max_rto), retries=cfg.retries,
             give_up=cfg.give_up, src_port=sock.getsockname()[1], dst_port=cfg.ack_to[1],
-            trace=tracer is not None,
+            trace=tracer is not None, ack_per_burst=True,
         )
         super().__init__()
         self.stop = False
@@ -178,7 +180,7 @@ class Receiver(EndpointBase):
     # ---------------------------------------------------------------- network
     def _network(self) -> None:
         sock = self.sock
-        buf = bytearray(RECV_BUFFER)
+        buf = bytearray(PACK_BYTES + RECV_BUFFER)
         view = memoryview(buf)
         core = self.core
         poller = select.poll()
@@ -194,13 +196,18 @@ class Receiver(EndpointBase):
         while not self.stop:
             segs = []
             taken = 0  # datagrams read in this burst
+            # The pack: datagrams of one size from the peer, read back to back
+            # into buf, so that one decode_burst takes them all (a GRO buffer
+            # of our own making, for datagrams that come one at a time).
+            fill = pack_size = 0
             while taken < RECV_BURST:
                 try:
+                    room = view[fill:fill + RECV_BUFFER]
                     if gro:
-                        n, anc, _flags, addr = sock.recvmsg_into([buf], GRO_CMSG_SPACE,
+                        n, anc, _flags, addr = sock.recvmsg_into([room], GRO_CMSG_SPACE,
                                                                  socket.MSG_DONTWAIT)
                     else:
-                        n, addr = sock.recvfrom_into(buf, 0, socket.MSG_DONTWAIT)
+                        n, addr = sock.recvfrom_into(room, 0, socket.MSG_DONTWAIT)
                         anc = None
                 except (BlockingIOError, InterruptedError):
                     break
@@ -213,18 +220,28 @@ class Receiver(EndpointBase):
                     continue
                 size = (_gro_size(anc) if anc else n) or 1  # an empty datagram: one, short
                 taken += -(-n // size) or 1
-                if bulk and addr == self.peer:
-                    # The bulk path (common.batch): the whole GRO buffer at once.
-                    items, drops = decode_burst(buf, n, size)
-                    segs.extend(items)
-                    for why, length in drops:
-                        self._drop(why, length)
+                at = fill
+                if bulk and addr == self.peer and n and not n % size and (
+                        not fill or size == pack_size):
+                    fill += n
+                    pack_size = size
+                    if fill + RECV_BUFFER > len(buf):
+                        self._take_bulk(view[:fill], pack_size, segs)
+                        fill = 0
                     continue
-                for start in range(0, max(n, 1), size):  # UDP GRO: several datagrams at once
-                    seg = self._parse(view[start:min(n, start + size)], addr)
+                if fill:  # what came before this one goes first
+                    self._take_bulk(view[:fill], pack_size, segs)
+                    fill = 0
+                if bulk and addr == self.peer:
+                    self._take_bulk(view[at:at + n], size, segs)
+                    continue
+                for start in range(at, at + max(n, 1), size):  # UDP GRO: several at once
+                    seg = self._parse(view[start:min(at + n, start + size)], addr)
                     if seg is not None:
                         segs.append(seg)
                 bulk = self.peer is not None and not observed
+            if fill:
+                self._take_bulk(view[:fill], pack_size, segs)
             now = time.monotonic()
             with self.lock:
                 for seg in segs:
@@ -275,6 +292,14 @@ class Receiver(EndpointBase):
                 pass
 
     _fin_queued = False
+
+    def _take_bulk(self, data: memoryview, size: int, segs: list) -> None:
+        """The bulk path (common.batch): datagrams of ``size`` bytes (the last
+        may be shorter), back to back in ``data``, all at once."""
+        items, drops = decode_burst(data, len(data), size)
+        segs.extend(items)
+        for why, length in drops:
+            self._drop(why, length)
 
     def _parse(self, data: memoryview, addr):
         if self.pcap is not None:
