@@ -25,6 +25,9 @@ from .seq import unwrap, wrap
 
 DEFAULT_CAPACITY = 4 << 20
 MAX_WINDOW_FIELD = 0xFFFF
+#: With ack_per_burst, at least every this many out-of-order arrivals (or
+#: gap fills, or duplicates) get an ACK at once (see _ack_soon).
+ACK_EVERY = 8
 #: FIN resends in LAST_ACK before the receiver stops waiting for the final ACK.
 LAST_ACK_RETRIES = 3
 
@@ -98,6 +101,7 @@ class ReceiverCore:
         self.dst_port = dst_port
         self.trace = trace
         self.ack_per_burst = ack_per_burst  # see _ack_soon
+        self._held_acks = 0  # ACKs _ack_soon held back since the last one sent
         self.events: list[tuple] = []
 
         self.state = ReceiverState.LISTEN
@@ -172,6 +176,7 @@ class ReceiverCore:
                 self._dsack = None
                 sack = ((wrap(left, self.base), wrap(right, self.base)),) + sack[:3]
         self.ack_pending = False
+        self._held_acks = 0
         self.stats.acks_sent += 1
         if self.trace:
             self._event(now, "rwnd", win=self.last_window, queue=self.unwritten,
@@ -358,12 +363,16 @@ class ReceiverCore:
         SACK blocks say what every one of them would have said, newest
         first.  A receiver that keeps up reads one datagram per burst, so
         this changes nothing; one that falls behind sends fewer ACKs and
-        spends its time on data.  Without SACK, duplicate ACKs are all the
-        sender has to go on: each goes at once."""
+        spends its time on data.  Still, every ACK_EVERY-th goes at once, so
+        that one lost ACK never hides a whole window of SACK news.  Without
+        SACK, duplicate ACKs are all the sender has to go on: each goes at
+        once."""
         if self.ack_per_burst and self.sack_ok:
-            self.ack_pending = True
-        else:
-            self._ack_now(now)
+            self._held_acks += 1
+            if self._held_acks < ACK_EVERY:
+                self.ack_pending = True
+                return
+        self._ack_now(now)
 
     def _deliver(self, data) -> None:
         n = len(data)

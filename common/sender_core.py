@@ -37,6 +37,8 @@ from .seq import unwrap, wrap
 
 #: RFC 5681 §3.2: duplicate ACKs that trigger a fast retransmit.
 DUP_THRESH = 3
+#: Round trips the widened reordering window lasts (RFC 8985's reo_wnd_persist).
+REO_PERSIST = 16
 #: The window we advertise: the sender receives nothing but control segments.
 SENDER_WINDOW = 0xFFFF
 DEFAULT_MSS = 1452
@@ -176,7 +178,9 @@ class SenderCore:
         self._reo_mult = 1
         self._tlp_deadline: float | None = None
         self._tlp_allowed = True
-        self._recent_rexmits: OrderedDict[int, None] = OrderedDict()  # for DSACK
+        self._recent_rexmits: OrderedDict[int, str] = OrderedDict()  # off -> why, for DSACK
+        self._reo_round_end = 0  # snd_nxt when _reo_mult last grew: once per round trip
+        self._reo_rounds_left = 0  # round trips until _reo_mult goes back to 1
         self._recover = -1  # snd_nxt when fast recovery began
         self._last_ack_window = -1
 
@@ -569,7 +573,7 @@ class SenderCore:
             delivered_at = self._on_sack(seg.sack, ack_off, now)
         if advanced:
             last = self._by_end.get(ack_off)
-            if last is not None and last.sent_at > delivered_at:
+            if last is not None and last.sent_at > delivered_at and self._rack_may_use(last, now):
                 delivered_at = last.sent_at
             self._on_new_ack(ack_off, now)
         elif (
@@ -614,6 +618,13 @@ class SenderCore:
                 sample_rec = rec
         if sample_rec is not None and not self._is_sacked(sample_rec):
             self._sample(now - sample_rec.sent_at, now)
+        if self._reo_mult > 1 and ack_off >= self._reo_round_end:
+            # RFC 8985 §6.2 step 4: after 16 round trips without a spurious
+            # resend, the reordering window goes back to its smallest.
+            self._reo_round_end = self.snd_nxt
+            self._reo_rounds_left -= 1
+            if self._reo_rounds_left <= 0:
+                self._reo_mult = 1
         self.snd_una = ack_off
         self.dupacks = 0
         board = self._sacked
@@ -630,9 +641,6 @@ class SenderCore:
             # RFC 6298 §5.1 and RFC 2018 §8: the segment at the left edge is
             # always timed, whatever the SACK blocks claimed about it.
             self._timers[order[0].off] = order[0]
-        if ack_off <= self._recover and order and not self.gbn and not order[0].lost:
-            # NewReno partial ACK (RFC 6582): the next hole is lost too.
-            self._mark_lost(order[0], now, "fast")
         if self.gbn:
             self._gbn_deadline = now + self._rto() if order else None
         fin = self._fin_record
@@ -678,8 +686,14 @@ class SenderCore:
             # resent, the resend was spurious (reordering, not loss): widen
             # RACK's reordering window.  Duplicates the link made say nothing.
             self.stats.dsacks += 1
-            if unwrap(blocks[0][0], self.base, ack_off) in self._recent_rexmits:
+            why = self._recent_rexmits.get(unwrap(blocks[0][0], self.base, ack_off))
+            # RFC 8985 §6.2 step 4: once per round trip, and only for resends
+            # the reordering window decided (a needless tail probe or RTO
+            # says nothing about reordering, §7.4).
+            if why in ("fast", "sack", "rack") and ack_off >= self._reo_round_end:
                 self._reo_mult = min(self._reo_mult + 1, 16)
+                self._reo_round_end = self.snd_nxt
+                self._reo_rounds_left = REO_PERSIST
             blocks = blocks[1:]
         for left_w, right_w in blocks:
             left = unwrap(left_w, self.base, ack_off)
@@ -689,7 +703,8 @@ class SenderCore:
             if left < ack_off or right > self.snd_nxt or right <= left:
                 continue
             end_rec = self._by_end.get(right)
-            if end_rec is not None and end_rec.sent_at > delivered_at:
+            if (end_rec is not None and end_rec.sent_at > delivered_at
+                    and self._rack_may_use(end_rec, now)):
                 delivered_at = end_rec.sent_at
             i = bisect.bisect_left(board, [left, left])
             if i and board[i - 1][1] >= left:
@@ -712,6 +727,19 @@ class SenderCore:
                 if rec is not None and not rec.lost:
                     self._sample(now - rec.sent_at, now)
         return delivered_at
+
+    def _rack_may_use(self, rec: Outstanding, now: float) -> bool:
+        """Whether ``rec``'s latest send time may stand for when what the peer
+        just reported was sent (RACK.xmit_ts).  Not for a resent segment
+        reported sooner than the smallest RTT after the resend: that report
+        is of an earlier copy (RFC 8985 §6.2 step 2).  Taking the resend's
+        time there makes everything sent before it look lost, segments still
+        on their way included, and each such spurious resend widens the
+        reordering window (DSACK) until loss detection is slow."""
+        if not rec.lost:
+            return True
+        rtt = self.rtt
+        return not rtt.samples or now - rec.sent_at >= rtt.sample_min
 
     def _is_dsack(self, blocks, ack_off: int) -> bool:
         left = unwrap(blocks[0][0], self.base, ack_off)
@@ -788,7 +816,7 @@ class SenderCore:
             return True
         rec.lost = True  # Karn: no RTT sample from it any more
         recent = self._recent_rexmits
-        recent[rec.off] = None
+        recent[rec.off] = why
         if len(recent) > 4096:
             recent.popitem(last=False)
         rec.why = "probe" if rec.probe and why == "timeout" else why

@@ -68,12 +68,12 @@ class Tx:
 
 class Harness:
     def __init__(self, size=1000, *, mode="sr", capacity=1 << 20, isn_s=ISN_S, isn_r=ISN_R,
-                 give_up=30.0, retries=10, mss=MSS, size_limit=None):
+                 give_up=30.0, retries=10, mss=MSS, size_limit=None, ack_per_burst=False):
         data = bytes((i * 13 + 5) % 256 for i in range(size))
         self.tx = Tx(isn_s, isn_r, data)
         self.r = ReceiverCore(isn=isn_r, mode=mode, mss=mss, capacity=capacity,
                               rtt=RttEstimator(min_rto=0.2), give_up=give_up, retries=retries,
-                              size_limit=size_limit)
+                              size_limit=size_limit, ack_per_burst=ack_per_burst)
         self.now = 0.0
         self.got = bytearray()
 
@@ -253,6 +253,55 @@ def test_out_of_order_sack_blocks_most_recent_first():
     assert bytes(h.got) == h.tx.data[:500]
     assert all(l >= 500 for l, _ in blocks)
     assert (1000, 1100) in blocks
+
+
+def test_ack_per_burst_one_ack_says_it_all():
+    """With ack_per_burst and SACK, the out-of-order segments, the duplicate
+    and the gap filler of one burst get one ACK, at flush_ack, that says
+    what their separate ACKs would have said."""
+    h = Harness(2000, ack_per_burst=True)
+    h.open()
+    h.feed(h.tx.seg(0))
+    h.out()
+    for off in (200, 400, 600):
+        h.feed(h.tx.seg(off))
+    assert h.r.outbox == []  # nothing until the burst ends
+    ((ack, _, blocks),) = h.acks()
+    assert ack == 100 and blocks == ((600, 700), (400, 500), (200, 300))
+    h.feed(h.tx.seg(0))  # a duplicate: reported once, as the first block (RFC 2883)
+    h.feed(h.tx.seg(800))
+    assert h.r.outbox == []
+    ((ack, _, blocks),) = h.acks()
+    assert ack == 100 and blocks[0] == (0, 100) and blocks[1] == (800, 900)
+    h.feed(h.tx.seg(100))  # fills the first hole
+    h.feed(h.tx.seg(300))  # and the next
+    ((ack, _, blocks),) = h.acks()
+    assert ack == 500 and bytes(h.got) == h.tx.data[:500]
+    assert blocks == ((800, 900), (600, 700))
+
+
+def test_ack_per_burst_still_acks_every_few():
+    """However long the burst, every ACK_EVERY-th out-of-order arrival is
+    acknowledged at once: one lost ACK never hides a whole window."""
+    from common.receiver_core import ACK_EVERY
+    h = Harness(100 * (2 * ACK_EVERY + 5), ack_per_burst=True)
+    h.open()
+    for i in range(2 * ACK_EVERY + 3):
+        h.feed(h.tx.seg(100 * (i + 1)))
+    assert len(h.r.outbox) == 2
+    assert len(h.acks()) == 3  # the two sent at once, and the one at flush
+
+
+@pytest.mark.parametrize("mode", ["sr", "gbn"])
+def test_ack_per_burst_without_sack_acks_each(mode):
+    """Without SACK, duplicate ACKs are the sender's only loss signal: each
+    out-of-order segment is still acknowledged at once."""
+    h = Harness(1000, mode=mode, ack_per_burst=True)
+    h.open(sack_permitted=False)
+    h.feed(h.tx.seg(200))
+    h.feed(h.tx.seg(300))
+    assert len(h.r.outbox) == 2
+    assert [a for a, _, _ in h.acks()] == [0, 0]
 
 
 def test_sack_wire_numbers_across_wrap():

@@ -417,6 +417,44 @@ def test_sacked_segments_not_fast_retransmitted():
     assert all(off not in (100, 300, 400) for off, _ in resent)
 
 
+def test_rack_ignores_an_early_report_of_a_resent_segment():
+    """RFC 8985 §6.2 step 2: an ACK that covers a resent segment sooner than
+    the smallest RTT after the resend is of the first copy (it was only
+    late), so the resend's time must not make everything sent before it
+    look lost: nothing more is resent."""
+    h = Harness(1000)
+    h.open()  # RTT sample 0.05 s
+    h.segs()  # 0..1000 at t = 0
+    h.advance(0.015)
+    h.feed(h.rx.ack(0, sack=[(100, 400)]))  # three segments' worth above 0: 0 is lost
+    h.advance(0.005)
+    assert h.offsets(h.segs()) == [(0, 100)]  # resent at t = 0.02
+    h.advance(0.01)
+    h.feed(h.rx.ack(100, sack=[(100, 400)]))  # the first copy of 0, late
+    assert h.offsets(h.segs()) == []
+    h.advance(0.04)  # the rest arrives in time
+    h.feed(h.rx.ack(1000))
+    assert h.s.snd_una == 1000
+
+
+def test_reordering_window_grows_once_per_round_trip():
+    """DSACKs of resends the reordering window decided widen it (RFC 8985
+    §6.2 step 4), once per round trip however many come in it; a DSACK of a
+    tail loss probe does not."""
+    h = Harness(2000)
+    h.open()
+    h.segs()
+    h.advance(0.06)
+    # 0 and 100 were only late: resent by the SACK rule ...
+    h.feed(h.rx.ack(0, sack=[(200, 600)]))
+    assert h.offsets(h.segs()) == [(0, 100), (100, 100)]
+    # ... and reported twice (DSACK), in one round trip: one step wider
+    h.feed(h.rx.ack(600, sack=[(0, 100)]))
+    h.feed(h.rx.ack(600, sack=[(100, 200)]))
+    assert h.s._reo_mult == 2
+    assert h.s.stats.dsacks == 2
+
+
 # --- timeouts ----------------------------------------------------------------------
 
 def test_gbn_timeout_resends_everything_outstanding():
