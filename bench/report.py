@@ -284,16 +284,18 @@ def loss_reading(s: dict, facts: dict, plan: Plan) -> list[str]:
         if parts:
             out.append(f"- Window {kib(win)}: " + "; ".join(parts) + ".")
     out += ["",
-            "The textbook (1-p) B supposes that the sender keeps the path full while losses "
-            "are repaired and that a repair costs only the resent segment. Two things break "
-            "that here, and the columns above show how much of each: a retransmission that is "
-            "itself lost waits for the RTO (at least 200 ms, some 20 RTTs of this path; the "
-            "\"timeouts\" column counts the expiries per run), and, if the window bounds the "
-            "span past the oldest unacknowledged byte rather than the bytes in flight, every "
-            "hole holds the window's left edge for about an RTT while it is repaired (the "
-            "sender's code decides which; the \"own\" columns show the loss response with "
-            "the CPU limit taken out). Go-Back-N's model already charges a whole window per "
-            "loss."]
+            "The textbook (1-p) B supposes that every transmission holds the window for "
+            "exactly the minimum RTT and that a lost segment is replaced at once. Our sender "
+            "bounds the bytes in flight (RFC 6675's pipe: SACKed bytes do not count), so a "
+            "hole does not hold the window's left edge. What the model leaves out is in the "
+            "columns: the RTT segments really see (\"RTT avg\", against the minimum the "
+            "model uses: queueing in the emulator and at the receiver); the time a loss takes "
+            "to be found (three segments' worth SACKed above it, or RACK's reordering window, "
+            "at least a quarter of the minimum RTT, after a later segment arrives), during "
+            "which the lost segment still counts in flight; and resends lost again, found by "
+            "RACK or, failing that, by the RTO of at least 200 ms, some 20 RTTs of this path "
+            "(\"timeouts\" counts the expiries per run). Go-Back-N's model already charges "
+            "a whole window per loss."]
     return out
 
 
