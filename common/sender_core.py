@@ -182,6 +182,7 @@ class SenderCore:
         self._reo_round_end = 0  # snd_nxt when _reo_mult last grew: once per round trip
         self._reo_rounds_left = 0  # round trips until _reo_mult goes back to 1
         self._recover = -1  # snd_nxt when fast recovery began
+        self._dup_ignore = 0  # gbn: duplicate ACKs the old window may still draw
         self._last_ack_window = -1
 
         self._syn_sent_at = 0.0
@@ -584,11 +585,17 @@ class SenderCore:
             and self.right_edge > self.snd_una
         ):
             self.stats.dupacks += 1
-            self.dupacks += 1
             # Go-Back-N goes back again at every new hole; with SACK one fast
             # retransmit per window (RFC 6582), later holes come from the scoreboard.
-            if self.dupacks == DUP_THRESH and (self.gbn or self.snd_una > self._recover):
-                self._fast_retransmit(now)
+            # After going back, Go-Back-N lets the duplicates the old window
+            # still draws go by; three more after those say the hole's resend
+            # was lost too, and it goes back again without a timeout.
+            if self.gbn and self._dup_ignore:
+                self._dup_ignore -= 1
+            else:
+                self.dupacks += 1
+                if self.dupacks == DUP_THRESH and (self.gbn or self.snd_una > self._recover):
+                    self._fast_retransmit(now)
         if window == 0:
             # The peer is alive and says it has no room: probes are not losses.
             for rec in self._order:
@@ -627,6 +634,7 @@ class SenderCore:
                 self._reo_mult = 1
         self.snd_una = ack_off
         self.dupacks = 0
+        self._dup_ignore = 0  # gbn: a new hole's duplicates all count (_gone_back)
         board = self._sacked
         if board:
             while board and board[0][1] <= ack_off:
@@ -840,8 +848,12 @@ class SenderCore:
     def _fast_retransmit(self, now: float) -> None:
         self._recover = self.snd_nxt
         if self.gbn:
-            for i, rec in enumerate(self._order):
-                self._mark_lost(rec, now, "fast", count=i == 0)
+            # the segments past the hole, less those whose duplicates came already
+            self._gone_back(len(self._order) - 1 - self.dupacks)
+            # Three duplicate ACKs: the peer is alive; only a timeout counts
+            # toward the retry limit (as for RACK's resends).
+            for rec in self._order:
+                self._mark_lost(rec, now, "fast", count=False)
                 if self.state in FINAL_STATES:
                     return
             self._gbn_deadline = now + self._rto()
@@ -943,6 +955,15 @@ class SenderCore:
     def _peer_answered_probe(self, rec: Outstanding) -> bool:
         return rec.probe and self.last_heard >= rec.sent_at and self.peer_window == 0
 
+    def _gone_back(self, old_dupacks: int) -> None:
+        """Go-Back-N resent everything outstanding.  Duplicate ACKs of the same
+        hole count anew once those the old window can still draw are through:
+        the peer sends one for each segment past the hole that reaches it,
+        ``old_dupacks`` of them, at most.  (A new ACK moves on to another
+        hole, whose duplicates all count.)"""
+        self.dupacks = 0
+        self._dup_ignore = max(0, old_dupacks)
+
     def _gbn_timeout(self, now: float) -> None:
         first = self._order[0] if self._order else None
         if first is None:
@@ -958,6 +979,7 @@ class SenderCore:
             n += 1
         self.stats.timeouts += 1
         self._recover = self.snd_nxt
+        self._gone_back(0)  # a timeout: the old window's duplicates are long in
         self._gbn_deadline = now + self._rto()
         if self.trace:
             self._event(now, "timeout", rto=self._rto(), n=n)

@@ -392,6 +392,33 @@ def test_exactly_three_dupacks_trigger_one_fast_retransmit(mode):
     assert h.s.stats.rexmit_fast >= 1
 
 
+def test_gbn_goes_back_again_when_the_resent_hole_is_lost():
+    """Go-Back-N: the duplicates the old window still draws after a go-back
+    (one per segment past the hole) change nothing; three more (the hole's
+    resend was lost too) make it go back again, without waiting for the
+    (backed-off) timer."""
+    h = Harness(1000, mode="gbn")
+    h.open(sack_permitted=False)  # RTT sample 0.05 s
+    h.segs()
+    h.advance(0.05)
+    for _ in range(DUP_THRESH):  # 0..100 lost: the peer says 0 again
+        h.feed(h.rx.ack(0))
+    assert h.offsets(h.segs()) == [(o, 100) for o in range(0, 1000, 100)]
+    h.advance(0.005)
+    for _ in range(6):  # the rest of the old window, arriving after the go-back
+        h.feed(h.rx.ack(0))
+    assert h.segs() == []
+    # the resend of 0..100 was lost as well: the resent 100..1000 draw
+    # duplicates, and three of them make it go back before the timer would
+    h.advance(0.05)
+    for i in range(DUP_THRESH):
+        assert h.segs() == [], i
+        h.feed(h.rx.ack(0))
+    assert h.offsets(h.segs()) == [(o, 100) for o in range(0, 1000, 100)]
+    assert h.s.stats.timeouts == 0
+    assert h.s.stats.rexmit_fast == 20
+
+
 def test_window_update_is_not_a_dupack():
     h = Harness(1000)
     h.open(window=500)
