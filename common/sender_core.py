@@ -37,6 +37,9 @@ from .seq import unwrap, wrap
 
 #: RFC 5681 §3.2: duplicate ACKs that trigger a fast retransmit.
 DUP_THRESH = 3
+#: A resent segment reported within this share of the smallest RTT sample
+#: after the resend is taken as a report of its earlier copy (_rack_may_use).
+EARLY_REPORT = 0.75
 #: Round trips the widened reordering window lasts (RFC 8985's reo_wnd_persist).
 REO_PERSIST = 16
 #: The window we advertise: the sender receives nothing but control segments.
@@ -719,10 +722,16 @@ class SenderCore:
                 i -= 1
             j = i
             new_left, new_right = left, right
+            pos = left  # RACK: the send times of the segments this block adds
             while j < len(board) and board[j][0] <= right:
+                if board[j][0] > pos:
+                    delivered_at = self._newest_sent(pos, board[j][0], delivered_at, now)
+                pos = max(pos, board[j][1])
                 new_left = min(new_left, board[j][0])
                 new_right = max(new_right, board[j][1])
                 j += 1
+            if pos < right:
+                delivered_at = self._newest_sent(pos, right, delivered_at, now)
             covered = sum(r - l for l, r in board[i:j])
             board[i:j] = [[new_left, new_right]]
             self.stats.sacked_bytes += (new_right - new_left) - covered
@@ -736,18 +745,37 @@ class SenderCore:
                     self._sample(now - rec.sent_at, now)
         return delivered_at
 
+    def _newest_sent(self, left: int, right: int, newest: float, now: float) -> float:
+        """The latest usable send time (_rack_may_use) among the segments in
+        [left, right) that the peer has just reported, or ``newest`` if later.
+        Every newly SACKed segment counts (RFC 8985 §6.2 step 2), not only
+        the one ending a block: a resend that fills a hole inside a block
+        (a tail loss probe, typically) is the newest delivery there is."""
+        records = self._records
+        rec = records.get(left)
+        while rec is not None and rec.off < right:
+            if rec.sent_at > newest and self._rack_may_use(rec, now):
+                newest = rec.sent_at
+            rec = records.get(rec.end)
+        return newest
+
     def _rack_may_use(self, rec: Outstanding, now: float) -> bool:
         """Whether ``rec``'s latest send time may stand for when what the peer
         just reported was sent (RACK.xmit_ts).  Not for a resent segment
         reported sooner than the smallest RTT after the resend: that report
-        is of an earlier copy (RFC 8985 §6.2 step 2).  Taking the resend's
+        is of an earlier copy (RFC 8985 §6.2 step 2).  Our RTT samples run
+        from when a segment was taken to when its ACK was read, a little
+        longer than the path's, so "sooner" is EARLY_REPORT of the smallest:
+        a resend that is the only thing in flight (a tail loss probe) comes
+        back in about the path's RTT, and must count, or the holes behind it
+        wait for the RTO.  Taking the resend's
         time there makes everything sent before it look lost, segments still
         on their way included, and each such spurious resend widens the
         reordering window (DSACK) until loss detection is slow."""
         if not rec.lost:
             return True
         rtt = self.rtt
-        return not rtt.samples or now - rec.sent_at >= rtt.sample_min
+        return not rtt.samples or now - rec.sent_at >= EARLY_REPORT * rtt.sample_min
 
     def _is_dsack(self, blocks, ack_off: int) -> bool:
         left = unwrap(blocks[0][0], self.base, ack_off)

@@ -464,6 +464,26 @@ def test_rack_ignores_an_early_report_of_a_resent_segment():
     assert h.s.snd_una == 1000
 
 
+def test_rack_counts_a_resend_that_fills_a_hole_inside_a_block():
+    """A tail loss probe that fills a hole between two SACK blocks is the
+    newest delivery (RFC 8985 §6.2 step 2 takes every newly SACKed segment,
+    not only the one ending a block): the older lost resend is found then,
+    not at the RTO."""
+    h = Harness(1000)
+    h.open()  # RTT 0.05 s
+    h.segs()
+    h.advance(0.05)
+    h.feed(h.rx.ack(0, sack=[(600, 1000), (100, 500)]))  # 0 and 500 lost
+    assert h.offsets(h.segs()) == [(0, 100), (500, 100)]  # both resends lost too
+    h.fire()  # the tail loss probe, two SRTTs on: the newest segment not SACKed
+    assert h.s.stats.timeouts == 0
+    assert h.offsets(h.segs()) == [(500, 100)]
+    h.advance(0.05)
+    h.feed(h.rx.ack(0, sack=[(100, 1000)]))  # the probe arrived
+    assert h.offsets(h.segs()) == [(0, 100)]  # 0's resend went before it: lost
+    assert h.s.stats.timeouts == 0
+
+
 def test_reordering_window_grows_once_per_round_trip():
     """DSACKs of resends the reordering window decided widen it (RFC 8985
     §6.2 step 4), once per round trip however many come in it; a DSACK of a
