@@ -6,8 +6,9 @@ to 64 datagrams of one size from a single ``recvmsg`` (UDP GRO).  Summing
 and parsing those one at a time in Python costs more than everything else a
 segment needs, so here numpy does it for the whole batch in one pass:
 
-* :func:`residues`: the ones' complement residue of every chunk of a block
-  (the sender keeps each chunk's residue for its first send and every resend);
+* :func:`chunk_residues`: the ones' complement residue of every chunk of a
+  block (the sender keeps each chunk's residue for its first send and every
+  resend);
 * :func:`decode_burst`: checks the checksums of every datagram of a GRO
   buffer, reads their headers, and coalesces runs of consecutive data
   segments into one :class:`Run`, as Linux's GRO coalesces TCP segments.
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .checksum import ones_residue
 from .segment import ACK, HEADER_LEN, PSH, Segment, SegmentError, decode
 
 _FOLD = 0xFFFF
@@ -43,6 +45,17 @@ def residues(block, size: int, count: int) -> list[int]:
     # The sums are of little-endian words; times 256 modulo 0xFFFF swaps the
     # residue's two bytes back (256 * x = x << 8, and 2**16 is 1 mod 0xFFFF).
     return (sums % _FOLD * 256 % _FOLD).tolist()
+
+
+def chunk_residues(block, size: int) -> list[int]:
+    """``ones_residue`` of each ``size``-byte chunk of ``block``, the last one
+    possibly shorter: the whole chunks at once (when ``size`` is even), the
+    rest one by one."""
+    whole = len(block) // size if not size & 1 else 0
+    out = residues(block, size, whole) if whole else []
+    view = memoryview(block)
+    out.extend(ones_residue(view[i:i + size]) for i in range(whole * size, len(block), size))
+    return out
 
 
 def _word_sums(data: np.ndarray, rows: int) -> np.ndarray:

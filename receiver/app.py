@@ -35,9 +35,9 @@ from loguru import logger
 from common.batch import Run, decode_burst
 from common.endpoint import EndpointBase
 from common.pcap import PcapWriter
+from common.progutil import debug_enabled
 from common.receiver_core import ReceiverCore, ReceiverState
 from common.rtt import RttEstimator
-from common.progutil import debug_enabled
 from common.segment import SYN, SegmentError, decode, encode, flag_str
 from common.seq import unwrap
 from common.trace import Tracer

@@ -38,14 +38,23 @@ from dataclasses import dataclass
 
 from loguru import logger
 
-from common.batch import residues as batch_residues
-from common.checksum import ones_residue
+from common.batch import chunk_residues
 from common.endpoint import EndpointBase
 from common.pcap import PcapWriter
 from common.progutil import debug_enabled
 from common.rtt import RttEstimator
-from common.segment import (ACK, HEADER_LEN, PSH, RST, SYN, SegmentError, data_header, decode,
-                            encode, flag_str)
+from common.segment import (
+    ACK,
+    HEADER_LEN,
+    PSH,
+    RST,
+    SYN,
+    SegmentError,
+    data_header,
+    decode,
+    encode,
+    flag_str,
+)
 from common.sender_core import SenderCore
 from common.seq import unwrap
 from common.trace import Tracer
@@ -233,10 +242,7 @@ class Sender(EndpointBase):
                     hasher.update(block)
                     view = memoryview(block)
                     chunks.extend(view[i:i + mss] for i in range(0, len(block), mss))
-                    whole = len(block) // mss if not mss & 1 else 0
-                    residues.extend(batch_residues(block, mss, whole))
-                    residues.extend(ones_residue(view[i:i + mss])
-                                    for i in range(whole * mss, len(block), mss))
+                    residues.extend(chunk_residues(block, mss))
                     if remaining is not None:
                         remaining -= len(block)
                 if not block or remaining == 0:

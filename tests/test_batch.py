@@ -15,12 +15,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from common.batch import Run, decode_burst, residues
+from common.batch import Run, chunk_residues, decode_burst, residues
 from common.checksum import ones_residue
 from common.receiver_core import ReceiverCore
 from common.rtt import RttEstimator
-from common.segment import (ACK, FIN, PSH, SYN, Segment, SegmentError, data_header, decode,
-                            encode)
+from common.segment import ACK, FIN, PSH, SYN, Segment, SegmentError, data_header, decode, encode
 from common.sender_core import SenderCore
 
 pytestmark = pytest.mark.timeout(120)
@@ -36,6 +35,13 @@ def test_residues_match_ones_residue(count, size, data):
     block = data.draw(st.binary(min_size=count * size, max_size=count * size + 50))
     got = residues(block, size, count)
     assert got == [ones_residue(block[i * size:(i + 1) * size]) for i in range(count)]
+
+
+@given(st.binary(max_size=5000), st.sampled_from([1, 2, 7, 100, 1452, 1453]))
+@settings(max_examples=150, deadline=None)
+def test_chunk_residues_match_ones_residue(block, size):
+    assert chunk_residues(block, size) == [ones_residue(block[i:i + size])
+                                           for i in range(0, len(block), size)]
 
 
 def test_residues_extremes():
@@ -232,9 +238,7 @@ def test_sender_headers_from_records_equal_encoded_segments(size):
         cores.append(c)
     chunks_a = deque(memoryview(data)[i:i + mss] for i in range(0, size, mss))
     chunks_b = deque(chunks_a)
-    whole = size // mss
-    res = deque(residues(data, mss, whole)
-                + [ones_residue(data[i:i + mss]) for i in range(whole * mss, size, mss)])
+    res = deque(chunk_residues(data, mss))
     plain = cores[0].take(0.02, chunks_a, True, b"d" * 32)
     bulk = cores[1].take(0.02, chunks_b, True, b"d" * 32, residues=res, segments=False)
     assert not res and not chunks_b
