@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import heapq
 import os
@@ -30,6 +31,7 @@ import time
 from collections import deque
 from pathlib import Path
 
+import pytest
 from support import HOST, Link
 
 from common.checksum import internet_checksum
@@ -42,6 +44,23 @@ MASK = 0xFFFFFFFF
 _HDR = struct.Struct("!HHIIBBHHH")
 
 # ----------------------------------------------------------------- garbage
+
+
+@contextlib.contextmanager
+def mounted_tmpfs(tmp_path, size: str):
+    """A real tmpfs of ``size`` (e.g. "4m"; root only) under ``tmp_path``,
+    unmounted at the end; the test is skipped where it cannot be mounted."""
+    mnt = tmp_path / "tmpfs"
+    mnt.mkdir()
+    res = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mnt)],
+                         capture_output=True, text=True)
+    if res.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {res.stderr.strip() or res.returncode}")
+    try:
+        yield mnt
+    finally:
+        if subprocess.run(["umount", str(mnt)], capture_output=True).returncode != 0:
+            subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
 
 
 def seal(datagram: bytearray) -> bytes:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import subprocess
 import sys
 import time
 
@@ -20,6 +19,7 @@ import pytest
 from hostile_support import (
     abort_for_stacks,
     lingering,
+    mounted_tmpfs,
     wait_exit,
     wait_for_text,
     watched_link,
@@ -146,17 +146,8 @@ def test_disk_full_hook(hlink, tmp_path):
 @pytest.fixture
 def tmpfs_4m(tmp_path):
     """A real 4 MiB tmpfs (root only), unmounted at the end."""
-    mnt = tmp_path / "tmpfs"
-    mnt.mkdir()
-    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mnt)],
-                         capture_output=True, text=True)
-    if res.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {res.stderr.strip() or res.returncode}")
-    try:
+    with mounted_tmpfs(tmp_path, "4m") as mnt:
         yield mnt
-    finally:
-        if subprocess.run(["umount", str(mnt)], capture_output=True).returncode != 0:
-            subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
 
 
 def test_disk_full_real_tmpfs(hlink, tmp_path, tmpfs_4m):

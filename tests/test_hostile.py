@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import subprocess
 import threading
 import time
 from collections import Counter
@@ -23,6 +22,7 @@ from hostile_support import (
     Flooder,
     GarbageMaker,
     drop_counts,
+    mounted_tmpfs,
     outside,
     raw_segment,
     rss_kib,
@@ -562,17 +562,8 @@ def test_size_beyond_free_disk_space_refused(hlink, tmp_path):
 @pytest.fixture
 def small_tmpfs(tmp_path):
     """A real 2 MiB tmpfs (root only), unmounted at the end."""
-    mnt = tmp_path / "tmpfs"
-    mnt.mkdir()
-    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mnt)],
-                         capture_output=True, text=True)
-    if res.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {res.stderr.strip() or res.returncode}")
-    try:
+    with mounted_tmpfs(tmp_path, "2m") as mnt:
         yield mnt
-    finally:
-        if subprocess.run(["umount", str(mnt)], capture_output=True).returncode != 0:
-            subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
 
 
 def test_size_beyond_a_small_tmpfs_refused(hlink, tmp_path, small_tmpfs):
