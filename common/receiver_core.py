@@ -211,19 +211,41 @@ class ReceiverCore:
     # -------------------------------------------------------------- segments
     def accepts_run(self, seg: Segment) -> bool:
         """Whether ``seg``, several in-sequence data segments coalesced into
-        one (common.batch.Run), has the same outcome taken as one as taken one
-        by one: it is the next data expected, all of it inside the window,
-        nothing is held out of order and no FIN is waiting past a hole.  Then
-        each piece would only have been delivered in order, with the ACK
-        left pending."""
-        if self.state != ReceiverState.ESTABLISHED or self.ooo or self._early_fin:
+        one (common.batch.Run), may be taken as one rather than one by one.
+
+        Two cases qualify, both wholly inside the window and the file:
+
+        - the next data expected, with nothing held out of order: each piece
+          would only have been delivered in order, the ACK left pending;
+        - with SACK and ``ack_per_burst``, data wholly out of order that
+          overlaps nothing held: each piece would only have been stored and
+          counted toward the ACK held to the end of the burst.  Taken as one
+          it is stored as one piece, and the ACK it draws says what the
+          pieces' last ACK would have said; only the earlier ACKs the pieces
+          would have drawn inside the same burst (every ACK_EVERY-th), which
+          the program sends together at the burst's end anyway, are left
+          out.
+
+        Anything else (a FIN past a hole, a run that fills a gap or repeats
+        held data) the caller splits."""
+        if self.state != ReceiverState.ESTABLISHED or self._early_fin:
             return False
-        if unwrap(seg.seq, self.base, self.rcv_nxt) != self.rcv_nxt:
-            return False
-        end = self.rcv_nxt + len(seg.payload)
+        rcv_nxt = self.rcv_nxt
+        off = unwrap(seg.seq, self.base, rcv_nxt)
+        end = off + len(seg.payload)
         if self.file_size is not None and end > self.file_size:
             return False
-        return end <= self.rcv_nxt + self._window()
+        if end > rcv_nxt + self._window():
+            return False
+        if off == rcv_nxt:
+            return not self.ooo
+        if off < rcv_nxt or not (self.sack_ok and self.ack_per_burst):
+            return False
+        blocks = self._blocks
+        i = bisect.bisect_right(blocks, [off, float("inf")])
+        if i and blocks[i - 1][1] > off:
+            return False
+        return i == len(blocks) or blocks[i][0] >= end
 
     def on_segment(self, seg: Segment, now: float, count: int = 1) -> None:
         """A segment from the peer (the caller checked its source address).
@@ -350,12 +372,16 @@ class ReceiverCore:
                 self.ack_pending = True
             return
         # Out of order.
-        self.stats.out_of_order += 1
+        self.stats.out_of_order += count
         if self.mode == "sr":
             self._store(off, bytes(payload))
-        self._ack_soon(now)
+            if count > 1:
+                # The pieces' offsets would all have landed in the new block:
+                # as many of the older ones as they would have left.
+                del self._recent[max(1, 9 - count):]
+        self._ack_soon(now, count)
 
-    def _ack_soon(self, now: float) -> None:
+    def _ack_soon(self, now: float, count: int = 1) -> None:
         """The ACK RFC 5681 §4.2 wants at once for out-of-order data, a gap
         filled or a duplicate.  With ``ack_per_burst`` and SACK on, it goes
         at the end of the burst being read (flush_ack) instead, one for all,
@@ -368,7 +394,7 @@ class ReceiverCore:
         SACK, duplicate ACKs are all the sender has to go on: each goes at
         once."""
         if self.ack_per_burst and self.sack_ok:
-            self._held_acks += 1
+            self._held_acks += count
             if self._held_acks < ACK_EVERY:
                 self.ack_pending = True
                 return

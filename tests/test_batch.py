@@ -12,7 +12,7 @@ import os
 from collections import deque
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from common.batch import Run, chunk_residues, decode_burst, residues
@@ -168,9 +168,9 @@ def test_decode_burst_single_and_empty():
 # --- the receiver core: a Run taken as one ---------------------------------------
 
 
-def _receiver(capacity=1 << 20):
-    r = ReceiverCore(isn=5000, mode="sr", mss=100, capacity=capacity,
-                     rtt=RttEstimator(min_rto=0.2))
+def _receiver(capacity=1 << 20, ack_per_burst=False, mode="sr"):
+    r = ReceiverCore(isn=5000, mode=mode, mss=100, capacity=capacity,
+                     rtt=RttEstimator(min_rto=0.2), ack_per_burst=ack_per_burst)
     r.on_segment(Segment(1000, 0, SYN, 0xFFFF, mss=100, wscale=0, sack_permitted=True,
                          file_size=5000), 0.0)
     r.on_segment(Segment(1001, 5001, ACK, 0xFFFF), 0.01)
@@ -209,6 +209,66 @@ def test_run_taken_whole_equals_pieces(before):
     for p in run.split():
         split.on_segment(p, 0.6)
     assert _state(whole) == _state(split)
+
+
+@settings(max_examples=300, deadline=None)
+@given(held=st.lists(st.tuples(st.integers(1, 45), st.integers(1, 4)), max_size=6),
+       start=st.integers(1, 45), count=st.integers(2, 12), held_acks=st.integers(0, 7),
+       data=st.data())
+def test_out_of_order_run_taken_whole_equals_pieces(held, start, count, held_acks, data):
+    """Out-of-order data held in blocks (``held``: first piece, pieces), then
+    a run past the next byte expected.  Where accepts_run says yes, the core
+    ends as the pieces would leave it: the same bytes held, the same
+    statistics, and one ACK that says what the pieces' last ACK would say
+    (the pieces' earlier ACKs, sent with it at the burst's end, are left
+    out).  It says yes exactly when the run overlaps nothing held."""
+    piece = 100
+    stream = os.urandom(50 * piece)
+    whole, split = _receiver(ack_per_burst=True), _receiver(ack_per_burst=True)
+    taken = set()
+    for first, n in held:
+        for k in range(first, min(first + n, 50)):
+            taken.add(k)
+            seg = Segment(1001 + k * piece, 5001, ACK, 0xFFFF,
+                          stream[k * piece:(k + 1) * piece])
+            for r in (whole, split):
+                r.on_segment(seg, 0.5)
+    last = min(start + count, 50)
+    count = last - start
+    assume(count >= 2)
+    tail = data.draw(st.integers(1, piece)) if last == 50 else piece
+    payload = stream[start * piece:(last - 1) * piece + tail]
+    run = Run(Segment(1001 + start * piece, 5001, ACK, 0xFFFF, payload, 0, 0), count, piece)
+    for r in (whole, split):
+        r.flush_ack(0.55)
+        r.outbox.clear()
+        r._held_acks = held_acks
+    accepted = whole.accepts_run(run.segment)
+    assert accepted == taken.isdisjoint(range(start, last))
+    if not accepted:
+        return
+    whole.on_segment(run.segment, 0.6, run.count)
+    for p in run.split():
+        split.on_segment(p, 0.6)
+    a, b = _state(whole), _state(split)
+    assert len(a[4]) == 1 and b[4][-1:] == a[4]
+    a[6].pop("acks_sent"), b[6].pop("acks_sent")
+    assert a[:4] + a[5:] == b[:4] + b[5:]
+    assert (whole.ooo_bytes, whole._blocks) == (split.ooo_bytes, split._blocks)
+    for r in (whole, split):  # the hole filled: all of it comes out, in order
+        r.on_segment(Segment(1001, 5001, ACK, 0xFFFF, stream[:start * piece]), 0.7)
+    got = _state(whole)[5]
+    assert got == _state(split)[5]
+    assert len(got) >= last * piece - piece and stream.startswith(got)
+
+
+@pytest.mark.parametrize("mode, ack_per_burst", [("gbn", True), ("sr", False)])
+def test_out_of_order_run_split_without_sack_or_held_acks(mode, ack_per_burst):
+    """Without SACK, or with every out-of-order arrival acknowledged at once,
+    each piece draws its own ACK: the run is split."""
+    r = _receiver(ack_per_burst=ack_per_burst, mode=mode)
+    assert not r.accepts_run(Segment(1001 + 200, 5001, ACK, 0xFFFF, os.urandom(300)))
+    assert r.accepts_run(Segment(1001, 5001, ACK, 0xFFFF, os.urandom(300)))
 
 
 def test_accepts_run_refuses_past_the_window():
