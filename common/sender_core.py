@@ -576,10 +576,7 @@ class SenderCore:
         if self.sack_ok and seg.sack:
             delivered_at = self._on_sack(seg.sack, ack_off, now)
         if advanced:
-            last = self._by_end.get(ack_off)
-            if last is not None and last.sent_at > delivered_at and self._rack_may_use(last, now):
-                delivered_at = last.sent_at
-            self._on_new_ack(ack_off, now)
+            delivered_at = self._on_new_ack(ack_off, now, delivered_at)
         elif (
             not seg.payload
             and not seg.flags & FIN
@@ -615,7 +612,13 @@ class SenderCore:
                         rwnd=self.right_edge - self.snd_una, acked=self.snd_una)
         self._update_probe_timer(now)
 
-    def _on_new_ack(self, ack_off: int, now: float) -> None:
+    def _on_new_ack(self, ack_off: int, now: float, newest: float = 0.0) -> float:
+        """Take everything below ``ack_off`` off the books.  Returns the
+        latest usable send time (_rack_may_use) among the segments it
+        acknowledges, or ``newest`` if later: for RACK, every newly
+        acknowledged segment counts, cumulatively as selectively (RFC 8985
+        §6.2 step 2), and a resend that fills the hole at the left edge is
+        often the newest delivery there is."""
         sample_rec = None
         records = self._records
         order = self._order
@@ -624,6 +627,8 @@ class SenderCore:
             del records[rec.off]
             del self._by_end[rec.end]
             self._timers.pop(rec.off, None)
+            if rec.sent_at > newest and self._rack_may_use(rec, now):
+                newest = rec.sent_at
             if rec.end == ack_off and not rec.lost:
                 sample_rec = rec
         if sample_rec is not None and not self._is_sacked(sample_rec):
@@ -660,6 +665,7 @@ class SenderCore:
             self.delivered_at = now
             self._fin_record = None
             self._set_state(SenderState.FIN_WAIT_2, now)
+        return newest
 
     def _sample(self, r: float, now: float) -> None:
         self.rtt.on_sample(r)

@@ -484,6 +484,31 @@ def test_rack_counts_a_resend_that_fills_a_hole_inside_a_block():
     assert h.s.stats.timeouts == 0
 
 
+def test_rack_counts_a_resend_that_fills_the_left_edge():
+    """RFC 8985 §6.2 step 2 takes every newly acknowledged segment,
+    cumulatively as selectively: a resend at the left edge that arrives is
+    the newest delivery, and a later hole's resend sent well before it and
+    still missing is lost then, not at the tail loss probe or the RTO."""
+    h = Harness(2000, window=1000)
+    h.open()  # RTT 0.05 s: reordering window 12.5 ms
+    h.segs()  # 0..1000 at t = 0
+    h.advance(0.05)
+    h.feed(h.rx.ack(0, sack=[(100, 500)]))  # 0 lost
+    assert h.offsets(h.segs())[0] == (0, 100)  # resent at 0.05, new data with it
+    h.advance(0.03)
+    h.feed(h.rx.ack(0, sack=[(600, 1000), (100, 500)]))  # 500 lost
+    assert h.offsets(h.segs())[0] == (500, 100)  # resent at 0.08, new data with it
+    h.advance(0.05)
+    # what went at 0.08 arrives, both resends do not: 0's (at 0.05) is lost
+    h.feed(h.rx.ack(0, sack=[(600, 1800), (100, 500)]))
+    sent = h.offsets(h.segs())
+    assert sent[0] == (0, 100) and (500, 100) not in sent  # 0 again, at 0.13
+    h.advance(0.05)
+    h.feed(h.rx.ack(500, sack=[(600, 1800)]))  # it arrived; 500's resend did not
+    assert h.offsets(h.segs())[:1] == [(500, 100)]
+    assert h.s.stats.timeouts == 0 and h.s.stats.tail_probes == 0
+
+
 def test_reordering_window_grows_once_per_round_trip():
     """DSACKs of resends the reordering window decided widen it (RFC 8985
     §6.2 step 4), once per round trip however many come in it; a DSACK of a
