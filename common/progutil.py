@@ -57,14 +57,23 @@ def nonneg_int(text: str) -> int:
     return _whole(text, 0, "must not be negative")
 
 
-def positive_float(text: str) -> float:
+def _finite(text: str, zero: bool) -> float:
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0 or value != value or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"{text} must be a positive number")
+    if not (value >= 0 if zero else value > 0) or value == float("inf"):  # NaN fails both
+        rule = "must be 0 or a positive number" if zero else "must be a positive number"
+        raise argparse.ArgumentTypeError(f"{text} {rule}")
     return value
+
+
+def positive_float(text: str) -> float:
+    return _finite(text, zero=False)
+
+
+def nonneg_float(text: str) -> float:
+    return _finite(text, zero=True)
 
 
 def byte_size(text: str) -> int:

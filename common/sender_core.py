@@ -42,6 +42,13 @@ DUP_THRESH = 3
 EARLY_REPORT = 0.75
 #: Round trips the widened reordering window lasts (RFC 8985's reo_wnd_persist).
 REO_PERSIST = 16
+#: Pacing (see SenderCore.take): new data goes out at this multiple of
+#: window / SRTT, in bursts of at most PACE_BURST seconds' worth (or two
+#: segments, if that is more).  Linux paces
+#: at 1.2x in congestion avoidance and 2x in slow start; the window here is
+#: fixed, so one gain between the two.
+PACE_GAIN = 1.5
+PACE_BURST = 0.001
 #: The window we advertise: the sender receives nothing but control segments.
 SENDER_WINDOW = 0xFFFF
 DEFAULT_MSS = 1452
@@ -132,11 +139,14 @@ class SenderCore:
         src_port: int = 0,
         dst_port: int = 0,
         trace: bool = False,
+        pacing: float = PACE_GAIN,
     ):
         if mode not in ("gbn", "sr"):
             raise ValueError(f"mode must be gbn or sr, not {mode!r}")
         if window < mss:
             raise ValueError(f"the window ({window} bytes) must hold one MSS ({mss} bytes)")
+        if pacing < 0:
+            raise ValueError(f"the pacing gain must be 0 (off) or positive, not {pacing}")
         self.isn = isn & 0xFFFFFFFF
         self.base = (self.isn + 1) & 0xFFFFFFFF  # wire number of stream offset 0
         self.file_size = file_size
@@ -148,6 +158,10 @@ class SenderCore:
         self.give_up = give_up
         self.time_wait = time_wait
         self._rto_ceiling = max(self.rtt.min_rto, give_up / 8)
+        self.pacing = pacing
+        self._pace_at = 0.0  # when the pacing bucket was last empty
+        #: When new data held back by pacing (only) may go; None if none is.
+        self.pace_deadline: float | None = None
         self.src_port = src_port
         self.dst_port = dst_port
 
@@ -398,10 +412,11 @@ class SenderCore:
         if not self.wants_data():
             return out
         limit = min(self.snd_una + self.window + self._sacked_bytes, self.right_edge)
+        self.pace_deadline = None
         if chunks and max_new > 0:
             chunk = chunks[0]
             if self.snd_nxt + len(chunk) <= limit:
-                self._take_new(now, chunks, residues, limit, max_new, segments, out)
+                self._take_paced(now, chunks, residues, limit, max_new, segments, out)
             elif self._probe_due and self.snd_nxt == self.snd_una:
                 # Zero-window probe: one byte past the window (RFC 9293 §3.8.6.1).
                 self._probe_due = False
@@ -444,6 +459,39 @@ class SenderCore:
             self._tlp_deadline = None
             return
         self._tlp_deadline = now + min(max(2 * srtt, 0.01), self._rto())
+
+    def _take_paced(self, now: float, chunks: deque, residues: deque | None, limit: int,
+                    max_new: int, segments: bool, out: list) -> None:
+        """New data as _take_new takes it, but no faster than ``pacing`` x
+        window / SRTT, with bursts of at most PACE_BURST seconds' worth or two
+        segments (a token bucket).  Sending the whole window at once makes it cross the
+        link as one burst, each segment queued behind those before it, so
+        its ACKs come back as a burst and the next window goes as one again:
+        every segment's RTT is the path's plus a burst's queueing, and W/RTT
+        falls with it.  Spread over the round trip, the window keeps the
+        path's RTT (RFC 9002 §7.7 and Linux's pacing say the same).  Only
+        new data waits: resends and control segments go at once.  Off with
+        a gain of 0, and until the first RTT sample."""
+        srtt = self.rtt.srtt
+        if not self.pacing or not srtt:
+            self._take_new(now, chunks, residues, limit, max_new, segments, out)
+            return
+        rate = self.pacing * self.window / srtt  # bytes per second
+        need = len(chunks[0])
+        # The bucket holds PACE_BURST's worth, and never less than two
+        # segments (as Linux's smallest burst): a small window goes at once.
+        start = max(self._pace_at, now - max(PACE_BURST, 2 * need / rate))
+        due = start + need / rate
+        if now < due:  # (one expression decides and waits: no float gap between)
+            self.pace_deadline = due
+            return
+        allowed = max(need, int((now - start) * rate))
+        before = self.snd_nxt
+        self._take_new(now, chunks, residues, min(limit, before + allowed), max_new,
+                       segments, out)
+        self._pace_at = start + (self.snd_nxt - before) / rate
+        if chunks and self.snd_nxt + len(chunks[0]) <= limit:
+            self.pace_deadline = self._pace_at + len(chunks[0]) / rate  # the next one
 
     def _take_new(self, now: float, chunks: deque, residues: deque | None, limit: int,
                   max_new: int, segments: bool, out: list) -> None:

@@ -14,6 +14,7 @@ from loguru import logger
 from common import progutil as pu
 from common.progress import Progress, wanted
 from common.progutil import ArgumentParser, Interrupted, UsageError
+from common.sender_core import PACE_BURST, PACE_GAIN
 
 from .app import Sender, SenderConfig, open_input
 
@@ -50,6 +51,10 @@ def build_parser() -> ArgumentParser:
                    help="give up after resending one segment this many times (default 10)")
     p.add_argument("--time-wait", type=float, default=None,
                    help="seconds to stay in TIME-WAIT (default: 2 x RTO)")
+    p.add_argument("--pacing", type=pu.nonneg_float, default=PACE_GAIN, metavar="GAIN",
+                   help="send new data at GAIN x window / SRTT, in bursts of at most "
+                        f"{PACE_BURST * 1000:g} ms' worth, rather than a whole window at "
+                        f"once; 0 turns pacing off (default {PACE_GAIN:g})")
     pu.add_common_options(p, "receiver", "ACK_PORT")
     return p
 
@@ -83,7 +88,8 @@ def _main(argv) -> int:
     cfg = SenderConfig(
         path=args.file, link=link, window=args.window, ack_port=args.ack_port, bind=args.bind,
         mode=args.mode, mss=args.mss, min_rto=args.min_rto, max_rto=args.max_rto,
-        retries=args.retries, give_up=args.give_up, time_wait=args.time_wait, isn=isn,
+        retries=args.retries, give_up=args.give_up, time_wait=args.time_wait,
+        pacing=args.pacing, isn=isn,
         trace_path=args.trace, pcap_path=args.pcap,
     )
     with file:

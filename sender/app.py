@@ -55,7 +55,7 @@ from common.segment import (
     encode,
     flag_str,
 )
-from common.sender_core import SenderCore
+from common.sender_core import PACE_GAIN, SenderCore
 from common.seq import unwrap
 from common.trace import Tracer
 
@@ -89,6 +89,7 @@ class SenderConfig:
     retries: int = 10
     give_up: float = 30.0
     time_wait: float | None = None
+    pacing: float = PACE_GAIN
     isn: int | None = None
     trace_path: str | None = None
     pcap_path: str | None = None
@@ -113,6 +114,7 @@ class Sender(EndpointBase):
             rtt=RttEstimator(min_rto=cfg.min_rto, max_rto=cfg.max_rto),
             retries=cfg.retries, give_up=cfg.give_up, time_wait=cfg.time_wait,
             src_port=local_port, dst_port=cfg.link[1], trace=tracer is not None,
+            pacing=cfg.pacing,
         )
         super().__init__()
         self.tx_ready = threading.Condition(self.lock)
@@ -214,7 +216,11 @@ class Sender(EndpointBase):
                         return
                     if core.established and not eof and len(chunks) < READAHEAD // 2:
                         break
-                    tx_ready.wait()
+                    paced = core.pace_deadline
+                    if paced is not None:
+                        tx_ready.wait(max(0.0, paced - time.monotonic()))
+                    else:
+                        tx_ready.wait()
                 if batch:
                     after = core.next_deadline()
                     # Wake the timer only for an earlier deadline: for a later

@@ -384,7 +384,8 @@ class CorePair:
                     next_inject = now + inject_every
             if snd.finished and rcv.finished and not wire:
                 break
-            cands = [t for t in (snd.next_deadline(), rcv.next_deadline()) if t is not None]
+            cands = [t for t in (snd.next_deadline(), rcv.next_deadline(), snd.pace_deadline)
+                     if t is not None]
             if wire:
                 cands.append(wire[0][0])
             if unwritten and self.write_rate is not None:

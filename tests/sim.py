@@ -134,7 +134,8 @@ def run_transfer(
         if snd.state in (SenderState.DONE, SenderState.ABORTED) and rcv.finished:
             break
         # Next event.
-        candidates = [t for t in (snd.next_deadline(), rcv.next_deadline()) if t is not None]
+        candidates = [t for t in (snd.next_deadline(), rcv.next_deadline(), snd.pace_deadline)
+                      if t is not None]
         if wire:
             candidates.append(wire[0][0])
         if unwritten and write_rate is not None:

@@ -166,6 +166,7 @@ def _run(args, timeout=30, **kw):
     (["sender", "{src}", HOST, "5000", "100", "0"], "at least one MSS"),
     (["sender", "{src}", "no.such.host.invalid", "5000", "64K", "0"], "cannot resolve"),
     (["sender", "{src}", HOST, "5000", "64K"], "required"),
+    (["sender", "{src}", HOST, "5000", "64K", "0", "--pacing", "-1"], "must be 0 or a positive"),
     (["receiver", "{src}", "0", HOST, "5000"], "exists; use --force"),
     (["receiver", "/nonexistent/dir/out", "0", HOST, "5000"], "does not exist"),
     (["receiver", "{dst}", "0", HOST, "0"], "ACK_PORT"),
@@ -187,6 +188,17 @@ def test_port_in_use_exits_2(tmp_path):
         res = _run(["receiver", str(tmp_path / "out.bin"), str(port), HOST, "5000"])
     assert res.returncode == 2
     assert "cannot bind" in res.stderr
+
+
+@pytest.mark.parametrize("gain", ["0", "4"])
+def test_pacing_gain(link, tmp_path, gain):
+    """--pacing 0 (each window at once) and another gain: both deliver
+    through a lossy, delaying link."""
+    src = make_file(tmp_path / "in.bin", 400_000)
+    dst = tmp_path / "out.bin"
+    s, r = link.transfer(src, dst, sender_args=["--pacing", gain],
+                         data_link=["-d", "0.005", "-L", "5", "--seed", "3"])
+    _ok(link, s, r, src, dst)
 
 
 def test_force_overwrites(link, tmp_path):

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from common.rtt import RttEstimator
 from common.segment import ACK, FIN, PSH, RST, SYN, Segment, decode, encode
-from common.sender_core import DUP_THRESH, SenderCore, SenderState
+from common.sender_core import DUP_THRESH, PACE_BURST, SenderCore, SenderState
 
 ISN_S = 1000
 ISN_R = 5000
@@ -67,7 +67,7 @@ class Harness:
 
     def __init__(self, size=1000, *, mode="sr", window=1 << 20, isn_s=ISN_S, isn_r=ISN_R,
                  min_rto=0.2, retries=10, give_up=100.0, time_wait=None, mss=MSS,
-                 file_size="size"):
+                 file_size="size", pacing=0.0):
         self.data = bytes((i * 7 + 3) % 256 for i in range(size))
         self.digest = hashlib.sha256(self.data).digest()
         self.now = 0.0
@@ -75,7 +75,7 @@ class Harness:
         self.s = SenderCore(isn=isn_s, file_size=size if file_size == "size" else file_size,
                             mode=mode, mss=mss, window=window,
                             rtt=RttEstimator(min_rto=min_rto), retries=retries,
-                            give_up=give_up, time_wait=time_wait)
+                            give_up=give_up, time_wait=time_wait, pacing=pacing)
         self.chunks = deque(self.data[i:i + mss] for i in range(0, size, mss))
         self.eof = False
 
@@ -507,6 +507,61 @@ def test_rack_counts_a_resend_that_fills_the_left_edge():
     h.feed(h.rx.ack(500, sack=[(600, 1800)]))  # it arrived; 500's resend did not
     assert h.offsets(h.segs())[:1] == [(500, 100)]
     assert h.s.stats.timeouts == 0 and h.s.stats.tail_probes == 0
+
+
+# --- pacing -------------------------------------------------------------------
+
+
+def test_pacing_spreads_new_data_over_the_round_trip():
+    """With pacing, new data leaves at gain x window / SRTT: a burst of
+    PACE_BURST's worth, then one segment at each ``pace_deadline``, which
+    is exactly when the next may go (a take at that instant sends)."""
+    window, gain = 10_000, 1.5
+    h = Harness(20_000, window=window, pacing=gain)
+    h.open()  # SRTT 0.05 s
+    rate = gain * window / h.s.rtt.srtt  # 300,000 bytes/s: 3 segments per ms
+    burst = h.offsets(h.segs())
+    assert burst == [(o, 100) for o in range(0, int(rate * PACE_BURST), 100)]
+    assert h.segs() == [] and h.s.pace_deadline is not None
+    t0, sent = h.now, len(burst)
+    while h.now - t0 < 0.02:
+        h.now = h.s.pace_deadline
+        got = h.offsets(h.segs())
+        assert got == [(sent * 100, 100)], h.now - t0
+        sent += 1
+    assert sent * 100 == pytest.approx(rate * (PACE_BURST + 0.02), abs=100)
+    assert sent * 100 < window  # the window never held it back
+
+
+def test_pacing_holds_back_new_data_only():
+    """A resend goes at once, however empty the pacing bucket."""
+    h = Harness(20_000, window=10_000, pacing=1.5)
+    h.open()
+    sent = h.offsets(h.segs())
+    while len(sent) < 6:
+        h.now = h.s.pace_deadline
+        sent += h.offsets(h.segs())
+    h.feed(h.rx.ack(0, sack=[(100, 500)]))  # 0 is lost; the bucket is empty
+    assert h.offsets(h.segs()) == [(0, 100)]
+    assert h.s.pace_deadline > h.now
+
+
+def test_no_pacing_sends_the_window_at_once():
+    h = Harness(20_000, window=10_000, pacing=0.0)
+    h.open()
+    sent = h.s.take(h.now, h.chunks, False, None, max_new=1000)
+    assert len(sent) == 100  # the window
+    assert h.s.pace_deadline is None
+
+
+def test_pacing_bucket_holds_two_segments_at_least():
+    """A window so small that a millisecond's worth is less than a segment
+    still goes two segments at a time, not never."""
+    h = Harness(1000, window=300, pacing=1.5)
+    h.open()
+    assert h.offsets(h.segs()) == [(0, 100), (100, 100)]
+    h.now = h.s.pace_deadline
+    assert h.offsets(h.segs()) == [(200, 100)]
 
 
 def test_reordering_window_grows_once_per_round_trip():
