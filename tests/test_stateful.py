@@ -471,9 +471,12 @@ class SenderMachine(RuleBasedStateMachine):
     @rule(dist=st.integers(1, 1 << 30))
     def rst_wrong_seq(self, dist):
         state = self.core.state
-        self._from_peer(wrap(self._cum(), self.base), 0, flags=RST | ACK,
-                        seq=(self.core.rcv_nxt + dist) & M32)
+        seg = Segment(seq=(self.core.rcv_nxt + dist) & M32, ack=wrap(self._cum(), self.base),
+                      flags=RST | ACK, window=0)
+        self.core.on_segment(_wire(seg), self.now)
+        # (before the next take, which may send the FIN and so change the state)
         assert self.core.state == state, "an RST with the wrong sequence number was taken"
+        self._take()
 
     @precondition(lambda self: self.core.state == SenderState.FIN_WAIT_2)
     @rule()
