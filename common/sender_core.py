@@ -49,6 +49,8 @@ REO_PERSIST = 16
 #: fixed, so one gain between the two.
 PACE_GAIN = 1.5
 PACE_BURST = 0.001
+#: RACK's "nothing delivered": (send time, end) of the newest delivery.
+NO_DELIVERY = (0.0, 0)
 #: The window we advertise: the sender receives nothing but control segments.
 SENDER_WINDOW = 0xFFFF
 DEFAULT_MSS = 1452
@@ -195,6 +197,11 @@ class SenderCore:
         self._reo_mult = 1
         self._tlp_deadline: float | None = None
         self._tlp_allowed = True
+        # RACK (RFC 8985 §6.2): the newest delivery (send time, end), the RTT
+        # it took, and when the segments sent just before it may be lost.
+        self._rack_xmit = NO_DELIVERY
+        self._rack_rtt = 0.0
+        self._rack_deadline: float | None = None
         self._recent_rexmits: OrderedDict[int, str] = OrderedDict()  # off -> why, for DSACK
         self._reo_round_end = 0  # snd_nxt when _reo_mult last grew: once per round trip
         self._reo_rounds_left = 0  # round trips until _reo_mult goes back to 1
@@ -620,7 +627,9 @@ class SenderCore:
         self.peer_window = window
         if ack_off + window > self.right_edge:
             self.right_edge = ack_off + window
-        delivered_at = 0.0  # when the newest segment this ACK reports was sent
+        # The newest delivery this ACK reports: (send time, end), RACK's
+        # (xmit_ts, end_seq); (0, 0) for none.
+        delivered_at = NO_DELIVERY
         if self.sack_ok and seg.sack:
             delivered_at = self._on_sack(seg.sack, ack_off, now)
         if advanced:
@@ -651,7 +660,7 @@ class SenderCore:
                     rec.rexmits = 0
         if self.sack_ok and self._high_sacked > self._loss_scan:
             self._sack_loss_scan(now)
-        if self.sack_ok and delivered_at:
+        if self.sack_ok and delivered_at[0]:
             self._rack(now, delivered_at)
             self._tlp_allowed = True
             self._arm_tlp(now)
@@ -660,10 +669,11 @@ class SenderCore:
                         rwnd=self.right_edge - self.snd_una, acked=self.snd_una)
         self._update_probe_timer(now)
 
-    def _on_new_ack(self, ack_off: int, now: float, newest: float = 0.0) -> float:
+    def _on_new_ack(self, ack_off: int, now: float,
+                    newest: tuple[float, int] = (0.0, 0)) -> tuple[float, int]:
         """Take everything below ``ack_off`` off the books.  Returns the
-        latest usable send time (_rack_may_use) among the segments it
-        acknowledges, or ``newest`` if later: for RACK, every newly
+        newest usable delivery (_rack_may_use) among the segments it
+        acknowledges, (send time, end), or ``newest`` if later: for RACK, every newly
         acknowledged segment counts, cumulatively as selectively (RFC 8985
         §6.2 step 2), and a resend that fills the hole at the left edge is
         often the newest delivery there is."""
@@ -675,8 +685,8 @@ class SenderCore:
             del records[rec.off]
             del self._by_end[rec.end]
             self._timers.pop(rec.off, None)
-            if rec.sent_at > newest and self._rack_may_use(rec, now):
-                newest = rec.sent_at
+            if (rec.sent_at, rec.end) > newest and self._rack_may_use(rec, now):
+                newest = (rec.sent_at, rec.end)
             if rec.end == ack_off and not rec.lost:
                 sample_rec = rec
         if sample_rec is not None and not self._is_sacked(sample_rec):
@@ -741,11 +751,11 @@ class SenderCore:
         return 2 * min(self.rtt.base_rto, self._rto_ceiling)
 
     # ---------------------------------------------------------------- SACK
-    def _on_sack(self, blocks, ack_off: int, now: float) -> float:
-        """Fold SACK blocks into the scoreboard; returns the latest send time
-        of the segments ending the blocks (0 if none is known)."""
+    def _on_sack(self, blocks, ack_off: int, now: float) -> tuple[float, int]:
+        """Fold SACK blocks into the scoreboard; returns the newest delivery
+        they report, (send time, end) (NO_DELIVERY if none is known)."""
         board = self._sacked
-        delivered_at = 0.0
+        delivered_at = NO_DELIVERY
         if self._is_dsack(blocks, ack_off):
             # RFC 2883: the peer got something twice.  If it was a segment we
             # resent, the resend was spurious (reordering, not loss): widen
@@ -768,9 +778,9 @@ class SenderCore:
             if left < ack_off or right > self.snd_nxt or right <= left:
                 continue
             end_rec = self._by_end.get(right)
-            if (end_rec is not None and end_rec.sent_at > delivered_at
+            if (end_rec is not None and (end_rec.sent_at, end_rec.end) > delivered_at
                     and self._rack_may_use(end_rec, now)):
-                delivered_at = end_rec.sent_at
+                delivered_at = (end_rec.sent_at, end_rec.end)
             i = bisect.bisect_left(board, [left, left])
             if i and board[i - 1][1] >= left:
                 i -= 1
@@ -799,17 +809,19 @@ class SenderCore:
                     self._sample(now - rec.sent_at, now)
         return delivered_at
 
-    def _newest_sent(self, left: int, right: int, newest: float, now: float) -> float:
-        """The latest usable send time (_rack_may_use) among the segments in
-        [left, right) that the peer has just reported, or ``newest`` if later.
+    def _newest_sent(self, left: int, right: int, newest: tuple[float, int],
+                     now: float) -> tuple[float, int]:
+        """The newest usable delivery (_rack_may_use), (send time, end), among
+        the segments in [left, right) that the peer has just reported, or
+        ``newest`` if later.
         Every newly SACKed segment counts (RFC 8985 §6.2 step 2), not only
         the one ending a block: a resend that fills a hole inside a block
         (a tail loss probe, typically) is the newest delivery there is."""
         records = self._records
         rec = records.get(left)
         while rec is not None and rec.off < right:
-            if rec.sent_at > newest and self._rack_may_use(rec, now):
-                newest = rec.sent_at
+            if (rec.sent_at, rec.end) > newest and self._rack_may_use(rec, now):
+                newest = (rec.sent_at, rec.end)
             rec = records.get(rec.end)
         return newest
 
@@ -861,32 +873,52 @@ class SenderCore:
             self._loss_scan = rec.end
             rec = self._records.get(rec.end)
 
-    def _rack(self, now: float, delivered_at: float) -> None:
+    def _rack(self, now: float, delivered_at: tuple[float, int]) -> None:
         """RACK (RFC 8985 §6.2), on the per-segment timer queue, which is in
-        order of last transmission: a segment sent a reordering window before
-        one the peer has since received is lost.  This also catches a lost
-        retransmission, which the duplicate-ACK rules never see again."""
+        order of last transmission.  ``delivered_at`` is the newest delivery
+        this ACK reports, (send time, end) (NO_DELIVERY: the reordering
+        timer).  A segment sent before the newest delivery (at the same
+        time: with a lower end, as RACK_sent_after breaks ties) is lost once
+        the RTT of that delivery and a reordering window have passed since it
+        went; one not yet that old sets the reordering timer, so that a
+        resend lost again at the tail, with nothing sent after it to report,
+        is found then and not by the tail loss probe or the RTO.  This also
+        catches a lost retransmission, which the duplicate-ACK rules never
+        see again."""
+        if delivered_at > self._rack_xmit:
+            self._rack_xmit = delivered_at
+            self._rack_rtt = now - delivered_at[0]
+        xmit, xmit_end = self._rack_xmit
         rtt = self.rtt
         reo_wnd = max(0.001, rtt.sample_min / 4 if rtt.samples else 0.0)
         if rtt.srtt is not None:
             # The window grows while RACK's losses turn out spurious (RFC 8985
             # §6.2 step 4, with "the segment had already arrived" as the sign).
             reo_wnd = min(reo_wnd * self._reo_mult, rtt.srtt)
-        limit = delivered_at - reo_wnd
+        wait = self._rack_rtt + reo_wnd
+        latest = 0.0  # the latest time a segment here may still turn up
         delivered, lost = [], []
         una = self.snd_una
         for rec in self._timers.values():
-            if rec.sent_at >= limit:
-                break
+            if rec.sent_at >= xmit:
+                if rec.sent_at > xmit:
+                    break
+                if rec.end >= xmit_end:
+                    continue  # sent with it, after it
             if self._is_sacked(rec):
                 if rec.off > una:  # the left edge stays timed (RFC 2018 §8)
                     delivered.append(rec.off)
             elif not rec.queued and not rec.fin:
                 # (The peer holds a FIN back until every byte is in, so a FIN
                 # waiting behind a hole is not lost.)
-                lost.append(rec)
+                due = rec.sent_at + wait
+                if due <= now:
+                    lost.append(rec)
+                elif due > latest:
+                    latest = due
         for off in delivered:
             del self._timers[off]
+        self._rack_deadline = latest or None
         for rec in lost:
             # The peer just showed it is alive: not a retry toward giving up.
             self._mark_lost(rec, now, "rack", count=False)
@@ -965,6 +997,8 @@ class SenderCore:
                 deadlines.append(first.sent_at + self._rto())
                 if self._tlp_deadline is not None:
                     deadlines.append(self._tlp_deadline)
+                if self._rack_deadline is not None:
+                    deadlines.append(self._rack_deadline)
             if self._probe_deadline is not None and not self._probe_due:
                 deadlines.append(self._probe_deadline)
         return min(d for d in deadlines if d is not None)
@@ -1006,6 +1040,8 @@ class SenderCore:
             if self._gbn_deadline is not None and now >= self._gbn_deadline:
                 self._gbn_timeout(now)
         elif self._timers:
+            if self._rack_deadline is not None and now >= self._rack_deadline:
+                self._rack(now, NO_DELIVERY)  # RFC 8985 §6.3: the reordering timer
             if self._tlp_deadline is not None and now >= self._tlp_deadline:
                 self._tail_loss_probe(now)
             self._sr_timeout(now)

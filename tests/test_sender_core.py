@@ -509,6 +509,30 @@ def test_rack_counts_a_resend_that_fills_the_left_edge():
     assert h.s.stats.timeouts == 0 and h.s.stats.tail_probes == 0
 
 
+def test_rack_reordering_timer_finds_a_lost_resend_at_the_tail():
+    """RFC 8985 §6.2-6.3: two resends go together; the later (higher) one
+    arrives, the other does not, and nothing is sent after them.  The lost
+    one was sent "before" the delivered one (same time, lower end: RACK's
+    tie-break); it is not lost yet when the ACK comes (the RTT of the
+    delivery plus the reordering window has not passed since it went), so
+    the reordering timer fires then and resends it, before the tail loss
+    probe (two SRTTs) or the RTO would."""
+    h = Harness(1000, window=1000)
+    h.open()  # RTT 0.05 s: reordering window 12.5 ms
+    h.segs()  # 0..1000 at t = 0
+    h.advance(0.05)
+    h.feed(h.rx.ack(0, sack=[(100, 300), (400, 1000)]))  # 0 and 300 lost
+    assert h.offsets(h.segs()) == [(0, 100), (300, 100)]  # both at once
+    resent = h.now
+    h.advance(0.05)
+    h.feed(h.rx.ack(0, sack=[(100, 1000)]))  # 300's resend arrived, 0's did not
+    assert h.segs() == []
+    h.fire()
+    assert h.now == pytest.approx(resent + 0.05 + 0.0125)  # its RTT and the window
+    assert h.offsets(h.segs()) == [(0, 100)]
+    assert h.s.stats.tail_probes == 0 and h.s.stats.timeouts == 0
+
+
 # --- pacing -------------------------------------------------------------------
 
 
