@@ -160,6 +160,8 @@ def summarise(records: list[dict], facts: dict, plan: Plan) -> dict:
                 g = row[mode]["goodput"]
                 row[mode]["own_ratio"] = g / (base * f) if g else None
     s["loss"] = loss_rows
+    lossy = [r for r in records if r["section"] == "loss" and r["ok"] and r["loss"]]
+    s["syn_resent"] = (sum(1 for r in lossy if (r["info"].get("syns") or 1) > 1), len(lossy))
     for win in plan.loss_windows:
         rs = [x for x in loss_rows if x["window"] == win]
         if rs and all(x["sr"]["ratio"] is not None for x in rs):
@@ -419,15 +421,20 @@ def markdown(s: dict, facts: dict, machine: dict, plan: Plan, sections: list[str
         rtt = facts.get("path_rtt")
         cu = facts.get("path_udp_ceiling")
         cp = facts.get("path_payload_ceiling")
+        resent, lossy = s.get("syn_resent", (0, 0))
         add("sender -> `stcp-link -d {:g} -L p --seed S` -> receiver; ACKs {}. Loss applies to "
-            "data segments only. Each run sends a file sized so that the model predicts about "
-            "{:g} s (powers of two, {} to {}); a run still going after {:g} s is cut (SIGTERM) "
-            "and its goodput is the bytes acknowledged by then over the time elapsed."
+            "every datagram on the data path, the SYN included. Each run sends a file sized so "
+            "that the model predicts about {:g} s (powers of two, {} to {}); a run still going "
+            "after {:g} s is cut (SIGTERM) and its goodput is the bytes acknowledged by then "
+            "over the time elapsed. Goodput here is timed from the end of the handshake (the "
+            "sender's summary row `handshake`) to the verified FIN: a lost SYN costs the "
+            "initial RTO of 1 s (RFC 6298 §2.1), which is no part of a window model; {} of the "
+            "{} lossy runs had their SYN resent."
             .format(plan.delay,
                     f"through a second emulator with {plan.ack_delay * 1000:g} ms delay"
                     if plan.ack_delay else "straight back (no delay, no loss)",
                     plan.loss_target_s, kib(plan.min_file), kib(plan.max_file),
-                    plan.loss_budget_s))
+                    plan.loss_budget_s, resent, lossy))
         add("")
         if rtt:
             add(f"Model inputs, measured in this run: RTT = {rtt * 1000:.2f} ms (the smallest RTT "
@@ -503,7 +510,8 @@ def markdown(s: dict, facts: dict, machine: dict, plan: Plan, sections: list[str
     if s["windows"]:
         add(f"### Window size (sr through the emulator, {plan.delay * 1000:g} ms delay, no loss)")
         add("")
-        add("Bound = min(W/RTT, C) with the RTT and C of section 2. Cost per ACK = sender CPU "
+        add("Bound = min(W/RTT, C) with the RTT and C of section 2; goodput timed from the end "
+            "of the handshake, as in section 2. Cost per ACK = sender CPU "
             "seconds (user+sys, less the fixed cost of a run) / ACKs it received; it includes "
             "everything the sender does, sending data too, so read it beside the segments per "
             "ACK and the cost per segment sent.")
@@ -556,7 +564,8 @@ def markdown(s: dict, facts: dict, machine: dict, plan: Plan, sections: list[str
         "with ports from the OS (`--ready-file`), reaped with `os.wait4` for its CPU time and "
         "peak RSS, and killed at the end whatever happens.")
     add("- Ours run with `--no-progress --log-level WARNING`; times come from the sender's "
-        "summary (`time ... (SYN to verified FIN)`), so TIME-WAIT is not counted.")
+        "summary (`time ... (SYN to verified FIN)`, less its `handshake` row in sections 2 "
+        "and 3b), so TIME-WAIT is not counted.")
     add("- UDP ceiling: one Python process sends the file as 1472-byte datagrams as fast as "
         "a `send` loop goes; the sink counts what arrives between the first and last "
         "datagram. Ratios to it use the raw datagram bytes (our 20-byte header makes our "

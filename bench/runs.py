@@ -65,6 +65,8 @@ def parse_sender_summary(text: str) -> dict:
         "dupacks": r"^\s*duplicate ACKs\s+([0-9]+)",
         "rtt_min_ms": rf"^\s*RTT min/avg/max\s+{_NUM} ms",
         "rtt_avg_ms": rf"^\s*RTT min/avg/max\s+[0-9.]+ ms / {_NUM} ms",
+        "handshake_ms": rf"^\s*handshake\s+{_NUM} ms",
+        "syns": r"^\s*handshake\s+[0-9.]+ ms \(([0-9]+) SYN",
     }
     for key, pat in pats.items():
         m = re.search(pat, text, re.M)
@@ -118,11 +120,17 @@ def run_ours(workdir: Path, infile: Path, mode: str, window: int, *,
              data_link: list[str] | None = None, ack_link: list[str] | None = None,
              buffer: str = "8M", seed: int = 1, timeout: float = 120.0,
              sender_prefix: list[str] | None = None,
-             receiver_prefix: list[str] | None = None) -> Result:
+             receiver_prefix: list[str] | None = None,
+             after_handshake: bool = False) -> Result:
     """One transfer of ``infile``; ``data_link``/``ack_link`` are emulator flags
     (None: no emulator on that path).  A sender still running after ``timeout``
     seconds is interrupted and the result is what it had acknowledged by then.
     ``*_prefix`` wraps a program (e.g. a profiler): its argv comes before ``python``.
+    The time is the sender's own, SYN to verified FIN; ``after_handshake``
+    starts it at the handshake's end instead (the sender's summary says
+    when), for comparisons with models of the sliding window alone: a lost
+    SYN costs the initial RTO (1 s, RFC 6298 §2.1), which no window model
+    describes.
     """
     size = infile.stat().st_size
     outfile = workdir / "received.bin"
@@ -172,8 +180,14 @@ def run_ours(workdir: Path, infile: Path, mode: str, window: int, *,
             usage = {"sender": send.usage, "receiver": recv.usage}
             for e in emus:
                 usage[e.name] = e.usage
+            seconds = s["time"]
+            if after_handshake:
+                if "handshake_ms" not in s:
+                    raise BenchError(f"no handshake time in the sender summary\n"
+                                     f"{send.describe()}")
+                seconds -= s["handshake_ms"] / 1000
             return Result(f"ours-{mode}", bool(ok), size if ok else s.get("bytes_acked", 0),
-                          s["time"], usage, {**s, **{f"recv_{k}": v for k, v in r.items()}},
+                          seconds, usage, {**s, **{f"recv_{k}": v for k, v in r.items()}},
                           note)
         finally:
             outfile.unlink(missing_ok=True)

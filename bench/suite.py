@@ -228,7 +228,7 @@ def section_loss(ctx: Context) -> None:
             res, err = _attempt(run_ours, w, f, mode, win,
                                 data_link=_emu_flags(plan.delay, loss),
                                 ack_link=_ack_link(plan), buffer=plan.buffer, seed=1000 + rep,
-                                timeout=plan.loss_budget_s)
+                                timeout=plan.loss_budget_s, after_handshake=True)
             _record(ctx, "loss", mode, rep, res, err, window=win, loss=loss,
                     size=f.stat().st_size, seed=1000 + rep)
     _path_facts(ctx)
@@ -270,7 +270,7 @@ def section_windows(ctx: Context) -> None:
             f = ctx.file(pick_size(plan, expect, plan.window_target_s))
             res, err = _attempt(run_ours, w, f, "sr", win, data_link=_emu_flags(plan.delay),
                                 ack_link=_ack_link(plan), buffer=plan.buffer, seed=1000 + rep,
-                                timeout=60)
+                                timeout=60, after_handshake=True)
             _record(ctx, "windows", "sr", rep, res, err, window=win, size=f.stat().st_size)
     _path_facts(ctx)
 

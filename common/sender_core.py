@@ -177,6 +177,7 @@ class SenderCore:
         self.snd_wscale = 0
         self.irs = 0
         self.handshake_done = False
+        self.established_at: float | None = None  # when the SYN-ACK came
         self.rcv_nxt = 0  # wire number we expect from the peer (its FIN)
         self.snd_una = 0
         self.snd_nxt = 0
@@ -355,6 +356,7 @@ class SenderCore:
             self._sample(now - self._syn_sent_at, now)
         self._syn_deadline = None
         self.handshake_done = True
+        self.established_at = now
         self._set_state(SenderState.ESTABLISHED, now)
         self.outbox.append(self._control(ACK))
 
@@ -372,6 +374,13 @@ class SenderCore:
             return 0
         limit = min(self.snd_una + self.window + self._sacked_bytes, self.right_edge)
         return max(0, limit - self.snd_nxt)
+
+    @property
+    def syns_sent(self) -> int:
+        """SYNs sent so far, resends included."""
+        if self.state == SenderState.CLOSED:
+            return 0
+        return min(self._syn_rexmits, self.retries) + 1  # (the last count may be the abort)
 
     def wants_data(self) -> bool:
         return self.established and self._fin_record is None

@@ -161,6 +161,9 @@ def _summary(sender: Sender, args, tracer) -> None:
         ("time", f"{elapsed:.3f} s (SYN to verified FIN)" if core.delivered
          else f"{elapsed:.3f} s"),
         ("goodput", pu.human_rate(acked, elapsed)),
+        ("handshake", "not completed" if core.established_at is None else
+         f"{pu.ms(core.established_at - sender.started)} ({core.syns_sent} SYN"
+         + (f"s: {core.syns_sent - 1} resent)" if core.syns_sent > 1 else ")")),
         ("segments sent", f"{sender.segments_sent} ({st.data_segments} new data)"),
         ("segments received", f"{st.segments_received}"),
         ("retransmissions", f"{st.rexmit_timeout + st.rexmit_fast + st.rexmit_sack} "

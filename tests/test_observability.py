@@ -179,6 +179,18 @@ def test_sender_states(run):
     assert [e["old"] for e in states] == ["CLOSED"] + SENDER_STATES[:-1], states
 
 
+def test_sender_handshake_matches_its_summary(run):
+    """The summary's handshake row: the time from the start (the trace's
+    meta event) to ESTABLISHED, and the SYNs the trace shows."""
+    start = of(run.sender, "meta")[0]["t"]
+    est = next(e["t"] for e in of(run.sender, "state") if e["new"] == "ESTABLISHED")
+    syns = [e for e in of(run.sender, "send") if "S" in e["flags"]]
+    m = re.search(r"^\s+handshake\s+([0-9.]+) ms \(([0-9]+) SYNs?", run.sender_out, re.M)
+    assert m, run.sender_out
+    assert float(m.group(1)) == pytest.approx((est - start) * 1000, abs=0.051)
+    assert int(m.group(2)) == len(syns) >= 1
+
+
 def test_sender_sends_match_its_summary(run):
     sends = of(run.sender, "send")
     assert len(sends) == summary_int(run.sender_out, "segments sent")

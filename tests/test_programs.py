@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import signal
 import subprocess
 import time
@@ -77,6 +78,11 @@ def test_handshake_segment_lost(link, tmp_path, where, drop):
     s, r = link.transfer(src, dst, sender_args=["--min-rto", "0.2"], **kw)
     _ok(link, s, r, src, dst)
     assert "timeout 1" in s.stdout or where == "data" and drop == "2", s.stdout
+    # a SYN or SYN-ACK lost: the SYN went twice, after the initial RTO (1 s)
+    resent = drop == "1"
+    assert ("(2 SYNs: 1 resent)" if resent else "(1 SYN)") in s.stdout, s.stdout
+    took = float(re.search(r"^\s+handshake\s+([0-9.]+) ms", s.stdout, re.M).group(1))
+    assert (took >= 1000) == resent, s.stdout
 
 
 def _count_data_datagrams(size, mss=1452):
