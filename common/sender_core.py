@@ -49,6 +49,7 @@ REO_PERSIST = 16
 #: fixed, so one gain between the two.
 PACE_GAIN = 1.5
 PACE_BURST = 0.001
+INF = float("inf")
 #: RACK's "nothing delivered": (send time, end) of the newest delivery.
 NO_DELIVERY = (0.0, 0)
 #: The window we advertise: the sender receives nothing but control segments.
@@ -192,6 +193,7 @@ class SenderCore:
         self._last_backoff = -1e18
         self._sacked: list[list[int]] = []  # sr scoreboard: sorted disjoint [l, r)
         self._sacked_bytes = 0  # how much of [snd_una, snd_nxt) the scoreboard holds
+        self._last_sack: tuple = ()  # the wire SACK blocks the last ACK merged
         self._high_sacked = 0
         self._loss_scan = 0  # offset below which the SACK loss rule has looked
         self.dupacks = 0
@@ -779,13 +781,22 @@ class SenderCore:
                 self._reo_round_end = self.snd_nxt
                 self._reo_rounds_left = REO_PERSIST
             blocks = blocks[1:]
-        for left_w, right_w in blocks:
+        seen = self._last_sack
+        merged = []
+        for block in blocks:
+            if block in seen:
+                # In the last ACK too (as three of four blocks usually are):
+                # on the board already, and no news for RACK.
+                merged.append(block)
+                continue
+            left_w, right_w = block
             left = unwrap(left_w, self.base, ack_off)
             right = unwrap(right_w, self.base, ack_off)
             # Blocks outside what is outstanding make no sense: ignore them
             # (as Linux's tcp_is_sackblock_valid does), never trim them to fit.
             if left < ack_off or right > self.snd_nxt or right <= left:
                 continue
+            merged.append(block)
             end_rec = self._by_end.get(right)
             if (end_rec is not None and (end_rec.sent_at, end_rec.end) > delivered_at
                     and self._rack_may_use(end_rec, now)):
@@ -816,6 +827,7 @@ class SenderCore:
                 rec = self._by_end.get(right)
                 if rec is not None and not rec.lost:
                     self._sample(now - rec.sent_at, now)
+        self._last_sack = tuple(merged)
         return delivered_at
 
     def _newest_sent(self, left: int, right: int, newest: tuple[float, int],
@@ -867,7 +879,7 @@ class SenderCore:
         board = self._sacked
         if not board or rec.off < board[0][0]:
             return False
-        i = bisect.bisect_right(board, [rec.off, float("inf")]) - 1
+        i = bisect.bisect_right(board, [rec.off, INF]) - 1
         return i >= 0 and board[i][0] <= rec.off and rec.end <= board[i][1]
 
     def _sack_loss_scan(self, now: float) -> None:
@@ -889,9 +901,9 @@ class SenderCore:
         timer).  A segment sent before the newest delivery (at the same
         time: with a lower end, as RACK_sent_after breaks ties) is lost once
         the RTT of that delivery and a reordering window have passed since it
-        went; one not yet that old sets the reordering timer, so that a
-        resend lost again at the tail, with nothing sent after it to report,
-        is found then and not by the tail loss probe or the RTO.  This also
+        went; the first one not yet that old sets the reordering timer, so
+        that a resend lost again at the tail, with nothing sent after it to
+        report, is found then and not by the tail loss probe or the RTO.  This also
         catches a lost retransmission, which the duplicate-ACK rules never
         see again."""
         if delivered_at > self._rack_xmit:
@@ -905,7 +917,7 @@ class SenderCore:
             # §6.2 step 4, with "the segment had already arrived" as the sign).
             reo_wnd = min(reo_wnd * self._reo_mult, rtt.srtt)
         wait = self._rack_rtt + reo_wnd
-        latest = 0.0  # the latest time a segment here may still turn up
+        next_due = None
         delivered, lost = [], []
         una = self.snd_una
         for rec in self._timers.values():
@@ -921,13 +933,15 @@ class SenderCore:
                 # (The peer holds a FIN back until every byte is in, so a FIN
                 # waiting behind a hole is not lost.)
                 due = rec.sent_at + wait
-                if due <= now:
-                    lost.append(rec)
-                elif due > latest:
-                    latest = due
+                if due > now:
+                    # What comes after went no earlier: none of it is lost
+                    # yet (SACKed records past here wait for a later pass).
+                    next_due = due
+                    break
+                lost.append(rec)
         for off in delivered:
             del self._timers[off]
-        self._rack_deadline = latest or None
+        self._rack_deadline = next_due
         for rec in lost:
             # The peer just showed it is alive: not a retry toward giving up.
             self._mark_lost(rec, now, "rack", count=False)
