@@ -289,13 +289,16 @@ def loss_reading(s: dict, facts: dict, plan: Plan) -> list[str]:
             "The textbook (1-p) B supposes that every transmission holds the window for "
             "exactly the minimum RTT and that a lost segment is replaced at once. Our sender "
             "bounds the bytes in flight (RFC 6675's pipe: SACKed bytes do not count), so a "
-            "hole does not hold the window's left edge. What the model leaves out is in the "
+            "hole does not hold the window's left edge, and it paces new data (README, "
+            "\"What the window means\"), so a window does not cross the link as one burst. "
+            "What the model leaves out is in the "
             "columns: the RTT segments really see (\"RTT avg\", against the minimum the "
             "model uses: queueing in the emulator and at the receiver); the time a loss takes "
             "to be found (three segments' worth SACKed above it, or RACK's reordering window, "
             "at least a quarter of the minimum RTT, after a later segment arrives), during "
             "which the lost segment still counts in flight; and resends lost again, found by "
-            "RACK or, failing that, by the RTO of at least 200 ms, some 20 RTTs of this path "
+            "RACK (its reordering timer, when nothing sent later is left to arrive) or, "
+            "failing that, by the RTO of at least 200 ms, some 20 RTTs of this path "
             "(\"timeouts\" counts the expiries per run). Go-Back-N's model already charges "
             "a whole window per loss."]
     return out
@@ -505,6 +508,19 @@ def markdown(s: dict, facts: dict, machine: dict, plan: Plan, sections: list[str
                 f"gives a = {fit['ms_fixed']:.1f} ms and b = {fit['ms_per_mib']:.2f} ms/MiB; "
                 f"the {kib(small['size'])} median lies {resid:+.1f} ms from that line (the whole "
                 f"1 KiB run takes {(s.get('fixed') or {}).get('seconds', 0) * 1000:.1f} ms).")
+        fixed_ms = (s.get("fixed") or {}).get("seconds", 0) * 1000
+        big = s["sizes"][-1]
+        if fixed_ms and big["size"] > small["size"]:
+            # What the 10% target leaves for a run's fixed cost, at the smallest file,
+            # if the biggest file's rate held for every byte.
+            best = fixed_ms / (small["size"] / MIB) + big["ms_per_mib"]
+            room = 0.1 * big["ms_per_mib"] * small["size"] / MIB
+            line += (f" Even with nothing but the 1 KiB run's fixed cost on top of the "
+                     f"{kib(big['size'])} rate, {kib(small['size'])} would take "
+                     f"{best:.2f} ms/MiB, {best / big['ms_per_mib'] - 1:.0%} over: the 10% "
+                     f"target leaves a run {room:.1f} ms of fixed cost at {kib(small['size'])}, "
+                     "less than the handshake, the receiver's two fsyncs (the file, then its "
+                     "directory after the rename) and the FIN exchange take here.")
         add(line)
         add("")
     if s["windows"]:
