@@ -42,11 +42,10 @@ DUP_THRESH = 3
 EARLY_REPORT = 0.75
 #: Round trips the widened reordering window lasts (RFC 8985's reo_wnd_persist).
 REO_PERSIST = 16
-#: Pacing (see SenderCore.take): new data goes out at this multiple of
+#: Pacing (SenderCore._take_paced): new data goes out at this multiple of
 #: window / SRTT, in bursts of at most PACE_BURST seconds' worth (or two
-#: segments, if that is more).  Linux paces
-#: at 1.2x in congestion avoidance and 2x in slow start; the window here is
-#: fixed, so one gain between the two.
+#: segments, if that is more).  Linux paces at 1.2x in congestion avoidance
+#: and 2x in slow start; the window here is fixed, so one gain between the two.
 PACE_GAIN = 1.5
 PACE_BURST = 0.001
 INF = float("inf")
@@ -402,6 +401,7 @@ class SenderCore:
         caller that builds the header from the record itself
         (:meth:`data_header_fields`) saves making one object per segment."""
         out: list[tuple[Segment, Outstanding | None]] = []
+        self.pace_deadline = None  # set again below if pacing holds data back
         if self.outbox:
             out.extend((seg, None) for seg in self.outbox)
             self.outbox.clear()
@@ -430,7 +430,6 @@ class SenderCore:
         if not self.wants_data():
             return out
         limit = min(self.snd_una + self.window + self._sacked_bytes, self.right_edge)
-        self.pace_deadline = None
         if chunks and max_new > 0:
             chunk = chunks[0]
             if self.snd_nxt + len(chunk) <= limit:
@@ -481,8 +480,8 @@ class SenderCore:
     def _take_paced(self, now: float, chunks: deque, residues: deque | None, limit: int,
                     max_new: int, segments: bool, out: list) -> None:
         """New data as _take_new takes it, but no faster than ``pacing`` x
-        window / SRTT, with bursts of at most PACE_BURST seconds' worth or two
-        segments (a token bucket).  Sending the whole window at once makes it cross the
+        window / SRTT, in bursts of at most PACE_BURST seconds' worth or two
+        segments (a token bucket).  Sent all at once, a window crosses the
         link as one burst, each segment queued behind those before it, so
         its ACKs come back as a burst and the next window goes as one again:
         every segment's RTT is the path's plus a burst's queueing, and W/RTT
@@ -681,13 +680,13 @@ class SenderCore:
         self._update_probe_timer(now)
 
     def _on_new_ack(self, ack_off: int, now: float,
-                    newest: tuple[float, int] = (0.0, 0)) -> tuple[float, int]:
+                    newest: tuple[float, int] = NO_DELIVERY) -> tuple[float, int]:
         """Take everything below ``ack_off`` off the books.  Returns the
         newest usable delivery (_rack_may_use) among the segments it
-        acknowledges, (send time, end), or ``newest`` if later: for RACK, every newly
-        acknowledged segment counts, cumulatively as selectively (RFC 8985
-        §6.2 step 2), and a resend that fills the hole at the left edge is
-        often the newest delivery there is."""
+        acknowledges, as (send time, end), or ``newest`` if later: for RACK,
+        every newly acknowledged segment counts, cumulatively as selectively
+        (RFC 8985 §6.2 step 2), and a resend that fills the hole at the left
+        edge is often the newest delivery there is."""
         sample_rec = None
         records = self._records
         order = self._order
@@ -832,12 +831,12 @@ class SenderCore:
 
     def _newest_sent(self, left: int, right: int, newest: tuple[float, int],
                      now: float) -> tuple[float, int]:
-        """The newest usable delivery (_rack_may_use), (send time, end), among
-        the segments in [left, right) that the peer has just reported, or
-        ``newest`` if later.
-        Every newly SACKed segment counts (RFC 8985 §6.2 step 2), not only
-        the one ending a block: a resend that fills a hole inside a block
-        (a tail loss probe, typically) is the newest delivery there is."""
+        """The newest usable delivery (_rack_may_use), as (send time, end),
+        among the segments in [left, right) that the peer has just reported,
+        or ``newest`` if later.  Every newly SACKed segment counts (RFC 8985
+        §6.2 step 2), not only the one ending a block: a resend that fills a
+        hole inside a block (a tail loss probe, typically) is the newest
+        delivery there is."""
         records = self._records
         rec = records.get(left)
         while rec is not None and rec.off < right:
@@ -903,9 +902,9 @@ class SenderCore:
         the RTT of that delivery and a reordering window have passed since it
         went; the first one not yet that old sets the reordering timer, so
         that a resend lost again at the tail, with nothing sent after it to
-        report, is found then and not by the tail loss probe or the RTO.  This also
-        catches a lost retransmission, which the duplicate-ACK rules never
-        see again."""
+        report, is found then and not by the tail loss probe or the RTO.
+        This also catches a lost retransmission, which the duplicate-ACK
+        rules never see again."""
         if delivered_at > self._rack_xmit:
             self._rack_xmit = delivered_at
             self._rack_rtt = now - delivered_at[0]
