@@ -30,6 +30,8 @@ Transfer:
   -w, --window BYTES     sender window (default 256K)
   -m, --mode gbn|sr      Go-Back-N or selective repeat with SACK (default sr)
       --mss BYTES        maximum segment size (default 1452)
+      --pacing GAIN      the sender paces new data at GAIN x window / SRTT (default
+                         1.5); 0 sends each window at once, as the textbook does
       --buffer BYTES     receiver buffer / largest advertised window (default 4M)
       --give-up SECONDS  both programs give up after hearing nothing from the peer
                          this long, and the receiver if no sender connects within
@@ -128,7 +130,7 @@ check_value() {  # option name, key, value: dies unless the value fits the key
 check_port() { is_int "$2" && [ "$2" -le 65535 ] || die "$1 takes a port 0..65535, not '$2'"; }
 
 # ---------------------------------------------------------------- arguments
-INPUT="" SIZE="4M" OUTPUT="" WINDOW="256K" MODE="sr" MSS="1452" BUFFER="4M"
+INPUT="" SIZE="4M" OUTPUT="" WINDOW="256K" MODE="sr" MSS="1452" BUFFER="4M" PACING=""
 TIMEOUT=600 GIVE_UP=30 SEED="" RUNDIR="" ANALYSIS=1 RMLOGS=0 VERBOSE=0 DRY=0
 LINK_PORT=0 RECV_PORT=0 ACK_PORT=0
 declare -A DEFAULTS=([loss]=5 [corrupt]=1 [reorder]=2 [delay]=0.010)
@@ -145,6 +147,7 @@ while [ $# -gt 0 ]; do
         -w|--window) need "$@"; WINDOW=$2; shift ;;
         -m|--mode) need "$@"; MODE=$2; shift ;;
         --mss) need "$@"; MSS=$2; shift ;;
+        --pacing) need "$@"; PACING=$2; shift ;;
         --buffer) need "$@"; BUFFER=$2; shift ;;
         --give-up) need "$@"; GIVE_UP=$2; shift ;;
         --timeout) need "$@"; TIMEOUT=$2; shift ;;
@@ -178,6 +181,7 @@ is_int "$TIMEOUT" && [ "$TIMEOUT" -gt 0 ] || die "--timeout takes whole seconds 
 is_num "$GIVE_UP" && num_pos "$GIVE_UP" || die "--give-up takes seconds > 0, not '$GIVE_UP'"
 [ -z "$SEED" ] || { is_int "$SEED" && [ "${#SEED}" -le 10 ]; } || die "--seed takes a whole number, not '$SEED'"
 is_int "$MSS" && [ "$MSS" -ge 1 ] && [ "$MSS" -le 65495 ] || die "--mss takes 1..65495 bytes, not '$MSS'"
+[ -z "$PACING" ] || is_num "$PACING" || die "--pacing takes a gain >= 0 (0: off), not '$PACING'"
 SIZE_B=$(to_bytes "$SIZE") || die "--size takes a size like 300K or 4M, not '$SIZE'"
 WINDOW_B=$(to_bytes "$WINDOW") || die "--window takes a size like 64K, not '$WINDOW'"
 BUFFER_B=$(to_bytes "$BUFFER") || die "--buffer takes a size like 4M, not '$BUFFER'"
@@ -296,6 +300,7 @@ sender_cmd() {  # link port
     local -a ta; mapfile -t ta < <(tr_args sender)
     CMD=("$PY" -m sender "$INPUT" 127.0.0.1 "$1" "$WINDOW_B" "$ACK_PORT" --mode "$MODE"
          --mss "$MSS" --log-file "$RUNDIR/sender.log" "${COMMON[@]}" "${ta[@]}")
+    [ -z "$PACING" ] || CMD+=(--pacing "$PACING")
 }
 
 if [ $DRY = 1 ]; then

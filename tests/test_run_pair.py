@@ -48,7 +48,8 @@ def show(res: subprocess.CompletedProcess) -> str:
 
 # -------------------------------------------------------------------- --help
 OPTIONS = [
-    "--input", "--size", "--output", "--window", "--mode", "--mss", "--buffer", "--give-up",
+    "--input", "--size", "--output", "--window", "--mode", "--mss", "--pacing", "--buffer",
+    "--give-up",
     "--timeout", "--loss", "--corrupt", "--ber", "--reorder", "--reorder-hold", "--dup",
     "--delay", "--jitter", "--rate", "--queue", "--burst", "--drop", "--blackhole", "--clean",
     "--ack-loss", "--ack-corrupt", "--ack-ber", "--ack-reorder", "--ack-reorder-hold",
@@ -95,6 +96,8 @@ def has(argv: list[str], *seq: str) -> bool:
     (["--mss", "1000", "-w", "8K"], "receiver", ["--mss", "1000"]),
     (["--mss", "1000", "-w", "8K"], "sender", ["--mss", "1000"]),
     (["--buffer", "1M"], "receiver", ["--buffer", "1048576"]),
+    (["--pacing", "0"], "sender", ["--pacing", "0"]),
+    (["--pacing", "2.5"], "sender", ["--pacing", "2.5"]),
     (["--give-up", "7"], "sender", ["--give-up", "7"]),
     (["--give-up", "7"], "receiver", ["--give-up", "7"]),
     (["--loss", "7"], "emu-data", ["-L", "7"]),
@@ -145,6 +148,7 @@ def test_option_defaults_and_switches(tmp_path):
     for flags in (["-L", "5"], ["-O", "2"], ["-d", "0.010"], ["-C", "1"]):
         assert has(cmds["emu-data"], *flags), flags       # the README's moderate default
     assert has(cmds["sender"], "--trace") and has(cmds["sender"], "--pcap")
+    assert "--pacing" not in cmds["sender"]  # the sender's own default
     for prog in ("sender", "receiver"):  # everything stays on 127.0.0.1
         assert has(cmds[prog], "--bind", "127.0.0.1")
     clean = dry(tmp_path, "--clean")["emu-data"]
@@ -366,6 +370,8 @@ def test_interrupt_mid_transfer(tmp_path, sig, to, code):
     ["--give-up", "0"],
     ["--size", "12Q"],
     ["--mss", "0"],
+    ["--pacing", "-1"],
+    ["--pacing", "fast"],
     ["--input", "/nonexistent/file"],
     ["--output", "/nonexistent/dir/out.bin"],
     ["--ack-rate", "fast"],
