@@ -4,9 +4,11 @@ The design card (DESIGN.md): one state object guarded by one lock, with
 condition variables on that lock:
 
 * ``transmitter`` waits on ``tx_ready`` until the core has something to send
-  (control segments, retransmissions, or new data the windows allow), takes
-  it under the lock and sends it outside the lock; it also reads the file,
-  outside the lock, into a short read-ahead of MSS-sized chunks;
+  (control segments, retransmissions, or new data the windows allow), or
+  until the core's ``pace_deadline`` when pacing holds new data back; it
+  takes what is due under the lock and sends it outside the lock; it also
+  reads the file, outside the lock, into a short read-ahead of MSS-sized
+  chunks;
 * ``ack-listener`` blocks in ``recv``, parses what arrived (a whole burst at
   a time), feeds it to the core under the lock once per burst, and wakes the
   others;
