@@ -458,7 +458,7 @@ class SenderCore:
             self.digest = digest
             rec = Outstanding(self.snd_nxt, b"", 0, True, now, False)
             self._fin_record = rec
-            self._register(rec)
+            self._register_run([rec])
             self._set_state(SenderState.FIN_WAIT_1, now)
             out.append((self.segment_for(rec), rec))
         if out and not self.gbn:
@@ -536,23 +536,15 @@ class SenderCore:
     def _new_record(self, payload, residue: int, now: float, probe: bool,
                     segment: bool) -> tuple[Segment | None, Outstanding]:
         rec = Outstanding(self.snd_nxt, payload, residue, False, now, probe)
-        self._register(rec)
+        self._register_run([rec])
         self.stats.data_segments += 1
         return (self.segment_for(rec) if segment else None), rec
 
-    def _register(self, rec: Outstanding) -> None:
-        self._records[rec.off] = rec
-        self._by_end[rec.end] = rec
-        self._order.append(rec)
-        self.snd_nxt = rec.end
-        if self.gbn:
-            if self._gbn_deadline is None:
-                self._gbn_deadline = rec.sent_at + self._rto()
-        else:
-            self._timers[rec.off] = rec
-
     def _register_run(self, recs: list[Outstanding]) -> None:
-        """_register for new records that follow one another from snd_nxt."""
+        """Book new records that follow one another from snd_nxt: outstanding,
+        in order, and timed (one timer in gbn mode, one each in sr mode)."""
+        if not recs:
+            return
         records = self._records
         by_end = self._by_end
         for rec in recs:
