@@ -491,7 +491,7 @@ class ReceiverCore:
                     chosen.append(b)
                     if len(chosen) == 4:
                         break
-        return tuple((wrap(l, self.base), wrap(r, self.base)) for l, r in chosen)
+        return tuple((wrap(lo, self.base), wrap(hi, self.base)) for lo, hi in chosen)
 
     def _on_fin(self, seg: Segment, now: float) -> None:
         fin_off = unwrap(seg.seq, self.base, self.rcv_nxt) + len(seg.payload)

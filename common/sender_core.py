@@ -807,7 +807,7 @@ class SenderCore:
                 j += 1
             if pos < right:
                 delivered_at = self._newest_sent(pos, right, delivered_at, now)
-            covered = sum(r - l for l, r in board[i:j])
+            covered = sum(hi - lo for lo, hi in board[i:j])
             board[i:j] = [[new_left, new_right]]
             self.stats.sacked_bytes += (new_right - new_left) - covered
             self._sacked_bytes += (new_right - new_left) - covered

@@ -25,7 +25,6 @@ import os
 import queue
 import select
 import socket
-import struct
 import threading
 import time
 from dataclasses import dataclass
@@ -41,6 +40,7 @@ from common.rtt import RttEstimator
 from common.segment import SYN, SegmentError, decode, encode, flag_str
 from common.seq import unwrap
 from common.trace import Tracer
+from common.udpgso import GRO_CMSG_SPACE, enable_gro, gro_size
 
 #: Datagrams the network thread reads before it feeds the core and ACKs
 #: (a GRO buffer counts as the datagrams it holds).
@@ -48,9 +48,6 @@ RECV_BURST = 64
 RECV_BUFFER = 65536
 #: Room for packing single datagrams back to back (see _network).
 PACK_BYTES = 256 * 1024
-SOL_UDP = 17
-UDP_GRO = 104
-GRO_CMSG_SPACE = socket.CMSG_SPACE(4)
 _FINISH = object()  # the writer's cue: the FIN is in, finish and verify
 
 
@@ -186,7 +183,7 @@ class Receiver(EndpointBase):
         poller = select.poll()
         poller.register(sock, select.POLLIN)
         poller.register(self._wake_r, select.POLLIN)
-        gro = _enable_gro(sock)
+        gro = enable_gro(sock)
         listen_deadline = (self.started + self.cfg.listen_timeout
                            if self.cfg.listen_timeout else None)
         # Traces, pcaps and debug logs describe every datagram: they take the
@@ -218,7 +215,7 @@ class Receiver(EndpointBase):
                     break
                 if addr is None:
                     continue
-                size = (_gro_size(anc) if anc else n) or 1  # an empty datagram: one, short
+                size = gro_size(anc, n) or 1  # an empty datagram: one, short
                 taken += -(-n // size) or 1
                 at = fill
                 if bulk and addr == self.peer and n and not n % size and (
@@ -446,24 +443,6 @@ class Receiver(EndpointBase):
         self._wake()  # the FIN timer started: the network thread must know
 
     # ---------------------------------------------------------- observability
-def _enable_gro(sock: socket.socket) -> bool:
-    """Linux UDP GRO (udp(7)): datagrams the sender sent in one GSO batch
-    arrive in one recvmsg, with their size in a control message."""
-    try:
-        sock.setsockopt(SOL_UDP, UDP_GRO, 1)
-    except OSError:
-        return False
-    return True
-
-
-def _gro_size(anc) -> int:
-    for level, kind, data in anc:
-        if level == SOL_UDP and kind == UDP_GRO:
-            return struct.unpack("=i" if len(data) >= 4 else "=H", data[:4] if len(data) >= 4
-                                 else data[:2])[0]
-    raise ValueError("no UDP_GRO size")
-
-
 def _free_space(path: str) -> int | None:
     try:
         st = os.statvfs(os.path.dirname(os.path.abspath(path)))

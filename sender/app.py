@@ -26,12 +26,10 @@ line happens while ``lock`` is held.
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import os
 import socket
 import stat
-import struct
 import sys
 import threading
 import time
@@ -60,6 +58,7 @@ from common.segment import (
 from common.sender_core import PACE_GAIN, SenderCore
 from common.seq import unwrap
 from common.trace import Tracer
+from common.udpgso import GSO_MAX_BYTES, GSO_MAX_SEGMENTS, GSO_REFUSED, gso_cmsg
 
 #: How many MSS-sized chunks the transmitter keeps read ahead of the window.
 READAHEAD = 176
@@ -69,12 +68,6 @@ MAX_NEW = 88
 #: Datagrams the ACK listener takes from the socket before it feeds the core.
 RECV_BURST = 64
 RECV_BUFFER = 65536
-#: Linux UDP GSO (udp(7)): SOL_UDP level, UDP_SEGMENT option; at most 64
-#: segments, and the whole send must fit one IP datagram.
-SOL_UDP = 17
-UDP_SEGMENT = 103
-GSO_MAX_SEGMENTS = 64
-GSO_MAX_BYTES = 65000
 
 
 @dataclass
@@ -289,7 +282,7 @@ class Sender(EndpointBase):
         self._transmit(datagrams, sizes)
         self.segments_sent += len(datagrams)
         if self.pcap is not None or self.tracer is not None or self.log_segments:
-            for (seg, rec), parts in zip(batch, datagrams):
+            for (seg, rec), parts in zip(batch, datagrams, strict=True):
                 self._record_sent(seg, rec, b"".join(parts))
 
     def _transmit(self, datagrams: list[tuple], sizes: list[int]) -> None:
@@ -312,11 +305,9 @@ class Sender(EndpointBase):
                 if j - i > 1:
                     buffers = [buf for parts in datagrams[i:j] for buf in parts]
                     try:
-                        sock.sendmsg(buffers, [(SOL_UDP, UDP_SEGMENT, struct.pack("=H", size))],
-                                     0, dest)
+                        sock.sendmsg(buffers, gso_cmsg(size), 0, dest)
                     except OSError as exc:
-                        if exc.errno not in (errno.EINVAL, errno.EIO, errno.ENOPROTOOPT,
-                                             errno.EOPNOTSUPP):
+                        if exc.errno not in GSO_REFUSED:
                             raise
                         logger.info("UDP GSO refused ({}); sending datagrams one by one", exc)
                         self.gso = False
@@ -431,8 +422,8 @@ class Sender(EndpointBase):
             if seg.sack:
                 base = self.core.base
                 una = self.core.snd_una
-                fields["sack"] = [[unwrap(l, base, una), unwrap(r, base, una)]
-                                  for l, r in seg.sack]
+                fields["sack"] = [[unwrap(left, base, una), unwrap(right, base, una)]
+                                  for left, right in seg.sack]
             self.tracer.emit(time.monotonic(), "recv", **fields)
         if self.log_segments:
             logger.debug("recv {}:{} -> local:{} seq={} ack={} flags={} win={} sack={}",
