@@ -11,6 +11,9 @@ udp-sink / udp-blast
     until ``--min-seconds`` have passed; the sink counts the bytes that arrive,
     from the first datagram to the last one.  Goodput
     = bytes received / that time.  Losses at the sink are not resent.
+    ``--gso N`` hands the kernel N datagrams per system call (UDP GSO, as our
+    sender does), still 1472-byte datagrams on the wire: the ceiling of a path
+    through the link emulator, which forwards such batches whole.
 tcp-sink / tcp-send
     Linux TCP: ``socket.sendfile`` of the file; the sink counts bytes from
     ``accept`` to end of stream.
@@ -38,6 +41,8 @@ import socket
 import sys
 import time
 from pathlib import Path
+
+from common.udpgso import GSO_MAX_BYTES, GSO_REFUSED, gso_cmsg
 
 HOST = "127.0.0.1"
 DGRAM = 1472          # UDP payload of a 1500-byte IPv4 packet
@@ -90,18 +95,31 @@ def udp_sink(ready: str, idle: float) -> None:
     _report(bytes=total, datagrams=count + 1, seconds=t_last - t0)
 
 
-def udp_blast(path: str, port: int, min_seconds: float) -> None:
-    """Send the file once, and again until ``min_seconds`` have passed."""
+def udp_blast(path: str, port: int, min_seconds: float, gso: int = 1) -> None:
+    """Send the file once, and again until ``min_seconds`` have passed;
+    ``gso`` datagrams per system call."""
     data = memoryview(Path(path).read_bytes())
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKBUF)
     s.connect((HOST, port))
     send = s.send
-    offsets = range(0, len(data), DGRAM)
     t0 = time.monotonic()
     sent = passes = 0
+    step = DGRAM * gso
+    cmsg = gso_cmsg(DGRAM)
     while True:
-        for off in offsets:
+        start = 0  # GSO batches first, then one datagram per call for the rest
+        while step > DGRAM and start < len(data):
+            chunk = data[start:start + step]
+            try:
+                s.sendmsg([chunk], cmsg)
+                sent += -(-len(chunk) // DGRAM)
+            except OSError as exc:  # ENOBUFS and the like: lost datagrams, as on a wire
+                if exc.errno in GSO_REFUSED:
+                    step = DGRAM    # no GSO here: the rest one datagram per call
+                    continue
+            start += step
+        for off in range(start, len(data), DGRAM):
             try:
                 send(data[off:off + DGRAM])
                 sent += 1
@@ -331,13 +349,17 @@ def main(argv: list[str] | None = None) -> int:
                     help="udp-sink: stop after this long without a datagram")
     ap.add_argument("--min-seconds", type=float, default=0.0,
                     help="udp-blast: send the file again until this long has passed")
+    ap.add_argument("--gso", type=int, default=1,
+                    help="udp-blast: datagrams per system call (UDP GSO), 1 to 44")
     ap.add_argument("--window", type=int, default=8 << 20,
                     help="quic: flow-control credit, bytes")
     a = ap.parse_args(argv)
     if a.role == "udp-sink":
         udp_sink(a.ready_file, a.idle)
     elif a.role == "udp-blast":
-        udp_blast(a.file, a.port, a.min_seconds)
+        if not 1 <= a.gso <= GSO_MAX_BYTES // DGRAM:
+            ap.error(f"--gso must be 1 to {GSO_MAX_BYTES // DGRAM}")
+        udp_blast(a.file, a.port, a.min_seconds, a.gso)
     elif a.role == "tcp-sink":
         tcp_sink(a.ready_file)
     elif a.role == "tcp-send":

@@ -202,8 +202,9 @@ def _baseline(g: Group, name: str, role: str, args: list[str]):
 
 
 def run_udp(workdir: Path, infile: Path, *, data_link: list[str] | None = None,
-            seed: int = 1, min_seconds: float = 1.0) -> Result:
-    """The ceiling: a Python UDP blast of the file, counted at the sink."""
+            seed: int = 1, min_seconds: float = 1.0, gso: int = 1) -> Result:
+    """The ceiling: a Python UDP blast of the file, counted at the sink;
+    ``gso`` datagrams per system call (bench.baselines)."""
     with Group(workdir) as g:
         ready = g.ready_path("udp-sink")
         sink = _baseline(g, "udp-sink", "udp-sink", ["--ready-file", str(ready)])
@@ -214,7 +215,8 @@ def run_udp(workdir: Path, infile: Path, *, data_link: list[str] | None = None,
             emus.append(emu)
         blast = _baseline(g, "udp-blast", "udp-blast", ["--file", str(infile),
                                                         "--port", str(port),
-                                                        "--min-seconds", str(min_seconds)])
+                                                        "--min-seconds", str(min_seconds),
+                                                        "--gso", str(gso)])
         blast.wait(300)
         sink.wait(300)
         if blast.returncode or sink.returncode:
@@ -227,7 +229,8 @@ def run_udp(workdir: Path, infile: Path, *, data_link: list[str] | None = None,
             usage[e.name] = e.usage
         return Result("udp", True, got["bytes"], got["seconds"], usage,
                       {"datagrams_received": got["datagrams"], "datagrams_sent": sent["sent"],
-                       "blast_seconds": sent["seconds"], "passes": sent["passes"]})
+                       "blast_seconds": sent["seconds"], "passes": sent["passes"],
+                       "gso": gso})
 
 
 def run_tcp(workdir: Path, infile: Path) -> Result:

@@ -14,8 +14,12 @@ from pathlib import Path
 
 from bench import models
 from bench.runs import MIB, BenchError, Result, run_ours, run_quic, run_tcp, run_tftp, run_udp
+from common.udpgso import GSO_MAX_BYTES
 
 KIB = 1024
+#: Datagrams per system call of the path-ceiling blast: as many 1472-byte
+#: datagrams as one GSO send of our sender carries (common.udpgso).
+PATH_GSO = GSO_MAX_BYTES // 1472
 
 
 @dataclass
@@ -190,11 +194,12 @@ def section_loopback(ctx: Context, only: list[str] | None = None) -> None:
 
 
 def _path_ceiling(ctx: Context, rep: int) -> None:
-    """The UDP blast through the emulator with the same delay and no loss."""
+    """The UDP blast through the emulator with the same delay and no loss, in
+    GSO batches as our sender sends (the emulator forwards them whole)."""
     plan = ctx.plan
     f = ctx.file(min(plan.loopback_size, 64 * MIB))
     res, err = _attempt(run_udp, ctx.workdir(), f, data_link=_emu_flags(plan.delay),
-                        seed=1000 + rep)
+                        seed=1000 + rep, gso=PATH_GSO)
     _record(ctx, "path", "udp-emu", rep, res, err, size=f.stat().st_size)
 
 

@@ -422,6 +422,8 @@ def format_report(r: dict) -> str:
         f"  delayed     {r['delayed']:>10}  (mean {r['mean_delay'] * 1000:.3f} ms, "
         f"max {r['max_delay'] * 1000:.3f} ms)",
         f"  queue drops {r['queue_drops']:>10}",
+        f"  batched     {r['batched_in']:>10} in, {r['batched_out']} out"
+        " (datagrams that shared a system call: UDP GRO, GSO)",
     ]
     extra = [
         f"send errors {r['send_errors']} (+{r['dup_send_errors']} copies)"

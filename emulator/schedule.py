@@ -20,13 +20,23 @@ import heapq
 
 
 class Entry:
-    """One datagram waiting to leave."""
+    """One datagram waiting to leave, or a batch of them that leave together.
 
-    __slots__ = ("n", "data", "copies", "arrival", "due", "held", "sent", "followers", "freed")
+    A batch (``size`` > 0) is ``count`` datagrams of ``size`` bytes back to
+    back in ``data`` (the last may be shorter), numbered ``n`` to
+    ``n + count - 1``: consecutive datagrams with the same verdict and release
+    time, sent by one GSO call.  A batch is never duplicated or held.
+    """
 
-    def __init__(self, n: int, data, copies: int, arrival: float, due: float, held: bool):
-        self.n = n  #: index of the datagram among those received
+    __slots__ = ("n", "data", "copies", "arrival", "due", "held", "sent", "followers", "freed",
+                 "size", "count")
+
+    def __init__(self, n: int, data, copies: int, arrival: float, due: float, held: bool,
+                 size: int = 0):
+        self.n = n  #: index of the (first) datagram among those received
         self.data = data  #: the bytes to send
+        self.size = size  #: 0: data is one datagram; else the size of each in the batch
+        self.count = -(-len(data) // size) if size else 1  #: datagrams in it
         self.copies = copies  #: 1, or 2 for a duplicated datagram
         self.arrival = arrival  #: when it was received
         self.due = due  #: its own release time (before any reordering hold)
@@ -51,7 +61,7 @@ class ReleaseQueue:
         self.timeouts = 0  #: held entries that left by their timeout
 
     def pending(self) -> list[Entry]:
-        """Entries not sent yet, each once, in no particular order."""
+        """Entries not sent yet, each once, in no particular order (a batch is one)."""
         seen: dict[int, Entry] = {}
         for _, _, e in self._heap:
             if not e.sent:
