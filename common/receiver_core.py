@@ -123,7 +123,8 @@ class ReceiverCore:
         self._ooo_keys: list[int] = []
         self.ooo_bytes = 0
         self._blocks: list[list[int]] = []  # merged [l, r) ranges held out of order
-        self._recent: list[int] = []  # offsets of the latest out-of-order arrivals
+        self._recent: list[int] = []  # latest out-of-order arrival of each block, newest first
+        self._fresh = 0  # how many of _recent's blocks changed since the last ACK
         self.ack_pending = False
         self._dsack: tuple[int, int] | None = None  # a duplicate to report (RFC 2883)
         self.last_heard = 0.0
@@ -177,6 +178,7 @@ class ReceiverCore:
                 sack = ((wrap(left, self.base), wrap(right, self.base)),) + sack[:3]
         self.ack_pending = False
         self._held_acks = 0
+        self._fresh = 0
         self.stats.acks_sent += 1
         if self.trace:
             self._event(now, "rwnd", win=self.last_window, queue=self.unwritten,
@@ -375,10 +377,6 @@ class ReceiverCore:
         self.stats.out_of_order += count
         if self.mode == "sr":
             self._store(off, bytes(payload))
-            if count > 1:
-                # The pieces' offsets would all have landed in the new block:
-                # as many of the older ones as they would have left.
-                del self._recent[max(1, 9 - count):]
         self._ack_soon(now, count)
 
     def _ack_soon(self, now: float, count: int = 1) -> None:
@@ -390,12 +388,17 @@ class ReceiverCore:
         first.  A receiver that keeps up reads one datagram per burst, so
         this changes nothing; one that falls behind sends fewer ACKs and
         spends its time on data.  Still, every ACK_EVERY-th goes at once, so
-        that one lost ACK never hides a whole window of SACK news.  Without
+        that one lost ACK never hides a whole window of SACK news, and so does
+        the one that finds as many blocks changed as an ACK can carry (four,
+        three beside a D-SACK): one more would leave a block that changed
+        unreported, and a sender takes what a SACK never reports as lost
+        (found late, by RACK, or resent needlessly).  Without
         SACK, duplicate ACKs are all the sender has to go on: each goes at
         once."""
         if self.ack_per_burst and self.sack_ok:
             self._held_acks += count
-            if self._held_acks < ACK_EVERY:
+            room = 4 if self._dsack is None else 3
+            if self._held_acks < ACK_EVERY and self._fresh < room:
                 self.ack_pending = True
                 return
         self._ack_now(now)
@@ -440,11 +443,22 @@ class ReceiverCore:
         self._note_recent(off)
 
     def _note_recent(self, off: int) -> None:
-        recent = self._recent
-        if off in recent:
-            recent.remove(off)
+        """``off`` arrived (it is held): its block goes first among the
+        blocks of recent arrivals.  One entry per block, so that a burst into
+        one block (a run, or its pieces one by one: the same) never pushes
+        out the other blocks that arrivals just changed, and every block an
+        arrival changed is reported while it is among the newest eight
+        (RFC 2018 §4: as many distinct blocks as fit, the most recent)."""
+        blocks = self._blocks
+        i = bisect.bisect_right(blocks, [off, float("inf")]) - 1
+        left, right = blocks[i] if i >= 0 else (off, off + 1)
+        old = self._recent
+        recent = [r for r in old if not left <= r < right]
+        fresh = 1 + sum(1 for r in old[:self._fresh] if not left <= r < right)
         recent.insert(0, off)
         del recent[8:]
+        self._recent = recent
+        self._fresh = min(fresh, 8)
 
     def _add_block(self, left: int, right: int) -> None:
         blocks = self._blocks

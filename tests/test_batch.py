@@ -313,3 +313,50 @@ def test_sender_headers_from_records_equal_encoded_segments(size):
                              ACK | PSH if brec.end == end else ACK, window, brec.residue)
         assert header + bytes(brec.payload) == encode(seg)
     assert any(seg.flags & PSH for seg, _ in plain)
+
+
+def _blocks(ack: Segment) -> list[tuple[int, int]]:
+    """An ACK's SACK blocks as byte offsets of the stream (the ISN is 1000)."""
+    return [(left - 1001, right - 1001) for left, right in ack.sack]
+
+
+def _piece(stream: bytes, k: int) -> Segment:
+    return Segment(1001 + k * 100, 5001, ACK, 0xFFFF, stream[k * 100:(k + 1) * 100])
+
+
+def test_every_block_a_burst_changes_is_reported():
+    """RFC 2018 says the newest blocks; one ACK holds four.  With ACKs held
+    to the burst's end, the fifth block changed in a burst must not push an
+    earlier one out unreported: the ACK goes when the fourth has changed."""
+    stream = os.urandom(5000)
+    r = _receiver(ack_per_burst=True)
+    for k in (2, 4, 6, 8):
+        r.on_segment(_piece(stream, k), 0.1)
+    assert len(r.outbox) == 1  # four blocks changed, fewer than ACK_EVERY arrivals
+    assert sorted(_blocks(r.outbox[0])) == [(200, 300), (400, 500), (600, 700), (800, 900)]
+    r.on_segment(_piece(stream, 10), 0.1)
+    r.flush_ack(0.1)
+    assert len(r.outbox) == 2 and _blocks(r.outbox[1])[0] == (1000, 1100)
+
+
+@pytest.mark.parametrize("as_run", [True, False], ids=["run", "pieces"])
+def test_a_run_into_one_block_does_not_hide_the_block_changed_before_it(as_run):
+    """Arrivals into one block count once among the recent ones, whether they
+    come as a run or one by one: the older block that changed in the same
+    burst is still in the ACK, not pushed out by the run's pieces."""
+    stream = os.urandom(5000)
+    r = _receiver(ack_per_burst=True)
+    for k in (2, 10, 20, 30, 40):  # five blocks, reported over time
+        r.on_segment(_piece(stream, k), 0.1)
+    r.flush_ack(0.1)
+    r.outbox.clear()
+    r.on_segment(_piece(stream, 3), 0.2)  # the lowest block grows
+    run = Segment(1001 + 4100, 5001, ACK, 0xFFFF, stream[4100:4900])  # the highest one too
+    if as_run:
+        assert r.accepts_run(run)
+        r.on_segment(run, 0.2, 8)
+    else:
+        for seg in Run(run, 8, 100).split():
+            r.on_segment(seg, 0.2)
+    r.flush_ack(0.2)
+    assert _blocks(r.outbox[-1])[:2] == [(4000, 4900), (200, 400)]
