@@ -988,7 +988,11 @@ class SenderCore:
         else:
             for rec in self._order:
                 if not self._is_sacked(rec):
-                    self._mark_lost(rec, now, "fast")
+                    # Resent already (the SACK rule, RACK): that resend is on
+                    # its way, and if it is lost, RACK finds it; a second one
+                    # now is needless, and its D-SACK widens RACK's window.
+                    if not rec.lost:
+                        self._mark_lost(rec, now, "fast")
                     break
 
     # ---------------------------------------------------------------- timers

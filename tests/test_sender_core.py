@@ -444,6 +444,24 @@ def test_sacked_segments_not_fast_retransmitted():
     assert all(off not in (100, 300, 400) for off, _ in resent)
 
 
+def test_third_dupack_does_not_resend_a_hole_resent_already():
+    """The SACK rule resends the hole before the third duplicate ACK comes;
+    the fast retransmit then has nothing to do.  A second copy would only
+    come back as a D-SACK and widen RACK's reordering window; if the first
+    resend is lost, RACK finds it."""
+    h = Harness(1000)
+    h.open()
+    h.segs()
+    h.advance(0.05)
+    h.feed(h.rx.ack(0, sack=[(100, 400)]))  # three segments' worth above 0: lost
+    assert h.offsets(h.segs()) == [(0, 100)]
+    h.feed(h.rx.ack(0, sack=[(100, 500)]))
+    h.feed(h.rx.ack(0, sack=[(100, 600)]))  # the third duplicate ACK
+    assert h.s.stats.dupacks == 3
+    assert h.offsets(h.segs()) == []
+    assert h.s.stats.rexmit_fast == 0 and h.s.stats.rexmit_sack == 1
+
+
 def test_rack_ignores_an_early_report_of_a_resent_segment():
     """RFC 8985 §6.2 step 2: an ACK that covers a resent segment sooner than
     the smallest RTT after the resend is of the first copy (it was only
