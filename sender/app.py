@@ -130,25 +130,30 @@ class Sender(EndpointBase):
     # ---------------------------------------------------------------- running
     def run(self) -> None:
         self.log_segments = debug_enabled()
-        self.started = time.monotonic()
-        if self.tracer:
-            self.tracer.emit(self.started, "meta", role="sender", mode=self.cfg.mode,
-                             mss=self.cfg.mss, window=self.cfg.window, isn=self.core.isn,
-                             file_size=self.file_size, path=self.cfg.path,
-                             min_rto=self.cfg.min_rto, max_rto=self.cfg.max_rto)
-        with self.lock:
-            self.core.start(self.started)
-            events = self.take_events()
-        self.emit(events)
-        logger.info("connecting to {}:{} from port {} ({} mode, window {} bytes)",
-                    *self.dest, self.sock.getsockname()[1], self.cfg.mode, self.cfg.window)
         try:  # a signal may come at any point from here: shutdown() must run
+            # The threads first: with the core still CLOSED they have nothing
+            # to do and wait.  The transfer's clock starts at the SYN, not at
+            # the programs' own start-up (as for the interpreter's).
             for name, target in (("transmitter", self._transmitter),
                                  ("ack-listener", self._ack_listener),
                                  ("rto-timer", self._timer)):
                 t = threading.Thread(target=self.guard(target), name=name)
                 self._threads.append(t)
                 t.start()
+            self.started = time.monotonic()
+            if self.tracer:
+                self.tracer.emit(self.started, "meta", role="sender", mode=self.cfg.mode,
+                                 mss=self.cfg.mss, window=self.cfg.window, isn=self.core.isn,
+                                 file_size=self.file_size, path=self.cfg.path,
+                                 min_rto=self.cfg.min_rto, max_rto=self.cfg.max_rto)
+            with self.lock:
+                self.core.start(self.started)
+                events = self.take_events()
+                self.tx_ready.notify()
+                self.timer_ready.notify()
+            self.emit(events)
+            logger.info("connecting to {}:{} from port {} ({} mode, window {} bytes)",
+                        *self.dest, self.sock.getsockname()[1], self.cfg.mode, self.cfg.window)
             self.wait_finished()
         except BaseException:
             self.interrupt("interrupted")
