@@ -8,7 +8,7 @@ from pathlib import Path
 
 from bench import models
 from bench.runs import MIB
-from bench.suite import KIB, Plan, median
+from bench.suite import KIB, PATH_GSO, Plan, median
 
 ORDER = ["udp", "tcp", "sr", "gbn", "tftpy", "aioquic"]
 LABEL = {
@@ -264,8 +264,9 @@ def loss_reading(s: dict, facts: dict, plan: Plan) -> list[str]:
             a = zero["sr"]
             if win / rtt < ceiling:
                 why = (f"its RTT samples averaged {_fmt(a['rtt_avg'], '.1f')} ms against the "
-                       f"{rtt * 1000:.1f} ms minimum (queueing in the emulator and at the "
-                       f"receiver), and W/RTT_avg = {mbit(win / (a['rtt_avg'] / 1000))} Mbit/s"
+                       f"{rtt * 1000:.1f} ms minimum (time in the three processes: "
+                       f"datagrams waiting to be read, ACKs held to a burst's end, thread "
+                       f"hand-offs), and W/RTT_avg = {mbit(win / (a['rtt_avg'] / 1000))} Mbit/s"
                        if a["rtt_avg"] else "")
                 parts.append(f"at 0% loss sr reaches {pct(a['ratio'])} of W/RTT; {why}")
             else:
@@ -293,7 +294,8 @@ def loss_reading(s: dict, facts: dict, plan: Plan) -> list[str]:
             "\"What the window means\"), so a window does not cross the link as one burst. "
             "What the model leaves out is in the "
             "columns: the RTT segments really see (\"RTT avg\", against the minimum the "
-            "model uses: queueing in the emulator and at the receiver); the time a loss takes "
+            "model uses: time in the emulator, the receiver and the sender, which grows with "
+            "the loss rate as each ACK carries more SACK news); the time a loss takes "
             "to be found (three segments' worth SACKed above it, or RACK's reordering window, "
             "at least a quarter of the minimum RTT, after a later segment arrives), during "
             "which the lost segment still counts in flight; and resends lost again, found by "
@@ -442,10 +444,12 @@ def markdown(s: dict, facts: dict, machine: dict, plan: Plan, sections: list[str
         if rtt:
             add(f"Model inputs, measured in this run: RTT = {rtt * 1000:.2f} ms (the smallest RTT "
                 f"sample any sender reported on this path); ceiling C = UDP blast through the "
-                f"same emulator (no loss) = {mbit(cu)} Mbit/s of datagrams = {mbit(cp)} Mbit/s of "
-                "payload. Models: B = min(W/RTT, C); sr = (1-p) B; gbn = (1-p)/(1+(N-1)p) B, "
-                "N = W/1452. The \"own\" columns use our own 0%-loss goodput at that window as "
-                "B, which isolates the response to loss from the CPU limit.")
+                f"same emulator (no loss), {PATH_GSO} datagrams per system call (UDP GSO, as our "
+                f"sender sends them; the emulator forwards such a batch whole) = {mbit(cu)} "
+                f"Mbit/s of datagrams = {mbit(cp)} Mbit/s of payload. Models: B = min(W/RTT, "
+                "C); sr = (1-p) B; gbn = (1-p)/(1+(N-1)p) B, N = W/1452. The \"own\" columns "
+                "use our own 0%-loss goodput at that window as B, which isolates the response "
+                "to loss from the CPU limit.")
             add("")
         add("![goodput against loss](loss.png)")
         add("")
