@@ -54,6 +54,10 @@ def _wrapper(func: str, path: str) -> bool:
             or ".<locals>.run" in func or func in ("<module>", "main", "_main"))
 
 
+#: The main thread's part of a transfer: inside the program's ``run``.
+_RUNS = ("Sender.run", "Receiver.run")
+
+
 def parse_raw(text: str) -> dict:
     """py-spy's ``--format raw`` (collapsed stacks) into counters."""
     total = imports = 0
@@ -81,6 +85,9 @@ def parse_raw(text: str) -> dict:
             imports += n
             continue
         tname = head.split(":", 1)[1].strip() if ":" in head else "MainThread"
+        if tname == "MainThread" and not any(fn in _RUNS for fn, _ in frames):
+            imports += n            # set-up (arguments, logging) or the summary: not the transfer
+            continue
         total += n
         threads[tname] += n
         func, path = frames[-1]
@@ -154,8 +161,9 @@ def markdown(prof: dict, size: int, window: int, cost: dict, command: str,
         p = prof[role]
         total = p["total"] or 1
         L += [f"## {role.capitalize()}", "",
-              f"{p['total']} samples after start-up ({p['imports']} more were imports or "
-              "had no Python frame, left out below). By thread: " + ", ".join(
+              f"{p['total']} samples of the transfer ({p['imports']} more were imports, the "
+              "main thread's set-up and summary, or had no Python frame, left out below). "
+              "By thread: " + ", ".join(
                   f"{t} {n / total * 100:.0f}%" for t, n in p["threads"].most_common()) + ".", ""]
         L += ["### Top functions by self samples", ""]
         L += _table(p["self"], total, top, "function (file)")
