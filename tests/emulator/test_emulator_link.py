@@ -343,3 +343,48 @@ def test_gso_batches_leave_as_the_same_datagrams_one_at_a_time_would(
         assert st1[key] == st2[key], key
     if "-L" in flags:
         assert st2["dropped_total"] > 0 and st2["corrupted"] > 0 and st2["duplicated"] > 0
+
+
+class _NoGso:
+    """The emulator's sending socket on a system whose kernel refuses UDP GSO."""
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.refused = 0
+
+    def sendmsg(self, buffers, ancdata=(), *args):
+        if ancdata:
+            self.refused += 1
+            raise OSError(22, "Invalid argument")  # EINVAL, as a kernel without GSO says
+        return self.sock.sendmsg(buffers, ancdata, *args)
+
+    def send(self, data):
+        return self.sock.send(data)
+
+
+@pytest.mark.timeout(30)
+def test_batches_go_one_by_one_where_gso_is_refused(sink):
+    """Where a GSO send is refused, the batch and every later one go out as
+    separate datagrams, all of them, and the counters say so."""
+    from emulator.impair import Impairments
+    from emulator.link import LinkEmulator
+    from emulator.schedule import Entry
+
+    emu = LinkEmulator(Impairments(), random.Random(1), out_addr=("127.0.0.1", sink.port))
+    emu.open()
+    try:
+        real = emu.ssock
+        emu.ssock = fake = _NoGso(real)
+        datagrams = batched_datagrams(12, 6)
+        for k in (0, 6):
+            emu._send(Entry(k + 1, b"".join(datagrams[k:k + 6]), 1, 0.0, 0.0, False, SIZE), 0.0,
+                      emu._send_counters)
+        got = [d for _, d in sink.collect(idle=0.5, expect=12)]
+    finally:
+        emu.ssock = real
+        emu.stop()
+    assert got == datagrams
+    assert fake.refused == 1 and emu.gso is False  # asked once, then not again
+    st = emu.report()
+    assert st["forwarded"] == 12 and st["send_errors"] == 0 and st["batched_out"] == 0
+    assert st["bytes_forwarded"] == sum(len(d) for d in datagrams)
