@@ -58,9 +58,11 @@ def _monotonic() -> float:
     return time.monotonic()
 
 
-def _batch(length: int, size: int) -> int:
-    """The Entry size of a run of ``length`` bytes cut at ``size``: 0 for one datagram."""
-    return size if length > size else 0
+def _run_entry(mv: memoryview, at: int, end: int, size: int, now: float, due: float,
+               n: int) -> Entry:
+    """The entry of untouched datagrams ``mv[at:end]``, numbered from ``n``:
+    a batch of ``size``-byte datagrams, or one datagram on its own."""
+    return Entry(n, bytes(mv[at:end]), 1, now, due, False, size if end - at > size else 0)
 
 
 class _SendCounters:
@@ -326,26 +328,22 @@ class LinkEmulator:
                 for at in range(0, n, size):
                     end = min(at + size, n)
                     v = decide(now, end - at)
-                    if batching and v.drop is None and not v.flips and not v.dup:
-                        if run_end == at and v.release == run_due and run_end > run_at and (
-                                (run_end - run_at) // size < GSO_MAX_SEGMENTS):
-                            run_end = end
-                            continue
-                        if run_end > run_at:
-                            entries.append(Entry(run_n, bytes(mv[run_at:run_end]), 1, now,
-                                                 run_due, False, _batch(run_end - run_at, size)))
+                    untouched = batching and v.drop is None and not v.flips and not v.dup
+                    if untouched and run_end == at and v.release == run_due and (
+                            run_end > run_at and (run_end - run_at) // size < GSO_MAX_SEGMENTS):
+                        run_end = end
+                        continue
+                    if run_end > run_at:  # the open run ends here
+                        entries.append(_run_entry(mv, run_at, run_end, size, now, run_due, run_n))
+                        run_at = run_end = 0
+                    if untouched:
                         run_at, run_end, run_due, run_n = at, end, v.release, v.n
                         continue
-                    if run_end > run_at:
-                        entries.append(Entry(run_n, bytes(mv[run_at:run_end]), 1, now,
-                                             run_due, False, _batch(run_end - run_at, size)))
-                        run_at = run_end = 0
                     entry = self._judge(v, now, mv[at:end], addr)
                     if entry is not None:
                         entries.append(entry)
                 if run_end > run_at:
-                    entries.append(Entry(run_n, bytes(mv[run_at:run_end]), 1, now,
-                                         run_due, False, _batch(run_end - run_at, size)))
+                    entries.append(_run_entry(mv, run_at, run_end, size, now, run_due, run_n))
                 if not entries:
                     continue
             if scheduled:
