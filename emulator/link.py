@@ -58,6 +58,11 @@ def _monotonic() -> float:
     return time.monotonic()
 
 
+def _datagrams(n: int, size: int) -> int:
+    """How many datagrams a read of ``n`` bytes cut at ``size`` held (an empty one: 1)."""
+    return -(-n // size) if n > size else 1
+
+
 def _run_entry(mv: memoryview, at: int, end: int, size: int, now: float, due: float,
                n: int) -> Entry:
     """The entry of untouched datagrams ``mv[at:end]``, numbered from ``n``:
@@ -214,38 +219,53 @@ class LinkEmulator:
         host, port = self.accept_host, self.accept_port
         return (host is None or addr[0] == host) and (port is None or addr[1] == port)
 
+    def _reader(self, with_addr: bool):
+        """``read(buf) -> (n, size, addr)``: the next datagram, or GRO batch of
+        datagrams of ``size`` bytes (the last may be shorter), into ``buf``;
+        ``addr`` is None unless the socket call gives it anyway or
+        ``with_addr`` asks for it (it costs a tuple)."""
+        rsock = self.rsock
+        if self.gro:
+            recvmsg_into = rsock.recvmsg_into
+
+            def read(buf):
+                n, anc, _flags, addr = recvmsg_into([buf], GRO_CMSG_SPACE)
+                return n, gro_size(anc, n) if anc else n, addr
+        elif with_addr:
+            recvfrom_into = rsock.recvfrom_into
+
+            def read(buf):
+                n, addr = recvfrom_into(buf)
+                return n, n, addr
+        else:
+            recv_into = rsock.recv_into
+
+            def read(buf):
+                n = recv_into(buf)
+                return n, n, None
+        return read
+
     def _loop_plain(self) -> None:
         """No impairment, no trace, no debug: receive, send, count.  Kept tight on purpose.
 
         A GRO batch leaves as it came, by one GSO send."""
-        rsock = self.rsock
         buf = bytearray(BUFSIZE)
         mv = memoryview(buf)
         imp = self.impairer
         c = self._recv_counters
         filtering = self.accept_host is not None or self.accept_port is not None
         accepts = self._accepts
-        gro = self.gro
-        recvmsg_into = rsock.recvmsg_into
-        recv_into = rsock.recv_into
+        read = self._reader(filtering)
         send = self.ssock.send
         forward = self._forward
         received = nbytes = batched = 0
         try:
             while True:
-                if gro:
-                    n, anc, _flags, addr = recvmsg_into([buf], GRO_CMSG_SPACE)
-                    size = gro_size(anc, n) if anc else n
-                elif filtering:
-                    n, addr = rsock.recvfrom_into(buf)
-                    size = n
-                else:
-                    n = recv_into(buf)
-                    size = n
+                n, size, addr = read(buf)
                 if self._stopping:
                     break
                 if filtering and not accepts(addr):
-                    self.foreign += -(-n // size) if n > size else 1
+                    self.foreign += _datagrams(n, size)
                     continue
                 if n <= size:
                     received += 1
@@ -257,7 +277,7 @@ class LinkEmulator:
                         c.send_errors += 1
                         c.last_error = str(exc)
                     continue
-                count = -(-n // size)
+                count = _datagrams(n, size)
                 received += count
                 batched += count
                 nbytes += n
@@ -271,7 +291,6 @@ class LinkEmulator:
 
     def _loop(self) -> None:
         """The general receiving loop: judge every datagram, then send it or schedule it."""
-        rsock = self.rsock
         buf = bytearray(BUFSIZE)
         mv = memoryview(buf)
         decide = self.impairer.decide
@@ -285,30 +304,19 @@ class LinkEmulator:
         cond = self._cond
         rq = self._rq
         monotonic = _monotonic
-        gro = self.gro
         # Runs leave as batches only where that changes nothing but the cost:
         # not when every datagram is traced or logged, and not with reordering,
         # where a held datagram must leave right after the one datagram that
         # follows it (with jitter or a link speed, release times never match).
         batching = tracer is None and not debug and imp.reorder == 0
-        recvmsg_into = rsock.recvmsg_into
-        recvfrom_into = rsock.recvfrom_into
-        addr = None
+        read = self._reader(filtering or debug)
         while True:
-            if gro:
-                n, anc, _flags, addr = recvmsg_into([buf], GRO_CMSG_SPACE)
-                size = gro_size(anc, n) if anc else n
-            elif filtering or debug:
-                n, addr = recvfrom_into(buf)
-                size = n
-            else:
-                n = rsock.recv_into(buf)
-                size = n
+            n, size, addr = read(buf)
             if self._stopping:
                 break
             now = monotonic()
             if filtering and not accepts(addr):
-                self.foreign += -(-n // size) if n > size else 1
+                self.foreign += _datagrams(n, size)
                 if debug:
                     logger.debug("ignored {} bytes from foreign {}:{}", n, addr[0], addr[1])
                 continue
@@ -321,7 +329,7 @@ class LinkEmulator:
             else:
                 # A GRO batch: judge each datagram in order; runs of untouched
                 # ones due together leave together.
-                self.batched_in += -(-n // size)
+                self.batched_in += _datagrams(n, size)
                 run_at = run_end = 0  # the open run: buf[run_at:run_end]
                 run_due = 0.0
                 run_n = 0
