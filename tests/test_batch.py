@@ -9,6 +9,8 @@ bytes on the wire from the sender.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections import deque
 
 import pytest
@@ -21,6 +23,7 @@ from common.receiver_core import ReceiverCore
 from common.rtt import RttEstimator
 from common.segment import ACK, FIN, PSH, SYN, Segment, SegmentError, data_header, decode, encode
 from common.sender_core import SenderCore
+from support import ROOT
 
 pytestmark = pytest.mark.timeout(120)
 M32 = 0xFFFFFFFF
@@ -360,3 +363,18 @@ def test_a_run_into_one_block_does_not_hide_the_block_changed_before_it(as_run):
             r.on_segment(seg, 0.2)
     r.flush_ack(0.2)
     assert _blocks(r.outbox[-1])[:2] == [(4000, 4900), (200, 400)]
+
+
+# --- start-up -------------------------------------------------------------------
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task") or (os.cpu_count() or 1) < 2,
+                    reason="needs Linux's /proc and at least two CPUs")
+def test_importing_the_bulk_path_starts_no_blas_workers():
+    # numpy's OpenBLAS starts a spinning worker per CPU at import unless
+    # OPENBLAS_NUM_THREADS says 1 (common/__init__.py); a user's own setting
+    # must not bring them back.
+    env = dict(os.environ, OPENBLAS_NUM_THREADS=str(os.cpu_count()))
+    code = "import os, common.batch; print(len(os.listdir('/proc/self/task')))"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, timeout=60,
+                         capture_output=True, text=True, check=True).stdout
+    assert int(out) == 1
