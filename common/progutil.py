@@ -5,6 +5,7 @@ here; the programs call these from ``main`` only."""
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import socket
 import sys
@@ -126,7 +127,30 @@ def add_common_options(p: argparse.ArgumentParser, peer: str, port_name: str) ->
     p.add_argument("--quiet", action="store_true",
                    help="print errors only: no progress bar and no summary")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--cpu", type=nonneg_int, default=None, metavar="N",
+                   help="run all of this program's threads on CPU N only (Linux); give the "
+                        "sender and the receiver different ones (default: wherever the "
+                        "kernel puts them)")
     p.add_argument("--test-isn", type=int, default=None, help=argparse.SUPPRESS)
+
+
+def pin_cpu(cpu: int | None) -> None:
+    """Keep this process on CPU ``cpu`` (None: leave it to the kernel).
+
+    Call it before any thread starts: a thread inherits the CPU mask of the
+    one that starts it.  Python runs one thread at a time anyway (the GIL);
+    on one core the threads pass it on without waking each other across
+    cores, and the peer program keeps the other core to itself.
+    """
+    if cpu is None:
+        return
+    if not hasattr(os, "sched_setaffinity"):
+        raise UsageError("--cpu needs sched_setaffinity, which this system lacks")
+    allowed = os.sched_getaffinity(0)
+    if cpu not in allowed:
+        raise UsageError(f"--cpu {cpu}: this process may run on CPU "
+                         f"{', '.join(map(str, sorted(allowed)))} only")
+    os.sched_setaffinity(0, {cpu})
 
 
 def install_signal_handlers(stack) -> None:

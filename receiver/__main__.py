@@ -91,6 +91,7 @@ def _main(argv) -> int:
         raise UsageError(f"{path} exists; use --force to overwrite it")
     if not os.access(directory, os.W_OK):
         raise UsageError(f"cannot write in {directory}")
+    pu.pin_cpu(args.cpu)
     pu.setup_logging("receiver", args.log_level, args.log_file, args.quiet)
     ack_to = (pu.resolve_ipv4(args.ack_address, "ACK address"), args.ack_port)
     cfg = ReceiverConfig(

@@ -78,6 +78,7 @@ def _main(argv) -> int:
         raise UsageError("--mss must fit in a UDP datagram (at most 65495)")
     if args.link_port == 0:
         raise UsageError("LINK_PORT must not be 0")
+    pu.pin_cpu(args.cpu)
     pu.setup_logging("sender", args.log_level, args.log_file, args.quiet)
     link = (pu.resolve_ipv4(args.link_address, "link address"), args.link_port)
     try:

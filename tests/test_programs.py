@@ -176,6 +176,8 @@ def _run(args, timeout=30, **kw):
     (["receiver", "{src}", "0", HOST, "5000"], "exists; use --force"),
     (["receiver", "/nonexistent/dir/out", "0", HOST, "5000"], "does not exist"),
     (["receiver", "{dst}", "0", HOST, "0"], "ACK_PORT"),
+    (["sender", "{src}", HOST, "5000", "64K", "0", "--cpu", "-1"], "must not be negative"),
+    (["receiver", "{dst}", "0", HOST, "5000", "--cpu", "100000"], "may run on CPU"),
 ])
 def test_bad_usage_exits_2(tmp_path, argv, needle):
     src = make_file(tmp_path / "in.bin", 10)
@@ -184,6 +186,35 @@ def test_bad_usage_exits_2(tmp_path, argv, needle):
     assert res.returncode == 2, res.stderr
     assert needle in res.stderr
     assert "Traceback" not in res.stderr
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="no CPU affinity here")
+def test_cpu_keeps_every_thread_on_one_cpu(link, tmp_path):
+    cpus = sorted(os.sched_getaffinity(0))
+    rcpu, scpu = cpus[0], cpus[-1]
+    src = make_file(tmp_path / "in.bin", 2_000_000)
+    dst = tmp_path / "out.bin"
+    ack_port = free_udp_port()
+    receiver, port = link.receiver(dst, ack_port, ["--cpu", str(rcpu)])
+    sender = link.sender(src, port, "256K", ack_port, ["--cpu", str(scpu)])
+    seen: dict[str, set] = {}  # each thread's CPUs when last seen (the pin comes after imports)
+    deadline = time.monotonic() + 60
+    while sender.popen.poll() is None and time.monotonic() < deadline:
+        for proc, cpu in ((receiver, rcpu), (sender, scpu)):
+            try:
+                for tid in os.listdir(f"/proc/{proc.popen.pid}/task"):
+                    seen[f"{proc.name}/{tid}"] = os.sched_getaffinity(int(tid))
+            except (FileNotFoundError, ProcessLookupError):
+                pass  # a thread (or the process) ended meanwhile
+        time.sleep(0.005)
+    sender.wait(60)
+    receiver.wait(60)
+    _ok(link, sender, receiver, src, dst)
+    # the main thread and the worker threads of both (3 + 4 when all were seen)
+    assert sum(name.startswith("receiver/") for name in seen) >= 2
+    assert sum(name.startswith("sender/") for name in seen) >= 2
+    for name, mask in seen.items():
+        assert mask == ({rcpu} if name.startswith("receiver/") else {scpu}), name
 
 
 def test_port_in_use_exits_2(tmp_path):
