@@ -200,7 +200,7 @@ def test_cpu_keeps_every_thread_on_one_cpu(link, tmp_path):
     seen: dict[str, set] = {}  # each thread's CPUs when last seen (the pin comes after imports)
     deadline = time.monotonic() + 60
     while sender.popen.poll() is None and time.monotonic() < deadline:
-        for proc, cpu in ((receiver, rcpu), (sender, scpu)):
+        for proc in (receiver, sender):
             try:
                 for tid in os.listdir(f"/proc/{proc.popen.pid}/task"):
                     seen[f"{proc.name}/{tid}"] = os.sched_getaffinity(int(tid))
