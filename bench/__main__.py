@@ -69,6 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--profile", choices=["auto", "always", "never"], default="auto",
                     help="profile our programs with py-spy: when a target is missed (auto, "
                          "the default), always, or never")
+    ap.add_argument("--no-pin", action="store_true",
+                    help="leave the CPUs of loopback runs to the kernel (default: each end "
+                         "of a transfer, ours and the baselines', on a CPU of its own)")
     ap.add_argument("--tmp", type=Path, default=None,
                     help="where the temporary files go (default: the system's temp dir)")
     return ap
@@ -81,6 +84,8 @@ def main(argv: list[str] | None = None) -> int:
         plan.runs = a.runs
     if a.ack_delay is not None:
         plan.ack_delay = a.ack_delay
+    if a.no_pin:
+        plan.pin = False
     out = a.out or (HERE / ("results-quick" if a.quick else "results"))
     out.mkdir(parents=True, exist_ok=True)
     command = "python -m bench" + (" " + " ".join(argv if argv is not None else sys.argv[1:])

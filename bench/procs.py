@@ -20,6 +20,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"
 PY = sys.executable
+#: The two ends of a transfer, in the order of end_cpus().
+ENDS = ("send", "recv")
 
 
 def free_udp_port() -> int:
@@ -105,27 +107,48 @@ class Child:
                 f"--- {self.name} stderr:\n{self.stderr[-3000:]}")
 
 
+def end_cpus() -> tuple[int, int] | None:
+    """CPUs for the two ends of a loopback run, (sending, receiving): the
+    last and the first this process may use.  None with fewer than two, or
+    where CPU affinity does not exist (not Linux)."""
+    if not hasattr(os, "sched_getaffinity"):
+        return None
+    cpus = sorted(os.sched_getaffinity(0))
+    return (cpus[-1], cpus[0]) if len(cpus) >= 2 else None
+
+
 @dataclass
 class Group:
-    """The processes of one measurement, in ``workdir``; all killed on exit."""
+    """The processes of one measurement, in ``workdir``; all killed on exit.
+    With ``cpus`` (see end_cpus), a child spawned as one ``end`` of the
+    transfer runs on that end's CPU only, as the programs' ``--cpu`` does."""
 
     workdir: Path
+    cpus: tuple[int, int] | None = None
     children: list[Child] = field(default_factory=list)
 
-    def spawn(self, name: str, argv: list[str]) -> Child:
+    def spawn(self, name: str, argv: list[str], end: str | None = None) -> Child:
         out = self.workdir / f"{name}.out"
         err = self.workdir / f"{name}.err"
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-        with open(out, "wb") as fo, open(err, "wb") as fe:
-            popen = subprocess.Popen(argv, stdout=fo, stderr=fe, stdin=subprocess.DEVNULL,
-                                     cwd=self.workdir, env=env, start_new_session=True)
+        cpu = None if self.cpus is None or end is None else self.cpus[ENDS.index(end)]
+        mask = os.sched_getaffinity(0) if cpu is not None else None
+        try:
+            if cpu is not None:  # the child inherits it from its first instruction
+                os.sched_setaffinity(0, {cpu})
+            with open(out, "wb") as fo, open(err, "wb") as fe:
+                popen = subprocess.Popen(argv, stdout=fo, stderr=fe, stdin=subprocess.DEVNULL,
+                                         cwd=self.workdir, env=env, start_new_session=True)
+        finally:
+            if mask is not None:
+                os.sched_setaffinity(0, mask)
         child = Child(name, popen, out, err)
         self.children.append(child)
         return child
 
-    def python(self, name: str, module: str, args: list[str]) -> Child:
-        return self.spawn(name, [PY, "-m", module, *args])
+    def python(self, name: str, module: str, args: list[str], end: str | None = None) -> Child:
+        return self.spawn(name, [PY, "-m", module, *args], end)
 
     def ready_path(self, name: str) -> Path:
         """A --ready-file path for ``name``, with any stale file of an earlier run removed."""

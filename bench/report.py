@@ -323,6 +323,18 @@ def segment_costs(s: dict, mode: str = "sr") -> dict[str, str]:
 # ------------------------------------------------------------- Markdown
 
 
+def cpu_layout(cpus) -> str:
+    """One sentence on where the loopback runs' processes ran."""
+    if not cpus:
+        return ("CPUs: every process ran wherever the kernel put it (`--no-pin`, or fewer "
+                "than two CPUs).")
+    send, recv = cpus
+    return (f"CPUs: in the loopback runs (sections 1 and 3a, and the 1 KiB run) the sending "
+            f"process of every contender ran on CPU {send} only and the receiving one on CPU "
+            f"{recv} only, as our programs' `--cpu` does; runs through the emulator (a third "
+            "process) were left to the kernel. `--no-pin` leaves them all to the kernel.")
+
+
 def markdown(s: dict, facts: dict, machine: dict, plan: Plan, sections: list[str],
              argv: str, profile_note: str | None) -> str:
     L: list[str] = []
@@ -359,6 +371,8 @@ def markdown(s: dict, facts: dict, machine: dict, plan: Plan, sections: list[str
         add("")
     add("The machine is shared and noisy: absolute figures move from run to run; ratios "
         "measured in one invocation are what to compare.")
+    add("")
+    add(cpu_layout(facts.get("loopback_cpus")))
     add("")
     if s["targets"]:
         add("## Targets")

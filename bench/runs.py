@@ -121,7 +121,8 @@ def run_ours(workdir: Path, infile: Path, mode: str, window: int, *,
              buffer: str = "8M", seed: int = 1, timeout: float = 120.0,
              sender_prefix: list[str] | None = None,
              receiver_prefix: list[str] | None = None,
-             after_handshake: bool = False) -> Result:
+             after_handshake: bool = False,
+             cpus: tuple[int, int] | None = None) -> Result:
     """One transfer of ``infile``; ``data_link``/``ack_link`` are emulator flags
     (None: no emulator on that path).  A sender still running after ``timeout``
     seconds is interrupted and the result is what it had acknowledged by then.
@@ -130,12 +131,13 @@ def run_ours(workdir: Path, infile: Path, mode: str, window: int, *,
     starts it at the handshake's end instead (the sender's summary says
     when), for comparisons with models of the sliding window alone: a lost
     SYN costs the initial RTO (1 s, RFC 6298 §2.1), which no window model
-    describes.
+    describes.  ``cpus``: (sender's, receiver's) CPU (procs.end_cpus), or
+    None to leave them to the kernel.
     """
     size = infile.stat().st_size
     outfile = workdir / "received.bin"
     common = ["--no-progress", "--log-level", "WARNING"]
-    with Group(workdir) as g:
+    with Group(workdir, cpus) as g:
         try:
             ack_port = free_udp_port()
             ack_target = ack_port
@@ -147,14 +149,14 @@ def run_ours(workdir: Path, infile: Path, mode: str, window: int, *,
             recv = g.spawn("receiver", [*(receiver_prefix or []), PY, "-m", "receiver",
                                         str(outfile), "0", HOST, str(ack_target),
                                         "--ready-file", str(ready), "--buffer", buffer,
-                                        "--mode", mode, "--force", *common])
+                                        "--mode", mode, "--force", *common], "recv")
             link_port = g.wait_ready(recv, ready)["port"]
             if data_link is not None:
                 emu, link_port = emulator(g, "emu-data", link_port, data_link, seed)
                 emus.append(emu)
             send = g.spawn("sender", [*(sender_prefix or []), PY, "-m", "sender", str(infile),
                                       HOST, str(link_port), str(window), str(ack_port),
-                                      "--mode", mode, *common])
+                                      "--mode", mode, *common], "send")
             note = ""
             try:
                 send.wait(timeout)
@@ -197,17 +199,18 @@ def run_ours(workdir: Path, infile: Path, mode: str, window: int, *,
 # ------------------------------------------------------------- baselines
 
 
-def _baseline(g: Group, name: str, role: str, args: list[str]):
-    return g.python(name, "bench.baselines", [role, *args])
+def _baseline(g: Group, name: str, role: str, args: list[str], end: str):
+    return g.python(name, "bench.baselines", [role, *args], end)
 
 
 def run_udp(workdir: Path, infile: Path, *, data_link: list[str] | None = None,
-            seed: int = 1, min_seconds: float = 1.0, gso: int = 1) -> Result:
+            seed: int = 1, min_seconds: float = 1.0, gso: int = 1,
+            cpus: tuple[int, int] | None = None) -> Result:
     """The ceiling: a Python UDP blast of the file, counted at the sink;
     ``gso`` datagrams per system call (bench.baselines)."""
-    with Group(workdir) as g:
+    with Group(workdir, cpus) as g:
         ready = g.ready_path("udp-sink")
-        sink = _baseline(g, "udp-sink", "udp-sink", ["--ready-file", str(ready)])
+        sink = _baseline(g, "udp-sink", "udp-sink", ["--ready-file", str(ready)], "recv")
         port = g.wait_ready(sink, ready)["port"]
         emus = []
         if data_link is not None:
@@ -216,7 +219,7 @@ def run_udp(workdir: Path, infile: Path, *, data_link: list[str] | None = None,
         blast = _baseline(g, "udp-blast", "udp-blast", ["--file", str(infile),
                                                         "--port", str(port),
                                                         "--min-seconds", str(min_seconds),
-                                                        "--gso", str(gso)])
+                                                        "--gso", str(gso)], "send")
         blast.wait(300)
         sink.wait(300)
         if blast.returncode or sink.returncode:
@@ -233,12 +236,13 @@ def run_udp(workdir: Path, infile: Path, *, data_link: list[str] | None = None,
                        "gso": gso})
 
 
-def run_tcp(workdir: Path, infile: Path) -> Result:
-    with Group(workdir) as g:
+def run_tcp(workdir: Path, infile: Path, cpus: tuple[int, int] | None = None) -> Result:
+    with Group(workdir, cpus) as g:
         ready = g.ready_path("tcp-sink")
-        sink = _baseline(g, "tcp-sink", "tcp-sink", ["--ready-file", str(ready)])
+        sink = _baseline(g, "tcp-sink", "tcp-sink", ["--ready-file", str(ready)], "recv")
         port = g.wait_ready(sink, ready)["port"]
-        send = _baseline(g, "tcp-send", "tcp-send", ["--file", str(infile), "--port", str(port)])
+        send = _baseline(g, "tcp-send", "tcp-send", ["--file", str(infile), "--port", str(port)],
+                         "send")
         sink.wait(300)
         send.wait(60)
         if send.returncode or sink.returncode:
@@ -248,14 +252,15 @@ def run_tcp(workdir: Path, infile: Path) -> Result:
                       got["seconds"], {"sender": send.usage, "receiver": sink.usage})
 
 
-def run_tftp(workdir: Path, infile: Path, timeout: float = 600.0) -> Result:
-    with Group(workdir) as g:
+def run_tftp(workdir: Path, infile: Path, timeout: float = 600.0,
+             cpus: tuple[int, int] | None = None) -> Result:
+    with Group(workdir, cpus) as g:
         ready = g.ready_path("tftp-server")
         server = _baseline(g, "tftp-server", "tftp-server",
-                           ["--ready-file", str(ready), "--root", str(infile.parent)])
+                           ["--ready-file", str(ready), "--root", str(infile.parent)], "send")
         port = g.wait_ready(server, ready)["port"]
         client = _baseline(g, "tftp-client", "tftp-client",
-                           ["--port", str(port), "--name", infile.name])
+                           ["--port", str(port), "--name", infile.name], "recv")
         client.wait(timeout)
         if client.returncode:
             raise BenchError("tftp run failed\n" + "\n".join(c.describe() for c in g.children))
@@ -266,15 +271,15 @@ def run_tftp(workdir: Path, infile: Path, timeout: float = 600.0) -> Result:
 
 
 def run_quic(workdir: Path, infile: Path, window: int = 8 * MIB,
-             timeout: float = 600.0) -> Result:
-    with Group(workdir) as g:
+             timeout: float = 600.0, cpus: tuple[int, int] | None = None) -> Result:
+    with Group(workdir, cpus) as g:
         ready = g.ready_path("quic-server")
         server = _baseline(g, "quic-server", "quic-server",
-                           ["--ready-file", str(ready), "--window", str(window)])
+                           ["--ready-file", str(ready), "--window", str(window)], "recv")
         port = g.wait_ready(server, ready)["port"]
         client = _baseline(g, "quic-client", "quic-client",
                            ["--file", str(infile), "--port", str(port),
-                            "--window", str(window)])
+                            "--window", str(window)], "send")
         client.wait(timeout)
         if client.returncode:
             raise BenchError("QUIC run failed\n" + "\n".join(c.describe() for c in g.children))

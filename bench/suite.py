@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from bench import models
+from bench.procs import end_cpus
 from bench.runs import MIB, BenchError, Result, run_ours, run_quic, run_tcp, run_tftp, run_udp
 from common.udpgso import GSO_MAX_BYTES
 
@@ -42,6 +43,9 @@ class Plan:
     window_target_s: float
     max_file: int = 64 * MIB
     min_file: int = 256 * KIB
+    #: Loopback runs (sections 1 and 3a, the fixed cost) put each end of a
+    #: transfer, ours and the baselines' alike, on a CPU of its own.
+    pin: bool = True
 
     @classmethod
     def full(cls) -> Plan:
@@ -78,6 +82,11 @@ class Context:
                     left -= n
             self._files[size] = path
         return self._files[size]
+
+    @property
+    def cpus(self) -> tuple[int, int] | None:
+        """(sending end's, receiving end's) CPU for loopback runs, or None."""
+        return end_cpus() if self.plan.pin else None
 
     def workdir(self) -> Path:
         w = self.tmp / "work"
@@ -162,7 +171,7 @@ def section_fixed(ctx: Context) -> None:
     say(f"[0] fixed costs: a 1 KiB file, loopback sr, {plan.runs} run(s)")
     for rep in range(plan.runs):
         res, err = _attempt(run_ours, ctx.workdir(), f, "sr", plan.loopback_window,
-                            buffer=plan.buffer)
+                            buffer=plan.buffer, cpus=ctx.cpus)
         _record(ctx, "fixed", "sr", rep, res, err, size=KIB)
 
 
@@ -173,13 +182,16 @@ def section_loopback(ctx: Context, only: list[str] | None = None) -> None:
     plan = ctx.plan
     f = ctx.file(plan.loopback_size)
     w = ctx.workdir()
+    cpus = ctx.cpus
     contenders = [
-        ("udp", lambda: run_udp(w, f)),
-        ("tcp", lambda: run_tcp(w, f)),
-        ("sr", lambda: run_ours(w, f, "sr", plan.loopback_window, buffer=plan.buffer)),
-        ("gbn", lambda: run_ours(w, f, "gbn", plan.loopback_window, buffer=plan.buffer)),
-        ("tftpy", lambda: run_tftp(w, f)),
-        ("aioquic", lambda: run_quic(w, f)),
+        ("udp", lambda: run_udp(w, f, cpus=cpus)),
+        ("tcp", lambda: run_tcp(w, f, cpus=cpus)),
+        ("sr", lambda: run_ours(w, f, "sr", plan.loopback_window, buffer=plan.buffer,
+                                cpus=cpus)),
+        ("gbn", lambda: run_ours(w, f, "gbn", plan.loopback_window, buffer=plan.buffer,
+                                 cpus=cpus)),
+        ("tftpy", lambda: run_tftp(w, f, cpus=cpus)),
+        ("aioquic", lambda: run_quic(w, f, cpus=cpus)),
     ]
     if only:
         contenders = [c for c in contenders if c[0] in only]
@@ -250,7 +262,7 @@ def section_sizes(ctx: Context) -> None:
         for size in _rotate(plan.sizes, rep):
             f = ctx.file(size)
             res, err = _attempt(run_ours, w, f, "sr", plan.loopback_window,
-                                buffer=plan.buffer, timeout=300)
+                                buffer=plan.buffer, timeout=300, cpus=ctx.cpus)
             _record(ctx, "sizes", "sr", rep, res, err, size=size)
     # the biggest files are not needed again
     for size in plan.sizes:
@@ -290,6 +302,7 @@ SECTIONS = {
 
 def run_plan(ctx: Context, sections: list[str]) -> None:
     t0 = time.monotonic()
+    ctx.facts["loopback_cpus"] = ctx.cpus
     if {"loopback", "sizes", "windows", "cpu"} & set(sections):
         section_fixed(ctx)
     for name in ("loopback", "loss", "sizes", "windows"):
