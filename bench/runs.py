@@ -10,6 +10,7 @@ import json
 import re
 import signal
 import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,6 +43,16 @@ class Result:
 
 class BenchError(RuntimeError):
     pass
+
+
+class PortTaken(BenchError):
+    """The ACK port picked for the sender was bound by someone else first."""
+
+
+#: Attempts at one of our runs whose sender finds its ACK port taken: the
+#: port is picked free before the receiver and emulators start (the receiver
+#: needs it), and one of them, or any process here, may bind it meanwhile.
+PORT_ATTEMPTS = 3
 
 
 # ------------------------------------------------------------- summaries
@@ -116,7 +127,17 @@ def emulator(g: Group, name: str, forward_to: int, flags: list[str], seed: int) 
     return child, g.wait_ready(child, ready)["recv_port"]
 
 
-def run_ours(workdir: Path, infile: Path, mode: str, window: int, *,
+def run_ours(*args, **kwargs) -> Result:
+    """_run_ours, again with another ACK port when the one picked was taken."""
+    for _ in range(PORT_ATTEMPTS - 1):
+        try:
+            return _run_ours(*args, **kwargs)
+        except PortTaken as exc:
+            print(f"    {exc}; again with another", file=sys.stderr, flush=True)
+    return _run_ours(*args, **kwargs)
+
+
+def _run_ours(workdir: Path, infile: Path, mode: str, window: int, *,
              data_link: list[str] | None = None, ack_link: list[str] | None = None,
              buffer: str = "8M", seed: int = 1, timeout: float = 120.0,
              sender_prefix: list[str] | None = None,
@@ -164,6 +185,8 @@ def run_ours(workdir: Path, infile: Path, mode: str, window: int, *,
                 note = f"cut at {timeout:.0f} s"
                 send.signal(signal.SIGTERM)
                 send.wait(15)
+            if send.returncode == 2 and "Address already in use" in send.stderr:
+                raise PortTaken(f"ACK port {ack_port} was taken before the sender bound it")
             if not note:
                 try:
                     recv.wait(30)

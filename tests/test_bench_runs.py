@@ -1,0 +1,59 @@
+"""One of the benchmark's runs of our programs: the ACK port it picks for the
+sender can be bound by another process before the sender starts; the run is
+then made again with another port, a few times at most."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import pytest
+
+from bench import runs
+from bench.procs import HOST
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def _picks(monkeypatch, taken: int, times: int) -> list[int]:
+    """free_udp_port gives ``taken`` ``times`` times, then free ports."""
+    given: list[int] = []
+    real = runs.free_udp_port
+
+    def pick() -> int:
+        port = taken if len(given) < times else real()
+        given.append(port)
+        return port
+
+    monkeypatch.setattr(runs, "free_udp_port", pick)
+    return given
+
+
+def _file(tmp_path, size: int = 100_000):
+    f = tmp_path / "in.bin"
+    f.write_bytes(os.urandom(size))
+    work = tmp_path / "work"
+    work.mkdir()
+    return f, work
+
+
+def test_a_taken_ack_port_is_picked_again(tmp_path, monkeypatch):
+    f, work = _file(tmp_path)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as held:
+        held.bind((HOST, 0))
+        taken = held.getsockname()[1]
+        given = _picks(monkeypatch, taken, 1)
+        res = runs.run_ours(work, f, "sr", 256 * 1024, timeout=60)
+    assert given[0] == taken and len(given) == 2 and given[1] != taken
+    assert res.ok and res.bytes == f.stat().st_size
+
+
+def test_a_port_taken_every_time_is_reported(tmp_path, monkeypatch):
+    f, work = _file(tmp_path)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as held:
+        held.bind((HOST, 0))
+        taken = held.getsockname()[1]
+        given = _picks(monkeypatch, taken, runs.PORT_ATTEMPTS)
+        with pytest.raises(runs.PortTaken, match=str(taken)):
+            runs.run_ours(work, f, "sr", 256 * 1024, timeout=60)
+    assert given == [taken] * runs.PORT_ATTEMPTS
