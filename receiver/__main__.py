@@ -170,7 +170,7 @@ def _summary(receiver: Receiver, args, tracer) -> None:
         ("result", f"{args.file} complete and verified (SHA-256)" if receiver.renamed
          else f"FAILED: {core.error or receiver.failure}"),
         ("bytes written", f"{receiver.written} ({pu.human_bytes(receiver.written)})"),
-        ("time", f"{elapsed:.3f} s (from the SYN)"),
+        ("time", f"{elapsed:.4f} s (from the SYN)"),
         ("goodput", pu.human_rate(receiver.written, elapsed)),
         ("segments received", f"{st.segments_received} ({st.data_segments} with data)"),
         ("segments sent", f"{receiver.segments_sent} ({st.window_updates} window updates)"),

@@ -159,7 +159,7 @@ def _summary(sender: Sender, args, tracer) -> None:
                                    or not core.handshake_done else
                                    " (peer without SACK: cumulative ACKs only)")),
         ("bytes acknowledged", f"{acked}"),
-        ("time", f"{elapsed:.3f} s (SYN to verified FIN)" if core.delivered
+        ("time", f"{elapsed:.4f} s (SYN to verified FIN)" if core.delivered
          else f"{elapsed:.3f} s"),
         ("goodput", pu.human_rate(acked, elapsed)),
         ("handshake", "not completed" if core.established_at is None else
