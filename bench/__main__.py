@@ -147,12 +147,14 @@ def _profile(ctx: Context, plan: Plan, s: dict):
     from bench.runs import BenchError
 
     say(f"[profile] sr, loopback, {plan.loopback_size // KIB // 1024} MiB, under py-spy")
-    try:
-        return profile.run_profile(ctx.workdir(), ctx.file(plan.loopback_size),
-                                   plan.loopback_window, plan.buffer)
-    except (BenchError, RuntimeError, OSError) as exc:
-        say(f"    ! profile failed: {exc}")
-        return str(exc).splitlines()[0]
+    for attempt in (1, 2):  # once more after a passing failure (a receiver not ready in time)
+        try:
+            return profile.run_profile(ctx.workdir(), ctx.file(plan.loopback_size),
+                                       plan.loopback_window, plan.buffer)
+        except (BenchError, RuntimeError, OSError) as exc:
+            say(f"    ! profile failed (attempt {attempt} of 2): {exc}")
+            failure = str(exc).splitlines()[0]
+    return failure
 
 
 def _jsonable(d: dict) -> dict:
