@@ -431,8 +431,9 @@ PYEOF
 fi
 rm -f "$OUTPUT" "$OUTPUT.part"
 if [ "$ACK_PORT" = 0 ]; then
-    # The sender binds it last; the ACK emulator or the receiver must know it first.
-    ACK_PORT=$("$PY" -c "import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")
+    # The sender binds it last; the ACK emulator or the receiver must know it
+    # first.  Picked below the ephemeral range, where their port-0 binds never land.
+    ACK_PORT=$("$PY" -c "from common.ports import spare_udp_port; print(spare_udp_port())")
 fi
 
 # -------------------------------------------------------------------- launch

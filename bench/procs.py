@@ -10,12 +10,13 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from common.ports import spare_udp_port
 
 ROOT = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"
@@ -25,10 +26,9 @@ ENDS = ("send", "recv")
 
 
 def free_udp_port() -> int:
-    """A UDP port the OS considers free right now (released before returning)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
+    """A UDP port free right now (released before returning), and one no
+    bind to port 0 takes meanwhile (common/ports.py)."""
+    return spare_udp_port(HOST)
 
 
 @dataclass

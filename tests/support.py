@@ -3,8 +3,9 @@
 A :class:`Link` runs receiver, sender and, where asked, one emulator on the
 data path and one on the ACK path, all on 127.0.0.1 with ports the OS picks
 (the programs bind port 0 and report the port through a ready file).  Only
-the sender's ACK port must be known before the receiver starts; it is taken
-from a socket bound to port 0 and released just before the sender binds it.
+the sender's ACK port must be known before the receiver starts; it is a free
+port below the kernel's ephemeral range (common/ports.py), so that none of
+the programs binding port 0 meanwhile can take it first.
 
 Every process started is killed at the end, whatever happened (use it as a
 context manager or through the ``link`` fixture in conftest.py).
@@ -15,12 +16,13 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from common.ports import spare_udp_port
 
 ROOT = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"
@@ -28,9 +30,9 @@ PY = sys.executable
 
 
 def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
+    """A UDP port for a program to bind later: one no bind to port 0 takes
+    meanwhile (common/ports.py)."""
+    return spare_udp_port(HOST)
 
 
 def wait_json(path: Path, proc: subprocess.Popen, timeout: float = 20.0) -> dict:
