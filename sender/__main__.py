@@ -160,7 +160,7 @@ def _summary(sender: Sender, args, tracer) -> None:
                                    " (peer without SACK: cumulative ACKs only)")),
         ("bytes acknowledged", f"{acked}"),
         ("time", f"{elapsed:.4f} s (SYN to verified FIN)" if core.delivered
-         else f"{elapsed:.3f} s"),
+         else f"{elapsed:.4f} s"),
         ("goodput", pu.human_rate(acked, elapsed)),
         ("handshake", "not completed" if core.established_at is None else
          f"{pu.ms(core.established_at - sender.started)} ({core.syns_sent} SYN"
