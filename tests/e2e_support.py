@@ -85,9 +85,10 @@ def window_for(mode: str, imp: Impairment) -> str:
 def data_flags(imp: Impairment, size: int) -> list[str]:
     flags = list(imp.data)
     if imp.name == "outage2s" and size >= 1 << 20:
-        # mid-transfer: from 50 ms after the SYN (8 MiB in 50 ms would be 1.3 Gbit/s;
-        # it takes about 0.4 s on a quiet machine)
-        flags = ["--blackhole", "0.05:2"]
+        # mid-transfer: from 10 ms after the SYN.  8 MiB in 10 ms would be 6.7
+        # Gbit/s, more than twice the UDP ceiling through the emulator here; it
+        # takes 40-80 ms, so from 50 ms the outage could miss the whole file.
+        flags = ["--blackhole", "0.01:2"]
     return flags
 
 
