@@ -23,9 +23,10 @@ class Entry:
     """One datagram waiting to leave, or a batch of them that leave together.
 
     A batch (``size`` > 0) is ``count`` datagrams of ``size`` bytes back to
-    back in ``data`` (the last may be shorter), numbered ``n`` to
-    ``n + count - 1``: consecutive datagrams with the same verdict and release
-    time, sent by one GSO call.  A batch is never duplicated or held.
+    back in ``data`` (the last may be shorter), the first numbered ``n``:
+    datagrams of one read, in order, forwarded untouched at the same release
+    time (those dropped between them left out), sent by one GSO call.  A
+    batch is never duplicated or held.
     """
 
     __slots__ = ("n", "data", "copies", "arrival", "due", "held", "sent", "followers", "freed",

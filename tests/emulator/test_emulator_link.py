@@ -295,11 +295,12 @@ def batched_datagrams(n: int, batch: int) -> list[bytes]:
     [
         [],  # transparent: batches go straight through
         ["-L", "20", "-D", "10", "-B", "50", "--seed", "5"],  # judged, sent by the reader
+        ["-L", "30", "-d", "0.02", "--seed", "9"],  # loss alone: drops leave batches whole
         ["-L", "20", "-D", "10", "-B", "50", "-d", "0.02", "--seed", "6"],  # judged, scheduled
         ["-d", "0.02", "--jitter", "0.005", "--seed", "7"],  # every datagram on its own
         ["-O", "20", "-d", "0.02", "--seed", "8"],  # reordering: every datagram on its own
     ],
-    ids=["transparent", "direct", "scheduled", "jitter", "reorder"],
+    ids=["transparent", "direct", "loss", "scheduled", "jitter", "reorder"],
 )
 def test_gso_batches_leave_as_the_same_datagrams_one_at_a_time_would(
         flags, start_emulator, sink, sources):
@@ -334,14 +335,21 @@ def test_gso_batches_leave_as_the_same_datagrams_one_at_a_time_would(
     elif "-O" in flags:
         assert st2["batched_out"] == 0 and st2["reordered"] == st1["reordered"] > 0
         assert in_batches == one_by_one
+    elif "-D" not in flags:
+        # ...and, with nothing but drops, every datagram left in a batch: a
+        # drop does not split one (at 30% of 20, two at least are left of each)
+        assert st2["batched_out"] == st2["forwarded"] == st1["forwarded"]
+        assert in_batches == one_by_one
+        if "-L" in flags:
+            assert 0 < st2["forwarded"] < n
     else:
         # ...and the runs that nothing touched left as batches
-        assert st2["batched_out"] == n if not flags else 0 < st2["batched_out"] < n
+        assert 0 < st2["batched_out"] < n
         assert in_batches == one_by_one
     for key in ("forwarded", "dropped_total", "corrupted", "bits_flipped", "duplicated",
                 "bytes_forwarded"):
         assert st1[key] == st2[key], key
-    if "-L" in flags:
+    if "-D" in flags:
         assert st2["dropped_total"] > 0 and st2["corrupted"] > 0 and st2["duplicated"] > 0
 
 
