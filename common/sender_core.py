@@ -204,6 +204,11 @@ class SenderCore:
         self._rack_xmit = NO_DELIVERY
         self._rack_rtt = 0.0
         self._rack_deadline: float | None = None
+        # on_segments: a burst of ACKs read together; loss detection waits
+        # for its end (_detect_losses), so that it runs once per burst.
+        self._in_burst = False
+        self._losses_due = False  # the SACK rule or RACK has news to look at
+        self._rack_news = False  # an ACK reported a delivery RACK can use
         self._recent_rexmits: OrderedDict[int, str] = OrderedDict()  # off -> why, for DSACK
         self._reo_round_end = 0  # snd_nxt when _reo_mult last grew: once per round trip
         self._reo_rounds_left = 0  # round trips until _reo_mult goes back to 1
@@ -613,8 +618,22 @@ class SenderCore:
             self._on_peer_fin(seg, now)
 
     def on_segments(self, segs, now: float) -> None:
-        for seg in segs:
-            self.on_segment(seg, now)
+        """Segments from the peer read together at ``now``, in order: each is
+        taken as :meth:`on_segment` takes it, but loss detection (the SACK
+        rule and RACK's pass over the timers, most of the cost of an ACK)
+        runs once, after the last.  Nothing is lost by that: with one
+        ``now``, the last pass sees the newest delivery and the fullest
+        scoreboard of the burst, so it marks every segment an earlier pass
+        would have, except those a later ACK of the burst reported
+        delivered (which an earlier pass would have resent needlessly)."""
+        self._in_burst = True
+        try:
+            for seg in segs:
+                self.on_segment(seg, now)
+        finally:
+            self._in_burst = False
+        if self._losses_due and self.state not in FINAL_STATES:
+            self._detect_losses(now)
 
     def _peer_reset(self, seg: Segment, now: float) -> None:
         why = bytes(seg.payload[:200]).decode("ascii", "replace").strip()
@@ -660,12 +679,13 @@ class SenderCore:
             for rec in self._order:
                 if rec.probe:
                     rec.rexmits = 0
-        if self.sack_ok and self._high_sacked > self._loss_scan:
-            self._sack_loss_scan(now)
-        if self.sack_ok and delivered_at[0]:
-            self._rack(now, delivered_at)
-            self._tlp_allowed = True
-            self._arm_tlp(now)
+        if self.sack_ok:
+            if delivered_at[0]:
+                self._rack_update(now, delivered_at)
+                self._rack_news = True
+            self._losses_due = True
+            if not self._in_burst:
+                self._detect_losses(now)
         if self.trace:
             self._event(now, "inflight", bytes=self.snd_nxt - self.snd_una,
                         rwnd=self.right_edge - self.snd_una, acked=self.snd_una)
@@ -885,11 +905,29 @@ class SenderCore:
             self._loss_scan = rec.end
             rec = self._records.get(rec.end)
 
-    def _rack(self, now: float, delivered_at: tuple[float, int]) -> None:
+    def _detect_losses(self, now: float) -> None:
+        """What the ACKs since the last call say is lost (sr): the SACK rule,
+        then RACK; then the tail loss probe is armed anew."""
+        self._losses_due = False
+        if self._high_sacked > self._loss_scan:
+            self._sack_loss_scan(now)
+        if self._rack_news and self.state not in FINAL_STATES:
+            self._rack_news = False
+            self._rack_detect(now)
+            self._tlp_allowed = True
+            self._arm_tlp(now)
+
+    def _rack_update(self, now: float, delivered_at: tuple[float, int]) -> None:
+        """RACK's newest delivery (RACK.xmit_ts, end_seq) and its RTT."""
+        if delivered_at > self._rack_xmit:
+            self._rack_xmit = delivered_at
+            self._rack_rtt = now - delivered_at[0]
+
+    def _rack_detect(self, now: float) -> None:
         """RACK (RFC 8985 §6.2), on the per-segment timer queue, which is in
-        order of last transmission.  ``delivered_at`` is the newest delivery
-        this ACK reports, (send time, end) (NO_DELIVERY: the reordering
-        timer).  A segment sent before the newest delivery (at the same
+        order of last transmission, against the newest delivery reported so
+        far (_rack_update; the reordering timer calls it with no news).  A
+        segment sent before the newest delivery (at the same
         time: with a lower end, as RACK_sent_after breaks ties) is lost once
         the RTT of that delivery and a reordering window have passed since it
         went; the first one not yet that old sets the reordering timer, so
@@ -897,9 +935,6 @@ class SenderCore:
         report, is found then and not by the tail loss probe or the RTO.
         This also catches a lost retransmission, which the duplicate-ACK
         rules never see again."""
-        if delivered_at > self._rack_xmit:
-            self._rack_xmit = delivered_at
-            self._rack_rtt = now - delivered_at[0]
         xmit, xmit_end = self._rack_xmit
         rtt = self.rtt
         reo_wnd = max(0.001, rtt.sample_min / 4 if rtt.samples else 0.0)
@@ -1059,7 +1094,7 @@ class SenderCore:
                 self._gbn_timeout(now)
         elif self._timers:
             if self._rack_deadline is not None and now >= self._rack_deadline:
-                self._rack(now, NO_DELIVERY)  # RFC 8985 §6.3: the reordering timer
+                self._rack_detect(now)  # RFC 8985 §6.3: the reordering timer
             if self._tlp_deadline is not None and now >= self._tlp_deadline:
                 self._tail_loss_probe(now)
             self._sr_timeout(now)

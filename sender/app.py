@@ -384,8 +384,7 @@ class Sender(EndpointBase):
             now = time.monotonic()
             with self.lock:
                 before = core.next_deadline()
-                for seg in segs:
-                    core.on_segment(seg, now)
+                core.on_segments(segs, now)
                 self.tx_ready.notify()
                 after = core.next_deadline()
                 if after is not None and (before is None or after < before):

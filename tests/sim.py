@@ -75,7 +75,13 @@ def run_transfer(
     give_up: float = 30.0,
     tamper_digest: bool = False,
     max_steps: int = 2_000_000,
+    ack_bursts: bool = False,
+    on_burst=None,
 ) -> Result:
+    """``ack_bursts``: the sender takes the segments that reach it at one
+    instant together (SenderCore.on_segments), as the program takes what one
+    read of its socket returns, and ``on_burst`` (if given) is called with
+    each burst's length; otherwise one by one."""
     rng = random.Random(seed)
     forward = forward or Channel()
     backward = backward or Channel()
@@ -146,6 +152,7 @@ def run_transfer(
         if nxt > time_limit:
             break
         now = nxt
+        to_sender = []
         while wire and wire[0][0] <= now:
             _, _, to, raw = heapq.heappop(wire)
             try:
@@ -157,8 +164,14 @@ def run_transfer(
                 rcv.on_segment(seg, now)
                 unwritten.extend(bytes(c) for c in rcv.deliver)
                 rcv.deliver.clear()
+            elif ack_bursts:
+                to_sender.append(seg)
             else:
                 snd.on_segment(seg, now)
+        if to_sender:
+            snd.on_segments(to_sender, now)
+            if on_burst is not None:
+                on_burst(len(to_sender))
         rcv.flush_ack(now)
         dl = snd.next_deadline()
         if dl is not None and dl <= now:

@@ -162,6 +162,25 @@ def test_slow_writer_forces_zero_windows(mode):
     assert res.now >= len(data) / 50_000.0
 
 
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("loss", [0.05, 0.2])
+@pytest.mark.parametrize("impairment", ["loss", "jitter", "dup"])
+def test_sr_ack_bursts(impairment, loss):
+    """The sender takes the ACKs that reach it together as one burst, as the
+    program takes one read of its socket (SenderCore.on_segments): the file
+    still gets through whole, and bursts did happen."""
+    data = payload(300_000, 3)
+    fwd = Channel(loss=loss, jitter=0.004 if impairment == "jitter" else 0.0,
+                  dup=0.1 if impairment == "dup" else 0.0)
+    bursts = []
+    res = run_transfer(data, mode="sr", forward=fwd, backward=Channel(loss=loss / 2),
+                       window=64 * 1024, seed=11, time_limit=TIME_LIMIT, ack_bursts=True,
+                       on_burst=bursts.append)
+    check_delivered(res, data, f"{impairment}/{loss}")
+    assert max(bursts) > 1
+    assert res.sender.stats.rexmit_sack + res.sender.stats.rexmit_fast > 0
+
+
 def random_profile(rng: random.Random) -> dict:
     def chan():
         return Channel(loss=rng.choice([0, 0, 0.02, 0.1, 0.2]),
@@ -180,6 +199,7 @@ def random_profile(rng: random.Random) -> dict:
         isn_s=rng.choice([rng.randrange(2**32), 2**32 - rng.randrange(1, 4000)]),
         isn_r=rng.choice([rng.randrange(2**32), 2**32 - rng.randrange(1, 4)]),
         seed=rng.randrange(2**31),
+        ack_bursts=rng.random() < 0.5,
     )
 
 
