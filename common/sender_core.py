@@ -91,7 +91,7 @@ class Outstanding:
     """One segment sent and not yet cumulatively acknowledged."""
 
     __slots__ = ("off", "end", "payload", "residue", "fin", "sent_at", "rexmits", "probe",
-                 "queued", "lost", "why", "sent_why")
+                 "queued", "lost", "sacked", "why", "sent_why")
 
     def __init__(self, off: int, payload, residue: int, fin: bool, now: float, probe: bool):
         self.off = off
@@ -104,6 +104,7 @@ class Outstanding:
         self.probe = probe
         self.queued = False  # waiting in the retransmission queue
         self.lost = False  # resent at least once (Karn: no RTT sample from it)
+        self.sacked = False  # wholly inside a block of the SACK scoreboard (sr)
         self.why = ""  # why it is queued for resending (see REXMIT_KIND)
         self.sent_why = ""  # why its latest transmission went: "" for the first
 
@@ -817,16 +818,20 @@ class SenderCore:
                 i -= 1
             j = i
             new_left, new_right = left, right
-            pos = left  # RACK: the send times of the segments this block adds
+            pos = left
+            gaps = []  # what this block adds to the board
             while j < len(board) and board[j][0] <= right:
                 if board[j][0] > pos:
-                    delivered_at = self._newest_sent(pos, board[j][0], delivered_at, now)
+                    gaps.append((pos, board[j][0]))
                 pos = max(pos, board[j][1])
                 new_left = min(new_left, board[j][0])
                 new_right = max(new_right, board[j][1])
                 j += 1
             if pos < right:
-                delivered_at = self._newest_sent(pos, right, delivered_at, now)
+                gaps.append((pos, right))
+            if gaps:
+                delivered_at = self._newly_sacked(gaps, new_left, new_right, ack_off,
+                                                  delivered_at, now)
             covered = sum(hi - lo for lo, hi in board[i:j])
             board[i:j] = [[new_left, new_right]]
             self.stats.sacked_bytes += (new_right - new_left) - covered
@@ -841,20 +846,33 @@ class SenderCore:
         self._last_sack = tuple(merged)
         return delivered_at
 
-    def _newest_sent(self, left: int, right: int, newest: tuple[float, int],
-                     now: float) -> tuple[float, int]:
-        """The newest usable delivery (_rack_may_use), as (send time, end),
-        among the segments in [left, right) that the peer has just reported,
-        or ``newest`` if later.  Every newly SACKed segment counts (RFC 8985
-        §6.2 step 2), not only the one ending a block: a resend that fills a
-        hole inside a block (a tail loss probe, typically) is the newest
-        delivery there is."""
+    def _newly_sacked(self, gaps, left: int, right: int, ack_off: int,
+                      newest: tuple[float, int], now: float) -> tuple[float, int]:
+        """The scoreboard's block [left, right) has just grown by ``gaps``
+        (ranges, in order): flag the segments it now wholly holds (the
+        ``sacked`` that every later check reads), take them off the timer
+        queue, whose RACK pass then never walks them again (the left edge
+        stays timed, RFC 2018 §8), and return the newest usable delivery
+        (_rack_may_use) among them, as (send time, end), or ``newest`` if
+        later.  Every newly SACKed segment counts (RFC 8985 §6.2 step 2),
+        not only the one ending a block: a resend that fills a hole inside a
+        block (a tail loss probe, typically) is the newest delivery there is.
+        The scoreboard only grows, except below the cumulative ACK, where
+        the segments are gone: a flag once set stays true."""
         records = self._records
-        rec = records.get(left)
-        while rec is not None and rec.off < right:
-            if (rec.sent_at, rec.end) > newest and self._rack_may_use(rec, now):
-                newest = (rec.sent_at, rec.end)
-            rec = records.get(rec.end)
+        timers = self._timers
+        for lo, hi in gaps:
+            rec = records.get(lo)
+            if rec is None:  # a block edge inside a segment (a peer's odd blocks)
+                rec = next((r for r in self._order if r.end > lo), None)
+            while rec is not None and rec.off < hi:
+                if left <= rec.off and rec.end <= right and not rec.sacked:
+                    rec.sacked = True
+                    if rec.off > ack_off:
+                        timers.pop(rec.off, None)
+                    if (rec.sent_at, rec.end) > newest and self._rack_may_use(rec, now):
+                        newest = (rec.sent_at, rec.end)
+                rec = records.get(rec.end)
         return newest
 
     def _rack_may_use(self, rec: Outstanding, now: float) -> bool:
@@ -887,11 +905,8 @@ class SenderCore:
         return False
 
     def _is_sacked(self, rec: Outstanding) -> bool:
-        board = self._sacked
-        if not board or rec.off < board[0][0]:
-            return False
-        i = bisect.bisect_right(board, [rec.off, INF]) - 1
-        return i >= 0 and board[i][0] <= rec.off and rec.end <= board[i][1]
+        """Whether the scoreboard wholly holds ``rec`` (see _newly_sacked)."""
+        return rec.sacked
 
     def _sack_loss_scan(self, now: float) -> None:
         """RFC 6675 IsLost: a hole with DUP_THRESH segments' worth SACKed above."""
@@ -952,16 +967,17 @@ class SenderCore:
                     break
                 if rec.end >= xmit_end:
                     continue  # sent with it, after it
-            if self._is_sacked(rec):
-                if rec.off > una:  # the left edge stays timed (RFC 2018 §8)
+            if rec.sacked:
+                # Only the left edge stays on the queue once SACKed (RFC 2018
+                # §8, _newly_sacked); anything else is taken off here.
+                if rec.off > una:
                     delivered.append(rec.off)
             elif not rec.queued and not rec.fin:
                 # (The peer holds a FIN back until every byte is in, so a FIN
                 # waiting behind a hole is not lost.)
                 due = rec.sent_at + wait
                 if due > now:
-                    # What comes after went no earlier: none of it is lost
-                    # yet (SACKed records past here wait for a later pass).
+                    # What comes after went no earlier: none of it is lost yet.
                     next_due = due
                     break
                 lost.append(rec)

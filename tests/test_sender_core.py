@@ -657,6 +657,28 @@ def test_sr_timeout_resends_only_unsacked():
     assert {100, 200, 300, 400, 700, 900} <= offs
 
 
+def test_sack_blocks_that_cut_segments():
+    """Blocks whose edges fall inside segments (a peer that trims data, or
+    lies): a segment counts as SACKed once the scoreboard wholly holds it,
+    and only then, whichever blocks built that up."""
+    h = Harness(1000)
+    h.open()
+    h.segs()
+    h.advance(0.05)
+    recs = {rec.off: rec for rec in h.s._order}
+    h.feed(h.rx.ack(0, sack=[(150, 320)]))  # holds 200..300 whole
+    assert [off for off, rec in recs.items() if rec.sacked] == [200]
+    h.feed(h.rx.ack(0, sack=[(120, 160), (150, 320)]))  # [120, 320): 100..200 not yet
+    assert [off for off, rec in recs.items() if rec.sacked] == [200]
+    h.feed(h.rx.ack(0, sack=[(100, 130), (120, 320)]))  # [100, 320)
+    assert [off for off, rec in recs.items() if rec.sacked] == [100, 200]
+    resent = set()
+    for _ in range(4):
+        h.fire()
+        resent |= {off for off, _ in h.offsets(h.segs())}
+    assert not resent & {100, 200} and {0, 300} <= resent
+
+
 def test_sr_sack_with_wrapped_numbers():
     h = Harness(1000, isn_s=M32 - 150)
     h.open()

@@ -453,6 +453,39 @@ class SenderMachine(RuleBasedStateMachine):
                 self._peer_sack()] if with_sack and self.core.sack_ok else []
         self._from_peer(wrap(cum, self.base), window, sack)
 
+    @precondition(lambda self: self.flight)
+    @rule(steps=st.lists(st.tuples(st.integers(0, 10_000), st.booleans()), min_size=1,
+                         max_size=6), window=st.integers(0, 0xFFFF))
+    def ack_burst(self, steps, window):
+        """Segments arrive (or are lost) one after another, each drawing an
+        honest ACK; the sender reads the ACKs together (on_segments)."""
+        acks = []
+        for i, arrive in steps:
+            if self.flight:
+                self.wire(i, arrive)
+            sack = [(wrap(left, self.base), wrap(right, self.base)) for left, right in
+                    self._peer_sack()] if self.core.sack_ok else []
+            acks.append(_wire(Segment(seq=(self.isn_r + 1) & M32,
+                                      ack=wrap(self._cum(), self.base), flags=ACK,
+                                      window=window, sack=tuple(sack))))
+        self.core.on_segments(acks, self.now)
+        self._take()
+
+    @precondition(lambda self: not self.honest and self.core.sack_ok
+                  and self.core.snd_nxt > self.core.snd_una)
+    @rule(edges=st.lists(st.tuples(st.integers(0, 1 << 20), st.integers(0, 1 << 20)),
+                         min_size=1, max_size=4))
+    def odd_sack(self, edges):
+        """A lying peer's SACK blocks inside what is outstanding, with edges
+        anywhere, segment boundaries or not."""
+        core = self.core
+        blocks = []
+        for a, b in edges:
+            left = core.snd_una + a % (core.snd_nxt - core.snd_una)
+            right = left + 1 + b % (core.snd_nxt - left)
+            blocks.append((wrap(left, self.base), wrap(right, self.base)))
+        self._from_peer(wrap(core.snd_una, self.base), 0xFFFF, blocks)
+
     @rule(ack=u32, window=st.integers(0, 0xFFFF),
           sack=st.lists(st.tuples(u32, u32), max_size=4), flags=st.integers(0, 0xFF))
     def other_segment(self, ack, window, sack, flags):
@@ -507,6 +540,17 @@ class SenderMachine(RuleBasedStateMachine):
             assert core.snd_una <= self._cum(), "acknowledged what the peer does not hold"
         if core.delivered:
             assert core.snd_una == self.size + 1
+
+    @invariant()
+    def sacked_flags_match_the_scoreboard(self):
+        """A segment past snd_una is flagged SACKed exactly when one block of
+        the scoreboard wholly holds it (SenderCore._newly_sacked keeps the
+        flags as blocks come in, even blocks that cut segments)."""
+        core = self.core
+        for rec in core._order:
+            if rec.off >= core.snd_una:
+                held = any(left <= rec.off and rec.end <= right for left, right in core._sacked)
+                assert rec.sacked == held, (rec.off, rec.end, core._sacked)
 
     @invariant()
     def windows(self):
