@@ -710,7 +710,11 @@ class SenderCore:
             self._timers.pop(rec.off, None)
             if (rec.sent_at, rec.end) > newest and self._rack_may_use(rec, now):
                 newest = (rec.sent_at, rec.end)
-            if rec.end == ack_off and not rec.lost:
+            if rec.end == ack_off and not rec.lost and not rec.fin:
+                # (Not the FIN: the peer acknowledges it only once the file is
+                # written, synced and checked, PROTOCOL.md §5; that wait says
+                # nothing about the path, and one such sample of tens of ms
+                # would be the summary's RTT maximum and final SRTT.)
                 sample_rec = rec
         if sample_rec is not None and not self._is_sacked(sample_rec):
             self._sample(now - sample_rec.sent_at, now)

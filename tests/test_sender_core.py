@@ -917,6 +917,19 @@ def test_fin_retransmitted_on_timeout():
     assert again[0].digest == h.digest
 
 
+def test_no_rtt_sample_from_the_fins_ack():
+    """The receiver acknowledges the FIN only once the file is on disk and
+    verified: however long that takes, it is no round trip of the path."""
+    h = Harness(250)
+    h.open()
+    finish_data(h)
+    samples, srtt = h.s.rtt.samples, h.s.rtt.srtt
+    h.advance(0.5)  # the receiver syncs and hashes a large file
+    h.feed(h.rx.ack(251))
+    assert h.s.delivered
+    assert h.s.rtt.samples == samples and h.s.rtt.srtt == srtt
+
+
 def test_teardown_and_time_wait():
     h = Harness(250, time_wait=2.0)
     h.open()
