@@ -170,7 +170,10 @@ class Group:
                 raise RuntimeError(f"{child.name} exited with {child.returncode} before it "
                                    f"was ready\n{child.describe()}")
             time.sleep(0.01)
-        raise TimeoutError(f"{child.name}: no ready file {path} after {timeout} s")
+        # What the program (or a wrapper such as py-spy) said so far is
+        # all there is to go on.
+        raise TimeoutError(f"{child.name}: no ready file {path} after {timeout} s\n"
+                           f"{child.describe()}")
 
     def stop_all(self) -> None:
         for c in self.children:

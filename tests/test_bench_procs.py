@@ -39,3 +39,15 @@ def test_without_cpus_nothing_is_pinned(tmp_path):
         child = g.spawn("child", [sys.executable, "-c", SHOW], "send")
         assert child.wait(30) == 0, child.describe()
     assert child.stdout.strip() == str(sorted(os.sched_getaffinity(0)))
+
+
+def test_a_child_that_never_gets_ready_says_what_it_printed(tmp_path):
+    """A program that never writes its ready file: the error carries what it
+    printed, the only clue there is (a profiled run once failed this way)."""
+    with Group(tmp_path) as g:
+        child = g.spawn("stuck", [sys.executable, "-c",
+                                  "import sys, time; print('stuck at start', file=sys.stderr, "
+                                  "flush=True); time.sleep(30)"])
+        with pytest.raises(TimeoutError) as err:
+            g.wait_ready(child, g.ready_path("stuck"), timeout=2.0)
+    assert "no ready file" in str(err.value) and "stuck at start" in str(err.value)
