@@ -621,12 +621,13 @@ class SenderCore:
     def on_segments(self, segs, now: float) -> None:
         """Segments from the peer read together at ``now``, in order: each is
         taken as :meth:`on_segment` takes it, but loss detection (the SACK
-        rule and RACK's pass over the timers, most of the cost of an ACK)
-        runs once, after the last.  Nothing is lost by that: with one
-        ``now``, the last pass sees the newest delivery and the fullest
-        scoreboard of the burst, so it marks every segment an earlier pass
-        would have, except those a later ACK of the burst reported
-        delivered (which an earlier pass would have resent needlessly)."""
+        rule, then RACK's pass over the timers) runs once, after the last.
+        Nothing is lost by that: with one ``now``, the last pass sees the
+        newest delivery and the fullest scoreboard of the burst, so it marks
+        every segment an earlier pass would have, except those a later ACK
+        of the burst reported delivered (which an earlier pass would have
+        queued, for take() to skip).  The resends may be queued in another
+        order: by rule here, by ACK there."""
         self._in_burst = True
         try:
             for seg in segs:
