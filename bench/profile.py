@@ -23,8 +23,12 @@ from pathlib import Path
 
 from bench.runs import MIB, BenchError, run_ours
 
-RATE = 1000   # samples per second
-REPEATS = 2   # transfers profiled, their samples added up
+#: Samples per second.  py-spy pauses the process for each one; at 1000 a
+#: program under it sometimes took over a minute to start (py-spy "behind in
+#: sampling", the run failed), and transfers ran at about a twentieth of
+#: their speed.  At 250 both start in 0.2 s, and transfers keep most of it.
+RATE = 250
+REPEATS = 8   # transfers profiled, their samples added up
 
 
 def find_py_spy() -> str | None:
