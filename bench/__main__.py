@@ -107,7 +107,8 @@ def main(argv: list[str] | None = None) -> int:
             s = report.summarise(ctx.records, ctx.facts, plan)
             missed = [t for t in s["targets"] if not t[3]]
             if a.profile == "always" or (a.profile == "auto" and missed):
-                prof = _profile(ctx, plan, s)
+                prof = _profile(ctx, plan, a.profile == "always"
+                                or any(t[0] == 2 for t in missed))
         finally:
             ctx.drop_files()
     for name in MANAGED:
@@ -117,10 +118,9 @@ def main(argv: list[str] | None = None) -> int:
         from bench import profile
 
         cost = report.segment_costs(s)
-        (out / "PROFILE.md").write_text(profile.markdown(prof, plan.loopback_size,
-                                                         plan.loopback_window, cost, command))
+        (out / "PROFILE.md").write_text(profile.markdown(prof, cost, command))
         note = ("Where the time goes (py-spy, self samples, see [PROFILE.md](PROFILE.md)): "
-                + profile.headline(prof) + ".")
+                + "; ".join(f"{what}: {profile.headline(p)}" for what, p, *_ in prof) + ".")
     elif isinstance(prof, str):
         note = f"No profile: {prof}."
     if missed:
@@ -142,19 +142,39 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _profile(ctx: Context, plan: Plan, s: dict):
+def _profile(ctx: Context, plan: Plan, lossy: bool):
+    """The profiles for PROFILE.md, as (what, profile, file size, window): a
+    loopback transfer, and with ``lossy`` the case of section 2 where sr did
+    worst against its model (a profile of loopback says little about a
+    transfer through loss).  A string says why there is none."""
     from bench import profile
     from bench.runs import BenchError
+    from bench.suite import worst_loss_case
 
-    say(f"[profile] sr, loopback, {plan.loopback_size // KIB // 1024} MiB, under py-spy")
-    for attempt in (1, 2):  # once more after a passing failure (a receiver not ready in time)
-        try:
-            return profile.run_profile(ctx.workdir(), ctx.file(plan.loopback_size),
-                                       plan.loopback_window, plan.buffer)
-        except (BenchError, RuntimeError, OSError) as exc:
-            say(f"    ! profile failed (attempt {attempt} of 2): {exc}")
-            failure = str(exc).splitlines()[0]
-    return failure
+    cases = [("loopback", plan.loopback_size, plan.loopback_window, None, profile.REPEATS)]
+    worst = worst_loss_case(ctx) if lossy else None
+    if worst is not None:
+        win = worst["window"]
+        win_label = f"{win // KIB // 1024} MiB" if win % (1024 * KIB) == 0 else f"{win // KIB} KiB"
+        cases.append((f"through the emulator, {win_label} window, "
+                      f"{worst['loss']:g}% loss (section 2's worst case for sr, "
+                      f"{worst['share'] * 100:.0f}% of its model)",
+                      worst["size"], worst["window"], worst["flags"], 2))
+    out = []
+    for what, size, window, flags, repeats in cases:
+        say(f"[profile] sr, {what.split(' (')[0]}, {size // KIB // 1024} MiB, under py-spy")
+        for attempt in (1, 2):  # once more after a passing failure
+            try:
+                prof = profile.run_profile(ctx.workdir(), ctx.file(size), window, plan.buffer,
+                                           data_link=flags, repeats=repeats)
+                out.append((what, prof, size, window))
+                break
+            except (BenchError, RuntimeError, OSError) as exc:
+                say(f"    ! profile failed (attempt {attempt} of 2): {exc}")
+                failure = str(exc).splitlines()[0]
+        else:
+            return failure
+    return out
 
 
 def _jsonable(d: dict) -> dict:

@@ -112,8 +112,10 @@ def _table(counter: Counter, total: int, top: int, head: str) -> list[str]:
     return out
 
 
-def run_profile(workdir: Path, infile: Path, window: int, buffer: str) -> dict:
-    """``REPEATS`` sr transfers with both ends under py-spy; returns the parsed
+def run_profile(workdir: Path, infile: Path, window: int, buffer: str, *,
+                data_link: list[str] | None = None, repeats: int = REPEATS) -> dict:
+    """``repeats`` sr transfers with both ends under py-spy, on loopback or
+    through the emulator with ``data_link`` (its flags); returns the parsed
     profiles (samples added up) and the results of the transfers."""
     spy = find_py_spy()
     if not spy:
@@ -126,10 +128,12 @@ def run_profile(workdir: Path, infile: Path, window: int, buffer: str) -> dict:
         return [spy, "record", "--rate", str(RATE), "--gil", "--threads",
                 "--format", "raw", "--output", str(outs[role]), "--"]
 
-    for _ in range(REPEATS):
+    for rep in range(repeats):
         for p in outs.values():
             p.unlink(missing_ok=True)
         results.append(run_ours(workdir, infile, "sr", window, buffer=buffer, timeout=300,
+                                data_link=data_link, seed=2000 + rep,
+                                after_handshake=data_link is not None,
                                 sender_prefix=prefix("sender"),
                                 receiver_prefix=prefix("receiver")))
         for role, path in outs.items():
@@ -142,18 +146,19 @@ def run_profile(workdir: Path, infile: Path, window: int, buffer: str) -> dict:
     return prof
 
 
-def markdown(prof: dict, size: int, window: int, cost: dict, command: str,
+def _size(n: int) -> str:
+    return f"{n // MIB} MiB" if n >= MIB else f"{n // 1024} KiB"
+
+
+def markdown(profs: list[tuple[str, dict, int, int]], cost: dict, command: str,
              top: int = 20) -> str:
-    results = prof["results"]
-    res = results[0]
+    """PROFILE.md: one part per profile, each (what it is, the profile, file
+    size, window)."""
     L = ["# Profile of our sender and receiver", "",
-         f"Produced by `{command}`: {len(results)} loopback sr transfers of a {size // MIB} MiB "
-         f"file, window {window // MIB} MiB, both programs under "
-         f"`py-spy record --rate {RATE} --gil --threads --format raw`, samples added up "
-         "(goodput under the profiler: " + ", ".join(
-             f"{r.goodput * 8 / 1e6:.0f}" for r in results) + " Mbit/s; "
-         f"{res.info.get('segments_sent', 0)} segments sent and "
-         f"{res.info.get('segments_received', 0)} ACKs in the first).", ""]
+         f"Produced by `{command}`, in {len(profs)} part(s): " + "; ".join(
+             f"{i}. {what}" for i, (what, *_rest) in enumerate(profs, 1)) + ". "
+         f"Both programs run under `py-spy record --rate {RATE} --gil --threads --format raw`; "
+         "the samples of a part's transfers are added up.", ""]
     L += [line.strip() for line in (__doc__ or "").split("\n\n", 1)[1].split("\n")]
     L.append("")
     if cost:
@@ -161,6 +166,21 @@ def markdown(prof: dict, size: int, window: int, cost: dict, command: str,
                  "whole process less the fixed cost of a run, / segments): " + "; ".join(
                      f"{k} {v}" for k, v in cost.items()) + ".")
         L.append("")
+    for i, (what, prof, size, window) in enumerate(profs, 1):
+        results = prof["results"]
+        res = results[0]
+        L += [f"# {i}. {what[:1].upper()}{what[1:]}", "",
+              f"{len(results)} sr transfers of a {_size(size)} file, window {_size(window)} "
+              "(goodput under the profiler: " + ", ".join(
+                  f"{r.goodput * 8 / 1e6:.0f}" for r in results) + " Mbit/s; "
+              f"{res.info.get('segments_sent', 0)} segments sent and "
+              f"{res.info.get('segments_received', 0)} ACKs in the first).", ""]
+        L += _part(prof, top)
+    return "\n".join(L)
+
+
+def _part(prof: dict, top: int) -> list[str]:
+    L: list[str] = []
     for role in ("sender", "receiver"):
         p = prof[role]
         total = p["total"] or 1
@@ -180,7 +200,7 @@ def markdown(prof: dict, size: int, window: int, cost: dict, command: str,
         L += ["", "### Self samples by file", ""]
         L += _table(p["files"], total, 12, "file")
         L.append("")
-    return "\n".join(L)
+    return L
 
 
 def headline(prof: dict, n: int = 4) -> str:

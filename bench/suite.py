@@ -232,6 +232,30 @@ def _path_facts(ctx: Context) -> tuple[float, float]:
     return rtt, ceiling
 
 
+def worst_loss_case(ctx: Context, seconds: float = 1.0) -> dict | None:
+    """Section 2's case where sr came out worst against its model (median
+    goodput over the model's), for a profile of the lossy path: its window,
+    loss rate, emulator flags and a file the model moves in about
+    ``seconds``.  None when section 2 did not run."""
+    plan = ctx.plan
+    runs: dict[tuple[int, float], list[float]] = {}
+    for r in ctx.records:
+        if r["section"] == "loss" and r["name"] == "sr" and r["ok"]:
+            runs.setdefault((r["window"], r["loss"]), []).append(r["goodput"])
+    if not runs:
+        return None
+    rtt, ceiling = _path_facts(ctx)
+
+    def share(case):
+        win, loss = case
+        return median(runs[case]) / models.model("sr", loss / 100, win, rtt, ceiling)
+
+    win, loss = min(runs, key=share)
+    expect = models.model("sr", loss / 100, win, rtt, ceiling)
+    return dict(window=win, loss=loss, share=share((win, loss)),
+                size=pick_size(plan, expect, seconds), flags=_emu_flags(plan.delay, loss))
+
+
 def section_loss(ctx: Context) -> None:
     plan = ctx.plan
     w = ctx.workdir()
