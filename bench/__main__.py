@@ -159,7 +159,7 @@ def _profile(ctx: Context, plan: Plan, lossy: bool):
         cases.append((f"through the emulator, {win_label} window, "
                       f"{worst['loss']:g}% loss (section 2's worst case for sr, "
                       f"{worst['share'] * 100:.0f}% of its model)",
-                      worst["size"], worst["window"], worst["flags"], 2))
+                      worst["size"], worst["window"], worst["flags"], 4))
     out = []
     for what, size, window, flags, repeats in cases:
         say(f"[profile] sr, {what.split(' (')[0]}, {size // KIB // 1024} MiB, under py-spy")
