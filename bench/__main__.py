@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
             missed = [t for t in s["targets"] if not t[3]]
             if a.profile == "always" or (a.profile == "auto" and missed):
                 prof = _profile(ctx, plan, a.profile == "always"
-                                or any(t[0] == 2 for t in missed))
+                                or any(str(t[0]) == "2" for t in missed))
         finally:
             ctx.drop_files()
     for name in MANAGED:
