@@ -1031,6 +1031,32 @@ def covered(ranges, l, r):
     return any(a <= l and r <= b for a, b in merged(ranges))
 
 
+class ModelPeer:
+    """A receiver that holds out-of-order data (``sack``) or drops it, and
+    acknowledges every arrival: the cumulative point, and SACK blocks with
+    the one holding the latest arrival first (RFC 2018 §4), at most four."""
+
+    def __init__(self, sack: bool = True):
+        self.sack = sack
+        self.held: list[tuple[int, int]] = []  # ranges above the cumulative point
+        self.recent: list[int] = []
+        self.cum = 0
+
+    def arrive(self, off: int, end: int) -> list:
+        """[off, end) arrives; returns the SACK blocks of the ACK it draws."""
+        if off <= self.cum:
+            self.cum = max(self.cum, end)
+        elif self.sack:
+            self.held.append((off, end))
+            self.recent.insert(0, off)
+        blocks = [b for b in merged(self.held) if b[1] > self.cum]
+        while blocks and blocks[0][0] <= self.cum:
+            self.cum = max(self.cum, blocks.pop(0)[1])
+        self.held = [tuple(b) for b in blocks]
+        first = [b for b in blocks if self.recent and b[0] <= self.recent[0] < b[1]]
+        return (first + [b for b in reversed(blocks) if b not in first])[:4]
+
+
 @given(st.lists(st.booleans(), max_size=80), st.sampled_from([ISN_S, 2**32 - 3, 2**32 - 700]),
        st.sampled_from(["sr", "gbn"]))
 @settings(max_examples=120, deadline=None)
@@ -1044,10 +1070,8 @@ def test_property_sack_never_resends_what_was_sacked(losses, isn_s, mode):
     h = Harness(size, mode=mode, isn_s=isn_s, window=800, give_up=1e9)
     h.open(sack_permitted=mode == "sr")
     loss = iter(losses)
-    held: list[tuple[int, int]] = []  # ranges above the cumulative point (sr)
-    recent: list[int] = []
+    peer = ModelPeer(sack=mode == "sr")
     told: list[tuple[int, int]] = []
-    cum = 0
     for _ in range(2000):
         if h.s.state != SenderState.ESTABLISHED and h.s.state != SenderState.FIN_WAIT_1:
             break
@@ -1055,7 +1079,7 @@ def test_property_sack_never_resends_what_was_sacked(losses, isn_s, mode):
         arrived = False
         for seg, rec in out:
             if seg.flags & FIN:
-                if next(loss, False) or cum != size:
+                if next(loss, False) or peer.cum != size:
                     continue
                 h.advance(0.001)
                 h.feed(h.rx.ack(size + 1))
@@ -1070,23 +1094,13 @@ def test_property_sack_never_resends_what_was_sacked(losses, isn_s, mode):
             if next(loss, False):
                 continue
             arrived = True
-            if off <= cum:
-                cum = max(cum, end)
-            elif mode == "sr":
-                held.append((off, end))
-                recent.insert(0, off)
-            blocks = [b for b in merged(held) if b[1] > cum]
-            while blocks and blocks[0][0] <= cum:
-                cum = max(cum, blocks.pop(0)[1])
-            held = [tuple(b) for b in blocks]
-            first = [b for b in blocks if recent and b[0] <= recent[0] < b[1]]
-            sack = (first + [b for b in reversed(blocks) if b not in first])[:4]
+            sack = peer.arrive(off, end)
             told.extend(tuple(b) for b in sack)
             h.advance(0.001)
-            h.feed(h.rx.ack(cum, sack=sack))
+            h.feed(h.rx.ack(peer.cum, sack=sack))
         if not arrived:
             h.fire()
-    assert cum == size
+    assert peer.cum == size
     assert h.s.state == SenderState.FIN_WAIT_2, h.s.error
 
 
@@ -1106,9 +1120,7 @@ def test_property_ack_bursts_send_what_acks_one_by_one_send(losses, isn_s):
         h.open()
     rx = one.rx
     loss = iter(losses)
-    held: list[tuple[int, int]] = []
-    recent: list[int] = []
-    cum = 0
+    peer = ModelPeer()
     bursts = 0
     for _ in range(1000):
         if one.s.state not in (SenderState.ESTABLISHED, SenderState.FIN_WAIT_1):
@@ -1119,25 +1131,14 @@ def test_property_ack_bursts_send_what_acks_one_by_one_send(losses, isn_s):
         acks = []
         for seg, _rec in out:
             if seg.flags & FIN:
-                if not next(loss, False) and cum == size:
+                if not next(loss, False) and peer.cum == size:
                     acks.append(rx.ack(size + 1))
                 continue
             if not seg.payload or next(loss, False):
                 continue
             off = (seg.seq - rx.w(0)) & M32
-            end = off + len(seg.payload)
-            if off <= cum:
-                cum = max(cum, end)
-            else:
-                held.append((off, end))
-                recent.insert(0, off)
-            blocks = [b for b in merged(held) if b[1] > cum]
-            while blocks and blocks[0][0] <= cum:
-                cum = max(cum, blocks.pop(0)[1])
-            held = [tuple(b) for b in blocks]
-            first = [b for b in blocks if recent and b[0] <= recent[0] < b[1]]
-            acks.append(rx.ack(cum, sack=(first + [b for b in reversed(blocks)
-                                                   if b not in first])[:4]))
+            sack = peer.arrive(off, off + len(seg.payload))
+            acks.append(rx.ack(peer.cum, sack=sack))
         for h in (one, burst):
             h.advance(0.01)
         if not acks:
@@ -1149,7 +1150,7 @@ def test_property_ack_bursts_send_what_acks_one_by_one_send(losses, isn_s):
             one.feed(ack)
         burst.s.on_segments([wire(ack) for ack in acks], burst.now)
         bursts += len(acks) > 1
-    assert cum == size
+    assert peer.cum == size
     for h in (one, burst):
         assert h.s.state == SenderState.FIN_WAIT_2, h.s.error
     assert bursts > 0
