@@ -964,8 +964,7 @@ class SenderCore:
             reo_wnd = min(reo_wnd * self._reo_mult, rtt.srtt)
         wait = self._rack_rtt + reo_wnd
         next_due = None
-        delivered, lost = [], []
-        una = self.snd_una
+        lost = []
         for rec in self._timers.values():
             if rec.sent_at >= xmit:
                 if rec.sent_at > xmit:
@@ -974,10 +973,9 @@ class SenderCore:
                     continue  # sent with it, after it
             if rec.sacked:
                 # Only the left edge stays on the queue once SACKed (RFC 2018
-                # §8, _newly_sacked); anything else is taken off here.
-                if rec.off > una:
-                    delivered.append(rec.off)
-            elif not rec.queued and not rec.fin:
+                # §8): _newly_sacked takes every other SACKed segment off.
+                continue
+            if not rec.queued and not rec.fin:
                 # (The peer holds a FIN back until every byte is in, so a FIN
                 # waiting behind a hole is not lost.)
                 due = rec.sent_at + wait
@@ -986,8 +984,6 @@ class SenderCore:
                     next_due = due
                     break
                 lost.append(rec)
-        for off in delivered:
-            del self._timers[off]
         self._rack_deadline = next_due
         for rec in lost:
             # The peer just showed it is alive: not a retry toward giving up.
