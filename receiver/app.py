@@ -28,6 +28,7 @@ import os
 import queue
 import select
 import socket
+import stat
 import sys
 import threading
 import time
@@ -435,8 +436,10 @@ class Receiver(EndpointBase):
             expected = self.core.digest
         ok = hasher.digest() == expected
         reason = ""
+        replaced = None
         if ok:
             try:
+                replaced = _hold_replaced(self.cfg.path)
                 os.replace(self.part_path, self.cfg.path)
                 _fsync_dir(self.cfg.path)
                 self.renamed = True
@@ -457,6 +460,8 @@ class Receiver(EndpointBase):
         self.emit(events)
         self.send_control(outbox)
         self._wake()  # the FIN timer started: the network thread must know
+        if replaced is not None:
+            os.close(replaced)  # now the kernel frees the file it replaced
 
     # ---------------------------------------------------------- observability
 def _free_space(path: str) -> int | None:
@@ -504,6 +509,28 @@ def _writeback_starter():
         return fn(fd, offset, nbytes, SYNC_FILE_RANGE_WRITE)
 
     return start
+
+
+def _hold_replaced(path: str) -> int | None:
+    """A descriptor of the regular file at ``path`` (--force: the file the
+    verified one replaces), or None.  Renaming over a file frees it within
+    the rename while nothing else holds it: the kernel drops its cached
+    pages and its blocks, 1.2-1.4 ms for a 4 MiB file here, more for a
+    larger one, and the FIN-ACK would wait for that.  Held open across the
+    rename, it is freed when this descriptor is closed, after the FIN-ACK
+    has gone.  Only a regular file, and not through a symbolic link (the
+    rename replaces the link, not what it points to): opening a FIFO or a
+    device can block or act."""
+    try:
+        if not stat.S_ISREG(os.lstat(path).st_mode):
+            return None
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return None  # nothing there, or not ours to read: rename as it is
+    if not stat.S_ISREG(os.fstat(fd).st_mode):  # (swapped since the lstat)
+        os.close(fd)
+        return None
+    return fd
 
 
 def _fsync_dir(path: str) -> None:

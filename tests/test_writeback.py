@@ -1,5 +1,7 @@
-"""The receiver's early write-back: ranges asked for in order, and the Linux
-call behind it accepted by the kernel on a real file."""
+"""The receiver's disk handling: the early write-back (ranges asked for in
+order, and the Linux call behind it accepted by the kernel on a real file),
+and the file a verified one replaces (--force), held open across the rename
+so that freeing it waits until after the FIN-ACK."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ import sys
 
 import pytest
 
-from receiver.app import WRITEBACK_BYTES, Writeback, _writeback_starter
+from receiver.app import WRITEBACK_BYTES, Writeback, _hold_replaced, _writeback_starter
 
 
 def test_writeback_asks_for_each_range_once_in_order():
@@ -38,3 +40,32 @@ def test_sync_file_range_is_accepted_on_a_real_file(tmp_path):
         assert start(f.fileno(), 0, len(data)) == 0
         assert start(-1, 0, 1) == -1  # a bad descriptor is refused, not ignored
     assert path.read_bytes() == data
+
+
+def test_the_replaced_file_outlives_the_rename_while_held(tmp_path):
+    dest = tmp_path / "out.bin"
+    dest.write_bytes(b"old" * 1000)
+    part = tmp_path / "out.bin.part"
+    part.write_bytes(b"new")
+    fd = _hold_replaced(str(dest))
+    assert fd is not None
+    try:
+        os.replace(part, dest)
+        assert dest.read_bytes() == b"new"
+        assert os.fstat(fd).st_nlink == 0  # unlinked, not yet freed
+        assert os.pread(fd, 3, 0) == b"old"
+    finally:
+        os.close(fd)
+
+
+def test_only_a_regular_file_is_held(tmp_path):
+    assert _hold_replaced(str(tmp_path / "missing")) is None
+    assert _hold_replaced(str(tmp_path)) is None  # a directory
+    target = tmp_path / "target.bin"
+    target.write_bytes(b"x")
+    link = tmp_path / "link.bin"
+    link.symlink_to(target)
+    assert _hold_replaced(str(link)) is None  # the rename replaces the link itself
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    assert _hold_replaced(str(fifo)) is None  # and opening it would wait for a writer
