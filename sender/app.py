@@ -8,7 +8,7 @@ condition variables on that lock:
   until the core's ``pace_deadline`` when pacing holds new data back; it
   takes what is due under the lock and sends it outside the lock; it also
   reads the file, outside the lock, into a short read-ahead of MSS-sized
-  chunks;
+  chunks, the first while the handshake is under way;
 * ``ack-listener`` blocks in ``recv``, parses what arrived (a whole burst at
   a time), feeds it to the core under the lock once per burst, and wakes the
   others;
@@ -55,7 +55,7 @@ from common.segment import (
     encode,
     flag_str,
 )
-from common.sender_core import PACE_GAIN, SenderCore
+from common.sender_core import PACE_GAIN, SenderCore, SenderState
 from common.seq import unwrap
 from common.trace import Tracer
 from common.udpgso import GSO_MAX_BYTES, GSO_MAX_SEGMENTS, GSO_REFUSED, gso_cmsg
@@ -208,13 +208,17 @@ class Sender(EndpointBase):
                     if self.stop:
                         return
                     before = core.next_deadline()
+                    if chunks and len(chunks[0]) > core.eff_mss:
+                        # Read during the handshake in our MSS: the peer's is smaller.
+                        _reslice(chunks, residues, core.eff_mss)
                     batch = core.take(time.monotonic(), chunks, eof, digest, MAX_NEW,
                                       residues=residues, segments=segments)
                     if batch:
                         break
                     if core.finished:
                         return
-                    if core.established and not eof and len(chunks) < READAHEAD // 2:
+                    reading = core.established or core.state == SenderState.SYN_SENT
+                    if reading and not eof and len(chunks) < READAHEAD // 2:
                         break
                     paced = core.pace_deadline
                     if paced is not None:
@@ -231,6 +235,7 @@ class Sender(EndpointBase):
                 events = self.take_events()
                 mss = core.eff_mss
                 established = core.established
+                reading = established or core.state == SenderState.SYN_SENT
                 fields = core.data_header_fields()
             self.emit(events)  # they happened under the lock, before these sends
             self._send_batch(batch, fields)
@@ -238,16 +243,18 @@ class Sender(EndpointBase):
                 with self.lock:
                     self.done.notify_all()
                 continue
-            if established and not eof and len(chunks) < READAHEAD // 2:
-                # Read ahead, outside the lock: whole segments, MSS-sized.
+            if reading and not eof and len(chunks) < READAHEAD // 2:
+                # Read ahead, outside the lock: whole segments, MSS-sized.  The
+                # first read overlaps the handshake (0.5 ms for the first 255
+                # KiB here, as long as a loopback handshake): data is ready
+                # when the SYN-ACK comes.
                 want = (READAHEAD - len(chunks)) * mss
                 if remaining is not None:
                     want = min(want, remaining)
                 block = self.file.read(want) if want else b""
                 if block:
                     hasher.update(block)
-                    view = memoryview(block)
-                    chunks.extend(view[i:i + mss] for i in range(0, len(block), mss))
+                    chunks.extend(_slices(memoryview(block), mss))
                     residues.extend(chunk_residues(block, mss))
                     if remaining is not None:
                         remaining -= len(block)
@@ -465,6 +472,19 @@ class Sender(EndpointBase):
             self.emit(events)
 
     # ------------------------------------------------------------ observability
+def _slices(view: memoryview, mss: int):
+    return (view[i:i + mss] for i in range(0, len(view), mss))
+
+
+def _reslice(chunks: deque, residues: deque, mss: int) -> None:
+    """Cut the chunks read ahead (and their checksum residues) anew, ``mss`` bytes each."""
+    held = b"".join(chunks)
+    chunks.clear()
+    chunks.extend(_slices(memoryview(held), mss))
+    residues.clear()
+    residues.extend(chunk_residues(held, mss))
+
+
 def open_input(path: str):
     """Open the file to send; its size, or None when it cannot be known (a pipe)."""
     f = open(path, "rb", buffering=0)  # noqa: SIM115 - closed by the caller

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import signal
@@ -140,6 +141,21 @@ def test_zero_window_with_slow_writer(link, tmp_path):
     _ok(link, s, r, src, dst)
     zero = [ln for ln in r.stdout.splitlines() if "zero windows advertised" in ln]
     assert zero and int(zero[0].split()[-1]) > 0, r.stdout
+
+
+def test_a_smaller_peer_mss_cuts_what_was_read_during_the_handshake(link, tmp_path):
+    """The sender reads ahead in its own MSS while the handshake is under way;
+    the receiver's SYN-ACK announces a smaller one, and no segment may be
+    larger than that, the first read's included."""
+    src = make_file(tmp_path / "in.bin", 600_000)  # the first read ahead and more
+    dst = tmp_path / "out.bin"
+    trace = tmp_path / "sender.trace"
+    s, r = link.transfer(src, dst, sender_args=["--trace", str(trace)],
+                         receiver_args=["--mss", "600"])
+    _ok(link, s, r, src, dst)
+    sizes = [e["len"] for e in map(json.loads, trace.read_text().splitlines())
+             if e["ev"] == "send" and e.get("len")]
+    assert max(sizes) == 600 and sum(sizes) >= 600_000
 
 
 def test_summaries_and_log_file(link, tmp_path):
