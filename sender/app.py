@@ -202,6 +202,9 @@ class Sender(EndpointBase):
         hasher = hashlib.sha256()
         digest = None
         tx_ready = self.tx_ready
+        # Only a file of known size is read during the handshake: a read from
+        # a pipe may wait for its writer, and the SYN's resends with it.
+        early = self.file_size is not None
         while True:
             with self.lock:
                 while True:
@@ -217,7 +220,7 @@ class Sender(EndpointBase):
                         break
                     if core.finished:
                         return
-                    reading = core.established or core.state == SenderState.SYN_SENT
+                    reading = core.established or early and core.state == SenderState.SYN_SENT
                     if reading and not eof and len(chunks) < READAHEAD // 2:
                         break
                     paced = core.pace_deadline
@@ -235,7 +238,7 @@ class Sender(EndpointBase):
                 events = self.take_events()
                 mss = core.eff_mss
                 established = core.established
-                reading = established or core.state == SenderState.SYN_SENT
+                reading = established or early and core.state == SenderState.SYN_SENT
                 fields = core.data_header_fields()
             self.emit(events)  # they happened under the lock, before these sends
             self._send_batch(batch, fields)

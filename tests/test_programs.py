@@ -8,6 +8,7 @@ import os
 import re
 import signal
 import subprocess
+import threading
 import time
 
 import pytest
@@ -156,6 +157,28 @@ def test_a_smaller_peer_mss_cuts_what_was_read_during_the_handshake(link, tmp_pa
     sizes = [e["len"] for e in map(json.loads, trace.read_text().splitlines())
              if e["ev"] == "send" and e.get("len")]
     assert max(sizes) == 600 and sum(sizes) >= 600_000
+
+
+def test_a_pipe_of_unknown_size_is_sent_whole(link, tmp_path):
+    """A FIFO has no size to announce: the sender reads it to its end (and,
+    unlike a file, only once the handshake is over), and the receiver
+    verifies what came against the digest in the FIN."""
+    data = make_file(tmp_path / "data.bin", 400_000, seed=7).read_bytes()
+    fifo = tmp_path / "in.fifo"
+    os.mkfifo(fifo)
+
+    def feed():
+        with open(fifo, "wb") as f:  # waits for the sender to open it
+            for i in range(0, len(data), 50_000):
+                f.write(data[i:i + 50_000])
+
+    writer = threading.Thread(target=feed, daemon=True)
+    writer.start()
+    dst = tmp_path / "out.bin"
+    s, r = link.transfer(fifo, dst)
+    writer.join(10)
+    assert s.popen.returncode == 0 and r.popen.returncode == 0, link.describe()
+    assert dst.read_bytes() == data
 
 
 def test_summaries_and_log_file(link, tmp_path):
