@@ -205,6 +205,10 @@ class Sender(EndpointBase):
         # Only a file of known size is read during the handshake: a read from
         # a pipe may wait for its writer, and the SYN's resends with it.
         early = self.file_size is not None
+
+        def may_read() -> bool:  # (under the lock)
+            return core.established or early and core.state == SenderState.SYN_SENT
+
         while True:
             with self.lock:
                 while True:
@@ -220,8 +224,7 @@ class Sender(EndpointBase):
                         break
                     if core.finished:
                         return
-                    reading = core.established or early and core.state == SenderState.SYN_SENT
-                    if reading and not eof and len(chunks) < READAHEAD // 2:
+                    if may_read() and not eof and len(chunks) < READAHEAD // 2:
                         break
                     paced = core.pace_deadline
                     if paced is not None:
@@ -237,8 +240,7 @@ class Sender(EndpointBase):
                 finished = core.finished
                 events = self.take_events()
                 mss = core.eff_mss
-                established = core.established
-                reading = established or early and core.state == SenderState.SYN_SENT
+                reading = may_read()
                 fields = core.data_header_fields()
             self.emit(events)  # they happened under the lock, before these sends
             self._send_batch(batch, fields)
