@@ -222,7 +222,7 @@ def summarise(records: list[dict], facts: dict, plan: Plan) -> dict:
     # section 3b
     by_win = defaultdict(list)
     for r in records:
-        if r["section"] == "windows" and r["goodput"] > 0:
+        if r["section"] == "windows" and r["goodput"] > 0 and not r.get("loss"):
             by_win[r["window"]].append(r)
     win_rows = []
     for win in sorted(by_win):
@@ -247,7 +247,84 @@ def summarise(records: list[dict], facts: dict, plan: Plan) -> dict:
             "size": recs[0]["size"],
         })
     s["windows"] = win_rows
+    s["windows_loss"] = _windows_at_loss(records, by_win, rtt, ceiling, fs, fr)
     return s
+
+
+def _busy_cores(rec: dict, fs: float | None, fr: float | None) -> float | None:
+    """CPU seconds of the run's three processes (ours less the fixed cost of
+    a run, the emulator with its start-up) over the run's seconds."""
+    parts = [_net(_cpu(rec, "sender"), fs), _net(_cpu(rec, "receiver"), fr),
+             _cpu(rec, "emu-data")]
+    if any(x is None for x in parts) or rec["seconds"] <= 0:
+        return None
+    return sum(parts) / rec["seconds"]
+
+
+def _windows_at_loss(records: list[dict], lossless: dict, rtt: float | None,
+                     ceiling: float | None, fs: float | None, fr: float | None) -> list[dict]:
+    """Section 3b's windows again at a loss rate: sr against its model as
+    the rate grows, beside the RTT its segments saw and how busy the
+    machine was, at that loss and with none."""
+    cells = defaultdict(list)
+    for r in records:
+        if r["section"] == "windows" and r.get("loss"):
+            cells[(r["window"], r["loss"])].append(r)
+    rows = []
+    for (win, loss), recs in sorted(cells.items()):
+        good = [r for r in recs if r["goodput"] > 0]
+        g = median([r["goodput"] for r in good])
+        m = models.model("sr", loss / 100, win, rtt, ceiling) if rtt else None
+        zero = lossless.get(win, [])
+        rows.append({
+            "window": win, "loss": loss, "goodput": g, "model": m,
+            "ratio": g / m if g and m else None,
+            "rtt_avg": median([r["info"].get("rtt_avg_ms") for r in good]),
+            "rtt_avg0": median([r["info"].get("rtt_avg_ms") for r in zero]),
+            "rexmit": median([r["info"].get("retransmissions") for r in good]),
+            "timeouts": median([r["info"].get("timer_expiries") for r in good]),
+            "cores": median([_busy_cores(r, fs, fr) for r in good]),
+            "cores0": median([_busy_cores(r, fs, fr) for r in zero]),
+            "runs": len(recs), "failed": len(recs) - len(good),
+            "size": recs[0]["size"],
+        })
+    return rows
+
+
+def _windows_loss_table(rows: list[dict], cores) -> list[str]:
+    """Section 3b at a loss rate: the table and what it says."""
+    loss = rows[0]["loss"]
+    out = [f"### Window size at {loss:g}% loss (sr, the same path)", "",
+           f"The windows above again, with {loss:g}% random loss on the data path. Model = "
+           "(1-p) min(W/RTT, C), as in section 2. Busy cores = CPU seconds of the three "
+           "processes (sender and receiver less the fixed cost of a run, the emulator with its "
+           "start-up) over the seconds of the run"
+           + (f", out of the machine's {cores}" if cores else "") + "; 'no loss' is the "
+           "table above's run of the same window.", "",
+           "| window | goodput Mbit/s | model Mbit/s | of model | RTT avg ms, no loss -> "
+           f"{loss:g}% | rexmit, timeouts | busy cores, no loss -> {loss:g}% | file | "
+           "failed runs |",
+           "|---|---|---|---|---|---|---|---|---|"]
+    for x in rows:
+        out.append(f"| {kib(x['window'])} | {mbit(x['goodput'])} | {mbit(x['model'])} | "
+                   f"{pct(x['ratio'])} | {_fmt(x['rtt_avg0'], '.1f')} -> "
+                   f"{_fmt(x['rtt_avg'], '.1f')} | {_fmt(x['rexmit'], '.0f')}, "
+                   f"{_fmt(x['timeouts'], '.0f')} | {_fmt(x['cores0'], '.2f')} -> "
+                   f"{_fmt(x['cores'], '.2f')} | {kib(x['size'])} | {x['failed']}/{x['runs']} |")
+    out.append("")
+    known = [x for x in rows if x["ratio"] is not None and x["rtt_avg"] is not None]
+    if len(known) >= 2:
+        out.append(
+            f"Read across: at {loss:g}% loss sr keeps "
+            + ", ".join(f"{pct(x['ratio'])} of its model at {kib(x['window'])}" for x in known)
+            + f"; the RTT its segments saw goes from {known[0]['rtt_avg']:.1f} to "
+            f"{known[-1]['rtt_avg']:.1f} ms (the model takes the smallest sample)"
+            + (f", and the busy cores from {_fmt(known[0]['cores'], '.2f')} to "
+               f"{_fmt(known[-1]['cores'], '.2f')}" if known[0]["cores"] is not None
+               and known[-1]["cores"] is not None else "")
+            + ".")
+        out.append("")
+    return out
 
 
 def loss_reading(s: dict, facts: dict, plan: Plan) -> list[str]:
@@ -563,6 +640,9 @@ def markdown(s: dict, facts: dict, machine: dict, plan: Plan, sections: list[str
                 f"{_fmt(x['cpu_send'], '.2f')} | {_fmt(x['us_per_ack'], '.0f')} | "
                 f"{_fmt(x['us_per_seg'], '.1f')} |")
         add("")
+    if s["windows_loss"]:
+        for line in _windows_loss_table(s["windows_loss"], machine.get("cores")):
+            add(line)
 
     cpu_rows = []
     for name in ORDER:
@@ -701,11 +781,21 @@ def plots(s: dict, facts: dict, plan: Plan, out: Path) -> list[Path]:
         if all(x["bound"] for x in s["windows"]):
             a1.plot(xs, [x["bound"] * 8 / 1e6 for x in s["windows"]], "--",
                     label="min(W/RTT, C)")
+        lossy = [x for x in s["windows_loss"] if x["goodput"]]
+        if lossy:
+            p = lossy[0]["loss"]
+            lx = [x["window"] / KIB for x in lossy]
+            a1.plot(lx, [x["goodput"] * 8 / 1e6 for x in lossy], "^-",
+                    label=f"sr measured, {p:g}% loss")
+            if all(x["model"] for x in lossy):
+                a1.plot(lx, [x["model"] * 8 / 1e6 for x in lossy], ":",
+                        label=f"(1-p) min(W/RTT, C), {p:g}% loss")
         a1.set_xscale("log", base=2)
         a1.set_yscale("log")
         a1.set_xlabel("window, KiB")
         a1.set_ylabel("goodput, Mbit/s")
-        a1.set_title(f"{plan.delay * 1000:g} ms delay, no loss")
+        a1.set_title(f"{plan.delay * 1000:g} ms delay"
+                     + ("" if s["windows_loss"] else ", no loss"))
         a1.legend()
         a1.grid(True, which="both", alpha=0.3)
         a2.plot(xs, [x["us_per_ack"] for x in s["windows"]], "o-", label="per ACK received")

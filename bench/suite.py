@@ -41,6 +41,9 @@ class Plan:
     sizes: list[int]
     windows: list[int]
     window_target_s: float
+    #: Section 3b runs every window again at this loss (percent; 0: not at
+    #: all): the share of the model that sr keeps as the rate grows.
+    window_loss: float = 0.0
     max_file: int = 64 * MIB
     min_file: int = 256 * KIB
     #: Loopback runs (sections 1 and 3a, the fixed cost) put each end of a
@@ -57,14 +60,14 @@ class Plan:
                    [0, 1, 2, 5, 10, 20], [64 * KIB, 1 * MIB], 2.5, 10.0,
                    [4 * MIB, 16 * MIB, 64 * MIB, 256 * MIB],
                    [16 * KIB, 64 * KIB, 256 * KIB, 1 * MIB, 4 * MIB], 2.5,
-                   max_file=256 * MIB)
+                   window_loss=20, max_file=256 * MIB)
 
     @classmethod
     def quick_plan(cls) -> Plan:
         return cls(True, 1, 16 * MIB, 4 * MIB, "8M", 0.010, 0.0,
                    [0, 2, 10], [64 * KIB, 1 * MIB], 1.0, 4.0,
                    [4 * MIB, 16 * MIB, 64 * MIB],
-                   [16 * KIB, 256 * KIB, 4 * MIB], 1.0)
+                   [16 * KIB, 256 * KIB, 4 * MIB], 1.0, window_loss=10)
 
 
 @dataclass
@@ -304,20 +307,24 @@ def section_sizes(ctx: Context) -> None:
 def section_windows(ctx: Context) -> None:
     plan = ctx.plan
     w = ctx.workdir()
+    losses = [0.0] + ([plan.window_loss] if plan.window_loss else [])
     say(f"[3b] sr at {plan.delay * 1000:g} ms delay, windows "
-        f"{[x // KIB for x in plan.windows]} KiB, {plan.runs} run(s)")
+        f"{[x // KIB for x in plan.windows]} KiB, loss {losses} %, {plan.runs} run(s)")
     if not any(r["section"] == "path" for r in ctx.records):
         for rep in range(plan.runs):
             _path_ceiling(ctx, rep)
     rtt0, ceiling = _path_facts(ctx)
     for rep in range(plan.runs):
-        for win in plan.windows:
-            expect = models.window_limited(win, rtt0, ceiling)
-            f = ctx.file(pick_size(plan, expect, plan.window_target_s))
-            res, err = _attempt(run_ours, w, f, "sr", win, data_link=_emu_flags(plan.delay),
-                                ack_link=_ack_link(plan), buffer=plan.buffer, seed=1000 + rep,
-                                timeout=60, after_handshake=True)
-            _record(ctx, "windows", "sr", rep, res, err, window=win, size=f.stat().st_size)
+        for loss in losses:
+            for win in plan.windows:
+                expect = models.model("sr", loss / 100, win, rtt0, ceiling)
+                f = ctx.file(pick_size(plan, expect, plan.window_target_s))
+                res, err = _attempt(run_ours, w, f, "sr", win,
+                                    data_link=_emu_flags(plan.delay, loss),
+                                    ack_link=_ack_link(plan), buffer=plan.buffer,
+                                    seed=1000 + rep, timeout=60, after_handshake=True)
+                _record(ctx, "windows", "sr", rep, res, err, window=win, loss=loss,
+                        size=f.stat().st_size)
     _path_facts(ctx)
 
 

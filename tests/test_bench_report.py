@@ -1,0 +1,91 @@
+"""bench.report on made-up records: section 3b's windows at a loss rate."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench import models
+from bench.report import markdown, summarise
+from bench.runs import MIB
+from bench.suite import KIB, Plan
+
+RTT = 0.010  # seconds
+CEILING = 300e6  # bytes per second of payload
+
+
+def _usage(send: float, recv: float, emu: float | None) -> dict:
+    u = {"sender": {"user": send, "sys": 0.0, "maxrss_kib": 40000},
+         "receiver": {"user": recv, "sys": 0.0, "maxrss_kib": 40000}}
+    if emu is not None:
+        u["emu-data"] = {"user": emu, "sys": 0.0, "maxrss_kib": 28000}
+    return u
+
+
+def _run(window: int, loss: float, goodput: float, rtt_avg: float, cpu: float,
+         rep: int = 0) -> dict:
+    return {"section": "windows", "name": "sr", "rep": rep, "window": window, "loss": loss,
+            "size": 8 * MIB, "ok": True, "bytes": 8 * MIB, "seconds": 2.0,
+            "goodput": goodput, "usage": _usage(0.2 + cpu, 0.2 + cpu, cpu),
+            "info": {"rtt_avg_ms": rtt_avg, "retransmissions": 10 if loss else 0,
+                     "timer_expiries": 0, "segments_received": 100, "segments_sent": 1000},
+            "note": ""}
+
+
+def _fixed() -> dict:
+    return {"section": "fixed", "name": "sr", "rep": 0, "size": 1024, "ok": True,
+            "bytes": 1024, "seconds": 0.002, "goodput": 1.0, "usage": _usage(0.2, 0.2, None),
+            "info": {}, "note": ""}
+
+
+def _plan() -> Plan:
+    return Plan(False, 1, 64 * MIB, 4 * MIB, "8M", RTT, 0.0, [0, 20], [64 * KIB], 2.5,
+                10.0, [4 * MIB], [64 * KIB, 1 * MIB], 2.5, window_loss=20)
+
+
+FACTS = {"path_rtt": RTT, "path_payload_ceiling": CEILING}
+
+
+def test_lossy_runs_stay_out_of_the_lossless_window_table_and_get_their_own():
+    records = [_fixed(),
+               _run(64 * KIB, 0, 6.0e6, 10.4, 0.5), _run(1 * MIB, 0, 90e6, 10.8, 1.0),
+               _run(64 * KIB, 20, 5.0e6, 10.5, 0.6), _run(1 * MIB, 20, 60e6, 12.0, 1.4)]
+    s = summarise(records, FACTS, _plan())
+
+    lossless = {x["window"]: x for x in s["windows"]}
+    assert lossless[64 * KIB]["goodput"] == pytest.approx(6.0e6)
+    assert lossless[1 * MIB]["goodput"] == pytest.approx(90e6)
+
+    lossy = {x["window"]: x for x in s["windows_loss"]}
+    assert set(lossy) == {64 * KIB, 1 * MIB}
+    big = lossy[1 * MIB]
+    model = models.model("sr", 0.2, 1 * MIB, RTT, CEILING)
+    assert big["model"] == pytest.approx(model)
+    assert big["ratio"] == pytest.approx(60e6 / model)
+    assert (big["rtt_avg0"], big["rtt_avg"]) == (10.8, 12.0)
+    # ours net of the 0.2 s fixed cost, the emulator whole: (1.4 * 3) / 2 s
+    assert big["cores"] == pytest.approx(2.1)
+    assert big["cores0"] == pytest.approx(1.5)
+
+
+def test_the_lossy_window_table_is_in_the_markdown():
+    records = [_fixed(),
+               _run(64 * KIB, 0, 6.0e6, 10.4, 0.5), _run(1 * MIB, 0, 90e6, 10.8, 1.0),
+               _run(64 * KIB, 20, 5.0e6, 10.5, 0.6), _run(1 * MIB, 20, 60e6, 12.0, 1.4)]
+    plan = _plan()
+    s = summarise(records, FACTS, plan)
+    text = markdown(s, FACTS, {"date": "now", "cores": 2}, plan, ["windows"], "bench", None)
+    assert "### Window size at 20% loss" in text
+    ratio = 60e6 / models.model("sr", 0.2, 1 * MIB, RTT, CEILING)
+    row = next(line for line in text.splitlines() if line.startswith("| 1 MiB | 480.0 |"))
+    assert f"{ratio * 100:.0f}%" in row
+    assert "10.8 -> 12.0" in row and "1.50 -> 2.10" in row
+    assert "out of the machine's 2" in text
+
+
+def test_without_lossy_runs_there_is_no_lossy_window_table():
+    records = [_fixed(), _run(64 * KIB, 0, 6.0e6, 10.4, 0.5)]
+    plan = _plan()
+    s = summarise(records, FACTS, plan)
+    assert s["windows_loss"] == []
+    text = markdown(s, FACTS, {"date": "now", "cores": 2}, plan, ["windows"], "bench", None)
+    assert "loss (sr, the same path)" not in text
