@@ -315,8 +315,8 @@ def _windows_loss_table(rows: list[dict], cores) -> list[str]:
     known = [x for x in rows if x["ratio"] is not None and x["rtt_avg"] is not None]
     if len(known) >= 2:
         out.append(
-            f"Read across: at {loss:g}% loss sr keeps "
-            + ", ".join(f"{pct(x['ratio'])} of its model at {kib(x['window'])}" for x in known)
+            f"Read across: at {loss:g}% loss, sr's share of its model by window is "
+            + ", ".join(f"{kib(x['window'])} {pct(x['ratio'])}" for x in known)
             + f"; the RTT its segments saw goes from {known[0]['rtt_avg']:.1f} to "
             f"{known[-1]['rtt_avg']:.1f} ms (the model takes the smallest sample)"
             + (f", and the busy cores from {_fmt(known[0]['cores'], '.2f')} to "
