@@ -463,7 +463,8 @@ class Receiver(EndpointBase):
         if replaced is not None:
             os.close(replaced)  # now the kernel frees the file it replaced
 
-    # ---------------------------------------------------------- observability
+
+# -------------------------------------------------------------- helpers
 def _free_space(path: str) -> int | None:
     try:
         st = os.statvfs(os.path.dirname(os.path.abspath(path)))

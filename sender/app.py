@@ -476,7 +476,8 @@ class Sender(EndpointBase):
                 events = self.take_events()
             self.emit(events)
 
-    # ------------------------------------------------------------ observability
+
+# -------------------------------------------------------------- helpers
 def _slices(view: memoryview, mss: int):
     return (view[i:i + mss] for i in range(0, len(view), mss))
 
