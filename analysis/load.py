@@ -105,7 +105,7 @@ class Columns:
 
     def present(self, key: str) -> list[tuple[float, Any]]:
         """(t, value) for the events that carry ``key``."""
-        return [(t, v) for t, v in zip(self.t, self.cols[key]) if v is not None]
+        return [(t, v) for t, v in zip(self.t, self.cols[key], strict=True) if v is not None]
 
 
 @dataclass

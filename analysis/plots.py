@@ -85,13 +85,14 @@ class _Plotter:
         if tr.role == "sender":
             cols = tr["send"]
             segs = [(t, off, ln, r) for t, off, ln, r in
-                    zip(cols.t, cols["off"], cols["len"], cols["rexmit"])
+                    zip(cols.t, cols["off"], cols["len"], cols["rexmit"], strict=True)
                     if ln and off is not None]
             cls = None
         else:
             cols = tr["recv"]
-            segs = [(t, off, ln, d.seg_class.get(i)) for i, (t, off, ln) in
-                    enumerate(zip(cols.t, cols["off"], cols["len"])) if ln and off is not None]
+            rows = zip(cols.t, cols["off"], cols["len"], strict=True)
+            segs = [(t, off, ln, d.seg_class.get(i)) for i, (t, off, ln) in enumerate(rows)
+                    if ln and off is not None]
             cls = True
         if not segs and not d.ack_off:
             return "no data segments or ACKs with stream offsets"
@@ -112,9 +113,9 @@ class _Plotter:
             if not pts:
                 continue
             colour, marker, label = styles.get(key, ("tab:brown", "v", f"retransmission ({key})"))
-            ts, offs, lens = zip(*pts)
+            ts, offs, lens = zip(*pts, strict=True)
             ts, offs, lens = _thin(self.rel(ts), list(offs), list(lens))
-            ax.vlines(ts, offs, [o + n for o, n in zip(offs, lens)], colors=colour,
+            ax.vlines(ts, offs, [o + n for o, n in zip(offs, lens, strict=True)], colors=colour,
                       linewidth=1.5, label=label, zorder=2.5, rasterized=True)
             if marker:
                 ax.scatter(ts, offs, s=14, c=colour, marker=marker, linewidths=1,
@@ -144,7 +145,7 @@ class _Plotter:
             return
         wt = [p[0] for p in src]
         pts_t, pts_y = [], []
-        for t, a in zip(d.ack_t, d.ack_off):
+        for t, a in zip(d.ack_t, d.ack_off, strict=True):
             i = bisect.bisect_right(wt, t) - 1
             if i >= 0:
                 pts_t.append(t)
@@ -159,7 +160,7 @@ class _Plotter:
         if recv is None:
             return
         ts, lo, hi = [], [], []
-        for t, blocks in zip(recv.t, recv["sack"]):
+        for t, blocks in zip(recv.t, recv["sack"], strict=True):
             for left, right in blocks or ():
                 ts.append(t)
                 lo.append(left)
@@ -228,7 +229,7 @@ class _Plotter:
         elif d.ack_off:
             events, prev = [], 0
             cap = d.data_end if d.data_end else None
-            for t, off in zip(d.ack_t, d.ack_off):
+            for t, off in zip(d.ack_t, d.ack_off, strict=True):
                 off = min(off, cap) if cap is not None else off
                 if off > prev:
                     events.append((t, off - prev))

@@ -54,7 +54,7 @@ def _ack_series(ts, acks, flagss, isn, start=None):
     with the ACK flag; ``isn`` is the data sender's ISN (offset 0 = isn + 1)."""
     out_t, out_off = [], []
     prev = start
-    for t, ack, fl in zip(ts, acks, flagss):
+    for t, ack, fl in zip(ts, acks, flagss, strict=True):
         if ack is None or "A" not in _flags(fl):
             continue
         off = unwrap(prev, (ack - isn - 1) % MOD)
@@ -67,7 +67,7 @@ def _ack_series(ts, acks, flagss, isn, start=None):
 
 
 def _first_syn_seq(cols) -> int | None:
-    for fl, seq in zip(cols["flags"], cols["seq"]):
+    for fl, seq in zip(cols["flags"], cols["seq"], strict=True):
         if "S" in _flags(fl) and seq is not None:
             return seq
     return None
@@ -86,13 +86,13 @@ def derive(tr: Trace) -> Derived:
             pts = tr["inflight"].present("acked")
             d.ack_t = [t for t, _ in pts]
             d.ack_off = [v for _, v in pts]
-        for ln, off in zip(send["len"], send["off"]):
+        for ln, off in zip(send["len"], send["off"], strict=True):
             if ln and off is not None and off + ln > d.data_end:
                 d.data_end = off + ln
         # duplicate ACKs: a pure ACK (no data, SYN, FIN, RST) repeating the
         # previous acknowledgment number, i.e. not advancing "acked"
         prev = None
-        for ack, fl, ln in zip(recv["ack"], recv["flags"], recv["len"]):
+        for ack, fl, ln in zip(recv["ack"], recv["flags"], recv["len"], strict=True):
             fl = _flags(fl)
             if ack is None or "A" not in fl:
                 continue
@@ -106,7 +106,7 @@ def derive(tr: Trace) -> Derived:
         buffering = str(tr.meta.get("mode", "sr")).lower() != "gbn"
         nxt = 0
         held: list[list[int]] = []  # disjoint sorted [a, b) above nxt
-        for i, (ln, off) in enumerate(zip(recv["len"], recv["off"])):
+        for i, (ln, off) in enumerate(zip(recv["len"], recv["off"], strict=True)):
             if not ln or off is None:
                 continue
             a, b = off, off + ln
@@ -191,7 +191,7 @@ def summarize(tr: Trace, d: Derived | None = None) -> dict[str, Any]:
         data_bytes = min(max(d.ack_off), d.data_end) if d.ack_off else 0
         data_bytes = max(data_bytes, 0)
         start = send.t[0] if len(send) else tr.t_first
-        end = next((t for t, o in zip(d.ack_t, d.ack_off) if o >= data_bytes), None) \
+        end = next((t for t, o in zip(d.ack_t, d.ack_off, strict=True) if o >= data_bytes), None) \
             if data_bytes else None
     else:
         writes = [b for b in tr["write"]["bytes"] if b]
@@ -201,8 +201,8 @@ def summarize(tr: Trace, d: Derived | None = None) -> dict[str, Any]:
         else:
             data_bytes = max(d.ack_off, default=0)
             data_bytes = max(0, min(data_bytes, d.data_end))
-            end = next((t for t, o in zip(d.ack_t, d.ack_off) if o >= data_bytes), None) \
-                if data_bytes else None
+            acks = zip(d.ack_t, d.ack_off, strict=True)
+            end = next((t for t, o in acks if o >= data_bytes), None) if data_bytes else None
         start = recv.t[0] if len(recv) else tr.t_first
     s["bytes"] = data_bytes
     xfer = (end - start) if (end is not None and start is not None) else None
@@ -218,13 +218,13 @@ def summarize(tr: Trace, d: Derived | None = None) -> dict[str, Any]:
         rex = Counter(r for r in send["rexmit"] if r)
         s["retransmissions"] = sum(rex.values())
         s["retransmissions_by_cause"] = dict(sorted(rex.items()))
-        s["retransmitted_bytes"] = sum(ln or 0 for ln, r in zip(send["len"], send["rexmit"])
-                                       if r)
+        s["retransmitted_bytes"] = sum(ln or 0 for ln, r in
+                                       zip(send["len"], send["rexmit"], strict=True) if r)
         s["timeouts"] = len(tr["timeout"])
         s["fast_retransmits"] = len(tr["fast_rexmit"])
         s["duplicate_acks"] = d.dupacks
         s["sack_acks"] = sum(1 for b in recv["sack"] if b)
-        s["zero_window_acks"] = sum(1 for w, fl in zip(recv["win"], recv["flags"])
+        s["zero_window_acks"] = sum(1 for w, fl in zip(recv["win"], recv["flags"], strict=True)
                                     if w == 0 and "A" in _flags(fl))
         s["rtt_ms"] = _ms_stats(tr["rtt"]["sample"])
         rto = _last_rto(tr)

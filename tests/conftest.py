@@ -13,7 +13,6 @@ import signal
 import sys
 
 import pytest
-
 from support import Link
 
 faulthandler.enable(file=sys.stderr)

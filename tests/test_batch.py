@@ -16,6 +16,7 @@ from collections import deque
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
+from support import ROOT
 
 from common.batch import Run, chunk_residues, decode_burst, residues
 from common.checksum import ones_residue
@@ -23,7 +24,6 @@ from common.receiver_core import ReceiverCore
 from common.rtt import RttEstimator
 from common.segment import ACK, FIN, PSH, SYN, Segment, SegmentError, data_header, decode, encode
 from common.sender_core import SenderCore
-from support import ROOT
 
 pytestmark = pytest.mark.timeout(120)
 M32 = 0xFFFFFFFF

@@ -16,7 +16,6 @@ from hypothesis import strategies as st
 from common.checksum import checksum_from_residue, internet_checksum, ones_residue, verify
 from common.segment import ACK, FIN, PSH, SYN, Segment, SegmentError, decode, encode
 
-
 # --- the reference -----------------------------------------------------------
 
 def ref_sum(data: bytes) -> int:

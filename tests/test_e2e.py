@@ -48,7 +48,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from e2e_support import (
     IMPAIRMENTS,
     data_flags,

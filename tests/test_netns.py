@@ -21,7 +21,6 @@ import signal
 import subprocess
 
 import pytest
-
 from support import PY, ROOT, make_file, wait_json
 
 pytestmark = pytest.mark.timeout(180)

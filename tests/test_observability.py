@@ -40,7 +40,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-
 from support import PY, ROOT, Link, make_file
 
 pytestmark = pytest.mark.timeout(240)
@@ -350,7 +349,7 @@ def tshark(pcap: Path, fields: list[str], display_filter: str | None = None) -> 
     for line in p.stdout.splitlines():
         values = line.split("\t")
         values += [""] * (len(fields) - len(values))
-        rows.append(dict(zip(fields, values)))
+        rows.append(dict(zip(fields, values, strict=True)))
     return rows
 
 
@@ -445,11 +444,11 @@ def test_pcap_sack_blocks(run):
     assert len(good) == len(recvs)
     base = run.sender[0]["isn"] + 1
     with_sack = 0
-    for r, e in zip(good, recvs):
+    for r, e in zip(good, recvs, strict=True):
         lefts = [int(v) for v in r["tcp.options.sack_le"].split(",") if v]
         rights = [int(v) for v in r["tcp.options.sack_re"].split(",") if v]
         expect = [[(a + base) % 2**32, (b + base) % 2**32] for a, b in e.get("sack") or []]
-        assert [list(x) for x in zip(lefts, rights)] == expect, (r, e)
+        assert [list(x) for x in zip(lefts, rights, strict=True)] == expect, (r, e)
         with_sack += bool(lefts)
     assert with_sack > 0
 
@@ -492,7 +491,7 @@ def test_tshark_retransmissions_agree_with_trace(run):
     sends = of(run.sender, "send")
     assert len(out) == len(sends)
     tshark_rex, other_rex, unflagged, phantom = 0, 0, [], []
-    for r, e in zip(out, sends):
+    for r, e in zip(out, sends, strict=True):
         rex = any(r[f] for f in ("tcp.analysis.retransmission",
                                  "tcp.analysis.fast_retransmission",
                                  "tcp.analysis.spurious_retransmission"))

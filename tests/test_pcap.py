@@ -124,7 +124,7 @@ def test_capture_parses_as_one_valid_tcp_connection():
     data = write_capture(SEGMENTS)
     records = read_capture(data)
     assert len(records) == len(SEGMENTS)
-    for i, ((ts, raw), (outgoing, seg)) in enumerate(zip(records, SEGMENTS)):
+    for i, ((ts, raw), (outgoing, seg)) in enumerate(zip(records, SEGMENTS, strict=True)):
         assert ts == pytest.approx(1_700_000_000.25 + i * 0.001001, abs=1e-6)
         ip = dpkt.ip.IP(raw)
         # IPv4 header
@@ -257,8 +257,8 @@ def test_tshark_dissects_capture(tmp_path):
     rows = [line.split(",") for line in res.stdout.splitlines() if line.strip()]
     assert len(rows) == len(segments)
     statuses = []
-    for row, (outgoing, seg) in zip(rows, segments):
-        got = dict(zip(fields, row))
+    for row, (outgoing, seg) in zip(rows, segments, strict=True):
+        got = dict(zip(fields, row, strict=True))
         src, sport, dport = (("127.0.0.1", LOCAL[1], REMOTE[1]) if outgoing
                              else ("127.0.0.2", REMOTE[1], LOCAL[1]))
         assert got["ip.src"] == src

@@ -12,7 +12,6 @@ import threading
 import time
 
 import pytest
-
 from support import HOST, PY, ROOT, free_udp_port, make_file
 
 pytestmark = pytest.mark.timeout(180)

@@ -20,7 +20,6 @@ import termios
 import threading
 
 import pytest
-
 from support import HOST, PY, ROOT, free_udp_port, make_file, wait_json
 
 pytestmark = pytest.mark.timeout(120)

@@ -95,7 +95,8 @@ class Harness:
         res = []
         for s in self.out():
             assert s.flags & ACK
-            blocks = tuple(((l - self.tx.w(0)) & M32, (r - self.tx.w(0)) & M32) for l, r in s.sack)
+            w0 = self.tx.w(0)
+            blocks = tuple(((lo - w0) & M32, (hi - w0) & M32) for lo, hi in s.sack)
             res.append(((s.ack - self.tx.w(0)) & M32, s.window << self.r.rcv_wscale, blocks))
         return res
 
@@ -251,7 +252,7 @@ def test_out_of_order_sack_blocks_most_recent_first():
     ((ack, _, blocks),) = h.acks()
     assert ack == 500
     assert bytes(h.got) == h.tx.data[:500]
-    assert all(l >= 500 for l, _ in blocks)
+    assert all(lo >= 500 for lo, _ in blocks)
     assert (1000, 1100) in blocks
 
 
@@ -657,12 +658,12 @@ def test_property_reassembly(case, mode, capacity, isn_s, data):
         for ack, win, blocks in acks:
             assert ack <= len(h.got)
             edge = max(edge, ack + win)
-            for i, (l, r) in enumerate(blocks):
-                if i == 0 and (r <= ack or any(a <= l and r <= b for a, b in blocks[1:])):
+            for i, (lo, hi) in enumerate(blocks):
+                if i == 0 and (hi <= ack or any(a <= lo and hi <= b for a, b in blocks[1:])):
                     # a D-SACK (RFC 2883): something received twice, reported first
-                    assert l < r
+                    assert lo < hi
                     continue
-                assert ack < l < r <= edge
+                assert ack < lo < hi <= edge
         if mode == "gbn":
             assert h.r.ooo_bytes == 0
         for k, v in h.r.ooo.items():

@@ -20,7 +20,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from e2e_support import RUN_PAIR, assert_port_released, pids_with, ports_line, quiet_port
 from support import make_file
 
@@ -43,7 +42,8 @@ def no_leftovers(rundir: Path, ports=()) -> None:
 
 
 def show(res: subprocess.CompletedProcess) -> str:
-    return f"exit {res.returncode}\n--- stdout:\n{res.stdout[-5000:]}\n--- stderr:\n{res.stderr[-5000:]}"
+    return (f"exit {res.returncode}\n--- stdout:\n{res.stdout[-5000:]}\n"
+            f"--- stderr:\n{res.stderr[-5000:]}")
 
 
 # -------------------------------------------------------------------- --help

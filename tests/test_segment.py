@@ -418,7 +418,8 @@ def our_options(seg: Segment) -> list[tuple[int, bytes]]:
     if seg.sack_permitted:
         out.append((4, b""))
     if seg.sack:
-        out.append((5, b"".join(l.to_bytes(4, "big") + r.to_bytes(4, "big") for l, r in seg.sack)))
+        out.append((5, b"".join(lo.to_bytes(4, "big") + hi.to_bytes(4, "big")
+                                for lo, hi in seg.sack)))
     if seg.file_size is not None:
         out.append((254, EXID.to_bytes(2, "big") + seg.file_size.to_bytes(8, "big")))
     if seg.digest is not None:
@@ -459,7 +460,7 @@ def dpkt_segments(draw):
         opts += bytes([4, 2])
     if sack:
         opts += b"\x01\x01" + bytes([5, 2 + 8 * len(sack)]) + b"".join(
-            l.to_bytes(4, "big") + r.to_bytes(4, "big") for l, r in sack)
+            lo.to_bytes(4, "big") + hi.to_bytes(4, "big") for lo, hi in sack)
     assume(len(opts) <= 40)
     opts += b"\x00" * (-len(opts) % 4)
     t = dpkt.tcp.TCP(

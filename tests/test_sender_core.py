@@ -50,7 +50,7 @@ class Rx:
                        window=window, mss=mss, wscale=wscale, sack_permitted=sack_permitted)
 
     def ack(self, off: int, window: int = 0xFFFF, sack=(), flags=ACK, seq_off=1):
-        blocks = tuple((self.w(l), self.w(r)) for l, r in sack)
+        blocks = tuple((self.w(lo), self.w(hi)) for lo, hi in sack)
         return Segment(seq=(self.isn_r + seq_off) & M32, ack=self.w(off), flags=flags,
                        window=window >> self.wscale, sack=blocks)
 
@@ -1019,16 +1019,16 @@ def test_whole_exchange_across_the_wrap(isn_s, isn_r):
 
 def merged(ranges):
     out = []
-    for l, r in sorted(ranges):
-        if out and l <= out[-1][1]:
-            out[-1][1] = max(out[-1][1], r)
+    for lo, hi in sorted(ranges):
+        if out and lo <= out[-1][1]:
+            out[-1][1] = max(out[-1][1], hi)
         else:
-            out.append([l, r])
+            out.append([lo, hi])
     return out
 
 
-def covered(ranges, l, r):
-    return any(a <= l and r <= b for a, b in merged(ranges))
+def covered(ranges, lo, hi):
+    return any(a <= lo and hi <= b for a, b in merged(ranges))
 
 
 class ModelPeer:

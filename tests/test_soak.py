@@ -34,7 +34,6 @@ import random
 import secrets
 
 import pytest
-
 from e2e_support import run_transfer, soak_profile
 
 pytestmark = pytest.mark.soak

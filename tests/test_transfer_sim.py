@@ -10,11 +10,11 @@ from __future__ import annotations
 import random
 
 import pytest
+from sim import Channel, run_transfer
 
 from common.receiver_core import ReceiverState
 from common.segment import ACK, FIN, RST, SYN, decode
 from common.sender_core import SenderState
-from sim import Channel, run_transfer
 
 MSS = 1000  # the sim's default
 SIZES = {"empty": 0, "one": 1, "odd": 12_345, "mss_multiple": 5 * MSS, "200k": 204_801}

@@ -252,7 +252,7 @@ def test_signal_gives_exit_0_report_and_stats(sig, start_emulator, sink, sources
     assert st["received"] == 10 and st["forwarded"] == 10 and st["bytes_forwarded"] == 20
     assert st["signal"] == signal.Signals(sig).name
     assert "report" in emu.out_path.read_text()
-    assert "listening on 127.0.0.1:%d" % emu.recv_port in emu.stderr
+    assert f"listening on 127.0.0.1:{emu.recv_port}" in emu.stderr
 
 
 @pytest.mark.timeout(60)
