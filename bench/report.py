@@ -133,19 +133,8 @@ def summarise(records: list[dict], facts: dict, plan: Plan) -> dict:
         for loss in plan.losses:
             row = {"window": win, "loss": loss}
             for mode in ("sr", "gbn"):
-                recs = cells.get((win, loss, mode), [])
-                good = [r for r in recs if r["goodput"] > 0]
-                g = median([r["goodput"] for r in good])
-                m = models.model(mode, loss / 100, win, rtt, ceiling) if rtt else None
-                row[mode] = {
-                    "goodput": g, "model": m, "ratio": g / m if g and m else None,
-                    "runs": len(recs), "cut": sum(1 for r in recs if r["note"].startswith("cut")),
-                    "failed": sum(1 for r in recs if r["goodput"] <= 0),
-                    "rexmit": median([r["info"].get("retransmissions") for r in good]),
-                    "timeouts": median([r["info"].get("timer_expiries") for r in good]),
-                    "rtt_avg": median([r["info"].get("rtt_avg_ms") for r in good]),
-                    "size": recs[0]["size"] if recs else None,
-                }
+                row[mode] = _lossy_cell(cells.get((win, loss, mode), []), mode, loss, win,
+                                        rtt, ceiling)
             loss_rows.append(row)
     # the loss response alone: the same models scaled from our own goodput at 0 % loss
     for row in loss_rows:
@@ -251,6 +240,23 @@ def summarise(records: list[dict], facts: dict, plan: Plan) -> dict:
     return s
 
 
+def _lossy_cell(recs: list[dict], mode: str, loss: float, win: int, rtt: float | None,
+                ceiling: float | None) -> dict:
+    """The medians of one (window, loss, mode) cell's runs, against the model."""
+    good = [r for r in recs if r["goodput"] > 0]
+    g = median([r["goodput"] for r in good])
+    m = models.model(mode, loss / 100, win, rtt, ceiling) if rtt else None
+    return {
+        "goodput": g, "model": m, "ratio": g / m if g and m else None,
+        "runs": len(recs), "cut": sum(1 for r in recs if r["note"].startswith("cut")),
+        "failed": len(recs) - len(good),
+        "rexmit": median([r["info"].get("retransmissions") for r in good]),
+        "timeouts": median([r["info"].get("timer_expiries") for r in good]),
+        "rtt_avg": median([r["info"].get("rtt_avg_ms") for r in good]),
+        "size": recs[0]["size"] if recs else None,
+    }
+
+
 def _busy_cores(rec: dict, fs: float | None, fr: float | None) -> float | None:
     """CPU seconds of the run's three processes (ours less the fixed cost of
     a run, the emulator with its start-up) over the run's seconds."""
@@ -272,22 +278,14 @@ def _windows_at_loss(records: list[dict], lossless: dict, rtt: float | None,
             cells[(r["window"], r["loss"])].append(r)
     rows = []
     for (win, loss), recs in sorted(cells.items()):
+        row = _lossy_cell(recs, "sr", loss, win, rtt, ceiling)
         good = [r for r in recs if r["goodput"] > 0]
-        g = median([r["goodput"] for r in good])
-        m = models.model("sr", loss / 100, win, rtt, ceiling) if rtt else None
         zero = lossless.get(win, [])
-        rows.append({
-            "window": win, "loss": loss, "goodput": g, "model": m,
-            "ratio": g / m if g and m else None,
-            "rtt_avg": median([r["info"].get("rtt_avg_ms") for r in good]),
-            "rtt_avg0": median([r["info"].get("rtt_avg_ms") for r in zero]),
-            "rexmit": median([r["info"].get("retransmissions") for r in good]),
-            "timeouts": median([r["info"].get("timer_expiries") for r in good]),
-            "cores": median([_busy_cores(r, fs, fr) for r in good]),
-            "cores0": median([_busy_cores(r, fs, fr) for r in zero]),
-            "runs": len(recs), "failed": len(recs) - len(good),
-            "size": recs[0]["size"],
-        })
+        row.update(window=win, loss=loss,
+                   rtt_avg0=median([r["info"].get("rtt_avg_ms") for r in zero]),
+                   cores=median([_busy_cores(r, fs, fr) for r in good]),
+                   cores0=median([_busy_cores(r, fs, fr) for r in zero]))
+        rows.append(row)
     return rows
 
 
