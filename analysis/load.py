@@ -1,6 +1,6 @@
 """Stream-parse one trace file into columns (plain lists, one per key).
 
-A trace is JSON lines (see ``common/trace.py``).  Big traces hold hundreds of
+A trace is JSON lines (see ``runtime/trace.py``).  Big traces hold hundreds of
 thousands of events, so nothing here keeps the per-line dicts: each event
 kind the analysis uses gets a :class:`Columns` of parallel lists, filled as
 the file streams past.  Keys an event lacks become ``None`` (the plot or

@@ -42,7 +42,7 @@ import sys
 import time
 from pathlib import Path
 
-from common.udpgso import GSO_MAX_BYTES, GSO_REFUSED, gso_cmsg
+from runtime.udpgso import GSO_MAX_BYTES, GSO_REFUSED, gso_cmsg
 
 HOST = "127.0.0.1"
 DGRAM = 1472          # UDP payload of a 1500-byte IPv4 packet

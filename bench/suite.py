@@ -15,11 +15,11 @@ from pathlib import Path
 from bench import models
 from bench.procs import end_cpus
 from bench.runs import MIB, BenchError, Result, run_ours, run_quic, run_tcp, run_tftp, run_udp
-from common.udpgso import GSO_MAX_BYTES
+from runtime.udpgso import GSO_MAX_BYTES
 
 KIB = 1024
 #: Datagrams per system call of the path-ceiling blast: as many 1472-byte
-#: datagrams as one GSO send of our sender carries (common.udpgso).
+#: datagrams as one GSO send of our sender carries (runtime.udpgso).
 PATH_GSO = GSO_MAX_BYTES // 1472
 
 

@@ -16,9 +16,9 @@ from dataclasses import asdict, dataclass
 
 from loguru import logger
 
-from common.trace import Tracer
 from emulator.impair import MIN_REORDER_HOLD, Impairments
 from emulator.link import LinkEmulator, LinkError
+from runtime.trace import Tracer
 
 PROG = "stcp-link"
 
@@ -274,7 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stats", default=None, metavar="FILE",
                    help="write the report as JSON to FILE on exit")
     p.add_argument("--trace", default=None, metavar="FILE",
-                   help="write a JSON-lines trace (common.trace) to FILE")
+                   help="write a JSON-lines trace (runtime.trace) to FILE")
     p.add_argument("--ready-file", default=None, metavar="FILE",
                    help='once bound, write {"recv_port":..,"send_port":..,"pid":..} to FILE '
                         "(atomically)")

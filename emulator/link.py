@@ -9,7 +9,7 @@ and leave from the sending socket, which is connected to the output address.
 - Otherwise it pushes the datagram into a :class:`~emulator.schedule.ReleaseQueue`
   and a sending thread sleeps on a condition until the earliest release time.
 
-Batches (Linux, :mod:`common.udpgso`): the receiving socket takes GRO batches,
+Batches (Linux, :mod:`runtime.udpgso`): the receiving socket takes GRO batches,
 so datagrams a sender sent with one GSO call arrive in one ``recvmsg``.  The
 link still judges them one by one, in order, with the same random draws as
 if they had come apart.  Consecutive datagrams of a batch that are forwarded
@@ -38,7 +38,9 @@ from collections.abc import Callable
 
 from loguru import logger
 
-from common.udpgso import (
+from emulator.impair import Impairer, Impairments, flip_bits
+from emulator.schedule import Entry, ReleaseQueue
+from runtime.udpgso import (
     GRO_CMSG_SPACE,
     GSO_MAX_SEGMENTS,
     GSO_REFUSED,
@@ -46,8 +48,6 @@ from common.udpgso import (
     gro_size,
     gso_cmsg,
 )
-from emulator.impair import Impairer, Impairments, flip_bits
-from emulator.schedule import Entry, ReleaseQueue
 
 BUFSIZE = 65536
 SOCKET_BUFFER = 4 * 1024 * 1024

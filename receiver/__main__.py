@@ -12,9 +12,9 @@ from contextlib import ExitStack
 
 from loguru import logger
 
-from common import progutil as pu
-from common.progress import Progress, wanted
-from common.progutil import ArgumentParser, Interrupted, UsageError
+from runtime import progutil as pu
+from runtime.progress import Progress, wanted
+from runtime.progutil import ArgumentParser, Interrupted, UsageError
 
 from .app import Receiver, ReceiverConfig
 

@@ -37,15 +37,15 @@ from dataclasses import dataclass
 from loguru import logger
 
 from common.batch import Run, decode_burst
-from common.endpoint import EndpointBase
-from common.pcap import PcapWriter
-from common.progutil import debug_enabled
 from common.receiver_core import ReceiverCore, ReceiverState
 from common.rtt import RttEstimator
 from common.segment import SYN, SegmentError, decode, encode, flag_str
 from common.seq import unwrap
-from common.trace import Tracer
-from common.udpgso import GRO_CMSG_SPACE, enable_gro, gro_size
+from runtime.endpoint import EndpointBase
+from runtime.pcap import PcapWriter
+from runtime.progutil import debug_enabled
+from runtime.trace import Tracer
+from runtime.udpgso import GRO_CMSG_SPACE, enable_gro, gro_size
 
 #: Datagrams the network thread reads before it feeds the core and ACKs
 #: (a GRO buffer counts as the datagrams it holds).

@@ -11,10 +11,10 @@ from contextlib import ExitStack
 
 from loguru import logger
 
-from common import progutil as pu
-from common.progress import Progress, wanted
-from common.progutil import ArgumentParser, Interrupted, UsageError
 from common.sender_core import PACE_BURST, PACE_GAIN
+from runtime import progutil as pu
+from runtime.progress import Progress, wanted
+from runtime.progutil import ArgumentParser, Interrupted, UsageError
 
 from .app import Sender, SenderConfig, open_input
 

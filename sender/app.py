@@ -39,9 +39,6 @@ from dataclasses import dataclass
 from loguru import logger
 
 from common.batch import chunk_residues
-from common.endpoint import EndpointBase
-from common.pcap import PcapWriter
-from common.progutil import debug_enabled
 from common.rtt import RttEstimator
 from common.segment import (
     ACK,
@@ -57,8 +54,11 @@ from common.segment import (
 )
 from common.sender_core import PACE_GAIN, SenderCore, SenderState
 from common.seq import unwrap
-from common.trace import Tracer
-from common.udpgso import GSO_MAX_BYTES, GSO_MAX_SEGMENTS, GSO_REFUSED, gso_cmsg
+from runtime.endpoint import EndpointBase
+from runtime.pcap import PcapWriter
+from runtime.progutil import debug_enabled
+from runtime.trace import Tracer
+from runtime.udpgso import GSO_MAX_BYTES, GSO_MAX_SEGMENTS, GSO_REFUSED, gso_cmsg
 
 #: How many MSS-sized chunks the transmitter keeps read ahead of the window.
 READAHEAD = 176

@@ -10,10 +10,10 @@ MAIN = "thread (11): MainThread"
 RAW = "\n".join([
     ";".join([MAIN, "<module> (sender/__main__.py:5)",
               "_find_and_load (<frozen importlib._bootstrap>:1)", "f (x.py:1) 7"]),
-    ";".join([MAIN, "main (sender/__main__.py:90)", "setup (common/progutil.py:40)",
+    ";".join([MAIN, "main (sender/__main__.py:90)", "setup (runtime/progutil.py:40)",
               "_extend_dict (sysconfig.py:253) 50"]),
     ";".join([MAIN, "main (sender/__main__.py:90)", "Sender.run (sender/app.py:140)",
-              "EndpointBase.wait_finished (common/endpoint.py:57) 3"]),
+              "EndpointBase.wait_finished (runtime/endpoint.py:57) 3"]),
     ";".join(["thread (12): transmitter", "Thread._bootstrap (threading.py:995)",
               "Sender._transmitter (sender/app.py:200)",
               "SenderCore.take (common/sender_core.py:400) 20"]),

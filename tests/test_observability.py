@@ -69,7 +69,7 @@ needs_tshark = pytest.mark.skipif(TSHARK is None, reason="tshark is not installe
 
 def read_trace(path: Path) -> list[dict]:
     """Every line of a trace, each checked to parse as a JSON object with the
-    contract's three keys (common/trace.py)."""
+    contract's three keys (runtime/trace.py)."""
     events = []
     lines = path.read_text().splitlines()
     assert lines, f"{path.name} is empty"
@@ -92,7 +92,7 @@ def of(events, name):
 
 
 def summary_int(stdout: str, label: str) -> int:
-    """The first number on the summary row ``label`` (common/progutil.format_summary)."""
+    """The first number on the summary row ``label`` (runtime/progutil.format_summary)."""
     m = re.search(rf"^\s+{re.escape(label)}\s+(\d+)", stdout, re.M)
     assert m, f"no {label!r} row in:\n{stdout}"
     return int(m.group(1))

@@ -1,4 +1,4 @@
-"""common.pcap: captures must read as one valid IPv4 TCP connection.
+"""runtime.pcap: captures must read as one valid IPv4 TCP connection.
 
 Segments are built by hand with struct (not with the project's codec) and the
 capture is parsed back with dpkt, an independent parser; checksums are
@@ -19,7 +19,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from common import pcap
+from runtime import pcap
 
 LOCAL = ("127.0.0.1", 40001)
 REMOTE = ("127.0.0.2", 50002)

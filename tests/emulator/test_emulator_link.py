@@ -273,7 +273,7 @@ def test_sigterm_with_datagrams_in_flight_is_prompt_and_honest(start_emulator, s
 def send_batches(src, datagrams: list[bytes], batch: int, pause: float = 0.002) -> int:
     """Send ``datagrams`` (one size, the last of each batch may be shorter) in
     GSO batches of ``batch``; returns how many sends went as one batch."""
-    from common.udpgso import gso_cmsg
+    from runtime.udpgso import gso_cmsg
 
     batches = 0
     for k in range(0, len(datagrams), batch):

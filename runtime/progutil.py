@@ -174,8 +174,8 @@ def open_outputs(stack, args, local: tuple[str, int], remote: tuple[str, int]):
     The pcap shows the connection as one TCP flow between ``local`` and
     ``remote`` (the wire ports differ when an emulator sits between).
     """
-    from common.pcap import PcapWriter
-    from common.trace import Tracer
+    from runtime.pcap import PcapWriter
+    from runtime.trace import Tracer
 
     tracer = pcap = None
     try:
