@@ -66,26 +66,50 @@ def _sack(v: Any) -> list[tuple[int, int]]:
 
 
 #: The keys kept per event kind, with their converter.  Everything else in a
-#: line is ignored, so new keys never break the analysis.
+#: line is ignored, so new keys never break the analysis.  A key may be read
+#: under other names as well (``ALIASES``): the emulator's queue fields and the
+#: congestion-control events are being added while this is written, and the
+#: analysis reads the names they are likely to get.
 SCHEMA: dict[str, dict[str, Any]] = {
     "send": {"seq": _int, "ack": _int, "flags": _str, "len": _int, "win": _num,
              "off": _int, "rexmit": _str},
     "recv": {"seq": _int, "ack": _int, "flags": _str, "len": _int, "win": _num,
-             "off": _int, "sack": _sack},
-    "drop": {"why": _str, "len": _int},
+             "off": _int, "sack": _sack, "n": _int, "qpkts": _num, "qbytes": _num},
+    "drop": {"why": _str, "len": _int, "n": _int, "qpkts": _num, "qbytes": _num},
     "timeout": {"rto": _num, "n": _int},
     "fast_rexmit": {"off": _int, "len": _int, "why": _str},
     "rtt": {"sample": _num, "srtt": _num, "rttvar": _num, "rto": _num},
     "rto": {"rto": _num, "backoff": _num},
-    "inflight": {"bytes": _num, "rwnd": _num, "acked": _int},
+    "inflight": {"bytes": _num, "rwnd": _num, "acked": _int, "pipe": _num, "cwnd": _num,
+                 "ssthresh": _num},
+    "cwnd": {"cwnd": _num, "ssthresh": _num, "pipe": _num, "state": _str},
     "rwnd": {"win": _num, "queue": _num, "ooo": _num},
     "write": {"bytes": _num, "queue": _num},
     "state": {"old": _str, "new": _str},
-    "fwd": {"n": _int, "len": _int, "delay": _num},
+    "fwd": {"n": _int, "len": _int, "delay": _num, "sojourn": _num, "qpkts": _num,
+            "qbytes": _num},
     "corrupt": {"n": _int},
     "dup": {"n": _int},
     "reorder": {"n": _int},
 }
+
+#: Other names a key may have in a line (the first one present wins).
+ALIASES: dict[str, tuple[str, ...]] = {
+    "qpkts": ("qpkts", "qlen", "queue_pkts", "queue_packets", "q_pkts"),
+    "qbytes": ("qbytes", "queue_bytes", "q_bytes", "qlen_bytes"),
+    "sojourn": ("sojourn", "sojourn_s"),
+}
+
+#: Event names read as another kind: congestion-control changes may come as
+#: ``cc`` or ``congestion`` events rather than ``cwnd``.
+EVENT_ALIASES = {"cc": "cwnd", "congestion": "cwnd", "cc_state": "cwnd", "ssthresh": "cwnd"}
+
+
+def _readers(ev: str) -> list[tuple[str, tuple[str, ...], Any]]:
+    return [(key, ALIASES.get(key, (key,)), conv) for key, conv in SCHEMA[ev].items()]
+
+
+READERS = {ev: _readers(ev) for ev in SCHEMA}
 
 
 class Columns:
@@ -190,6 +214,7 @@ def load_trace(path: str | Path) -> Trace:
                     tr.t_first = t
                 if t > tr.t_last:
                     tr.t_last = t
+                ev = EVENT_ALIASES.get(ev, ev)
                 cols = events.get(ev)
                 if cols is None:
                     if ev == "summary":
@@ -203,8 +228,10 @@ def load_trace(path: str | Path) -> Trace:
                         tr.other[ev] += 1
                     continue
                 cols.t.append(t)
-                for key, conv in SCHEMA[ev].items():
-                    v = obj.get(key)
+                for key, names, conv in READERS[ev]:
+                    v = obj.get(names[0])
+                    if v is None and len(names) > 1:
+                        v = next((obj[k] for k in names[1:] if obj.get(k) is not None), None)
                     if v is not None:
                         try:
                             v = conv(v)
