@@ -159,6 +159,33 @@ def _open(path: Path):
     return open(path, encoding="utf-8", newline="")
 
 
+def _store(tr: Trace, obj: dict, ev: str, t: float, path, lineno: int) -> None:
+    """File one event's keys into its columns (or the counters)."""
+    ev = EVENT_ALIASES.get(ev, ev)
+    cols = tr.events.get(ev)
+    if cols is None:
+        if ev == "summary":
+            c = obj.get("counters")
+            if not isinstance(c, dict):  # counters at top level
+                c = {k: v for k, v in obj.items()
+                     if k not in ("t", "th", "ev") and isinstance(v, (int, float, str))}
+            tr.counters = c
+        else:
+            tr.other[ev] += 1
+        return
+    cols.t.append(t)
+    for key, names, conv in READERS[ev]:
+        v = obj.get(names[0])
+        if v is None and len(names) > 1:
+            v = next((obj[k] for k in names[1:] if obj.get(k) is not None), None)
+        if v is not None:
+            try:
+                v = conv(v)
+            except ValueError as e:
+                raise TraceError(path, f"event {ev!r} key {key!r}: {e}", lineno) from None
+        cols.cols[key].append(v)
+
+
 def load_trace(path: str | Path) -> Trace:
     """Read a trace file; raises :class:`TraceError` if it cannot be used.
 
@@ -214,31 +241,7 @@ def load_trace(path: str | Path) -> Trace:
                     tr.t_first = t
                 if t > tr.t_last:
                     tr.t_last = t
-                ev = EVENT_ALIASES.get(ev, ev)
-                cols = events.get(ev)
-                if cols is None:
-                    if ev == "summary":
-                        c = obj.get("counters")
-                        if not isinstance(c, dict):  # counters at top level
-                            c = {k: v for k, v in obj.items()
-                                 if k not in ("t", "th", "ev")
-                                 and isinstance(v, (int, float, str))}
-                        tr.counters = c
-                    else:
-                        tr.other[ev] += 1
-                    continue
-                cols.t.append(t)
-                for key, names, conv in READERS[ev]:
-                    v = obj.get(names[0])
-                    if v is None and len(names) > 1:
-                        v = next((obj[k] for k in names[1:] if obj.get(k) is not None), None)
-                    if v is not None:
-                        try:
-                            v = conv(v)
-                        except ValueError as e:
-                            raise TraceError(path, f"event {ev!r} key {key!r}: {e}",
-                                             lineno) from None
-                    cols.cols[key].append(v)
+                _store(tr, obj, ev, t, path, lineno)
     except UnicodeDecodeError as e:
         raise TraceError(path, f"not UTF-8 text ({e.reason})", lineno + 1) from None
     except (OSError, EOFError) as e:

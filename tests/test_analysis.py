@@ -12,11 +12,7 @@ import json
 import statistics
 
 import pytest
-
-from analysis.__main__ import main
-
 from analysis_support import (
-    MSS,
     assert_png,
     data_arrivals,
     emulator_events,
@@ -25,6 +21,8 @@ from analysis_support import (
     sender_events,
     write_trace,
 )
+
+from analysis.__main__ import main
 
 
 @pytest.mark.timeout(120)

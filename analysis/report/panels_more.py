@@ -70,7 +70,7 @@ def _emulator_queue(ctx, tr, qs, by, suffix):
                     else f"queue limit ({human_bytes(lim)})")
     drop = tr["drop"]
     q_at = {}
-    for t, why, q in zip(drop.t, drop["why"], drop[key], strict=True):
+    for why, q in zip(drop["why"], drop[key], strict=True):
         q_at.setdefault(why or "?", []).append((q or 0) / div)
     rs = []
     for (why, ts), colour in zip(sorted(by.items()), DROP_COLOURS * 4, strict=False):
