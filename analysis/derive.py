@@ -36,7 +36,8 @@ class Derived:
     ack_t: list[float] = field(default_factory=list)  # cumulative ACK of the data
     ack_off: list[int] = field(default_factory=list)
     data_end: int = 0  # highest off+len of data seen
-    # receiver: index into recv columns -> "new" | "ooo" | "dup"
+    # receiver: index into recv columns -> "new" | "ooo" | "dup" | "ooo-dup" (past
+    # the next expected byte and already held: both, as the receiver counts it)
     seg_class: dict[int, str] = field(default_factory=dict)
 
 
@@ -137,7 +138,8 @@ def derive(tr: Trace) -> Derived:
             if a > nxt:
                 j = bisect.bisect_right(held, [a, MOD * MOD]) - 1
                 if j >= 0 and held[j][0] <= a and held[j][1] >= b:
-                    d.seg_class[i] = "dup"
+                    # the receiver counts it twice: out of order, and a duplicate
+                    d.seg_class[i] = "ooo-dup"
                     continue
                 d.seg_class[i] = "ooo"
                 if buffering:

@@ -123,8 +123,11 @@ def data_segments(tr: Trace, d: Derived):
                 enumerate(zip(c.t, c["off"], c["len"], c["rexmit"], strict=True))
                 if ln and off is not None]
     c = tr["recv"]
-    return [(t, off, ln, d.seg_class.get(i, "new"), i) for i, (t, off, ln) in
-            enumerate(zip(c.t, c["off"], c["len"], strict=True)) if ln and off is not None]
+    cls = {"ooo-dup": "dup"}  # held already: drawn as the duplicate it is
+    return [(t, off, ln, cls.get(c, c), i) for i, (t, off, ln, c) in
+            enumerate(zip(c.t, c["off"], c["len"],
+                          (d.seg_class.get(i, "new") for i in range(len(c))), strict=True))
+            if ln and off is not None]
 
 
 def x_end(tr: Trace) -> float:

@@ -115,8 +115,10 @@ def _receiver(tr: Trace, d: Derived, s: dict) -> None:
     s["own_time_s"] = el if isinstance(el, (int, float)) and not isinstance(el, bool) else None
     _segments(tr, s)
     classes = Counter(d.seg_class.values())
-    s["out_of_order"] = classes.get("ooo", 0)
-    s["duplicates"] = classes.get("dup", 0)
+    # the receiver's rule: past the next expected byte is out of order, and
+    # one already held is a duplicate as well (common/receiver_core.py)
+    s["out_of_order"] = classes.get("ooo", 0) + classes.get("ooo-dup", 0)
+    s["duplicates"] = classes.get("dup", 0) + classes.get("ooo-dup", 0)
     drops = Counter(w or "?" for w in tr["drop"]["why"])
     s["checksum_drops"] = drops.get("checksum", 0)
     queues = [q for q in tr["write"]["queue"] + tr["rwnd"]["queue"] if q is not None]

@@ -228,3 +228,38 @@ def test_pcap_of_an_emulator_trace_is_refused(run_dir, tmp_path):
     p = analyze(run_dir / "emu-data.trace.jsonl", "--pcap", tmp_path / "x.pcap")
     assert p.returncode == 2 and "sender's or a receiver's" in p.stderr
     assert "Traceback" not in p.stderr and not (tmp_path / "x.pcap").exists()
+
+
+def test_several_flows_and_run_json(tmp_path):
+    """Two sender traces: a panel set per flow and one goodput panel with
+    both; run.json's command and verdict head the page."""
+    import json
+
+    a, _ = sender_events(n=200)
+    b, _ = sender_events(n=100, isn=5)
+    for e in b:
+        e["t"] = round(e["t"] + 0.3, 6)
+    write_trace(tmp_path / "sender-1.trace.jsonl", a)
+    write_trace(tmp_path / "sender-2.trace.jsonl", b)
+    (tmp_path / "run.json").write_text(json.dumps(
+        {"command": ["./run_pair.sh", "--flows", "2"], "verdict": "OK: 2 files", "ok": True}))
+    p = analyze(tmp_path, "--html")
+    assert p.returncode == 0, p.stderr
+    page = (tmp_path / "report.html").read_text()
+    for pid in ("panel-timeseq-1", "panel-timeseq-2", "panel-inflight-2", "panel-rtt-1",
+                "panel-goodput"):
+        assert f'id="{pid}"' in page, pid
+    assert 'data-title="Goodput per flow' in page
+    assert '<pre id="command">./run_pair.sh --flows 2</pre>' in page
+    assert 'class="verdict ok" id="verdict">OK: 2 files<' in page
+    # one time zero: the earlier sender's first SYN
+    assert "seconds since the first SYN of the earliest sender" in page
+
+
+def test_report_without_run_json_says_where_things_come_from(report):
+    import html
+
+    page = html.unescape(report.read_text())
+    assert "each program's settings, from the first (meta) line of its trace" in page
+    assert 'class="verdict ok" id="verdict">OK: the file was delivered and verified' in page
+    assert "no queue panel, its trace has no queue length" in page
