@@ -7,7 +7,8 @@ stcp-send, stcp-recv and stcp-link write.
 
 Exit status: 0 when every trace was read; 2 when a trace is missing,
 unreadable or garbled (the others are still analysed) or the arguments are
-wrong; 1 when an output cannot be written; 141 when the reader of the
+wrong; 1 when an output cannot be written (or bokeh, which draws the
+HTML report, is not installed); 141 when the reader of the
 output went away (``stcp-analyze ... | head``), quietly, as a Unix tool
 killed by SIGPIPE.
 """
@@ -186,6 +187,11 @@ def _html(args, run, run_dir, status) -> int:
     if not run.traces:
         _err("no trace to report on")
         return status or 2
+    try:
+        import bokeh  # noqa: F401
+    except ImportError:
+        _err("the HTML report needs bokeh: .venv/bin/pip install -e '.[extras]'")
+        return 1
     from .report.page import write_report
 
     out = args.out or ((run_dir or Path(".")) / "report.html")

@@ -48,6 +48,8 @@ def _segments(ax, ctx, segs, div, sender: bool) -> list[float]:
             label = "data sent" if key == "new" else f"retransmission ({key})"
         else:
             colour, marker, label = RECV_STYLE.get(key, ("tab:brown", "v", key))
+            if key == "ooo" and str(ctx.tr.meta.get("mode")).lower() == "gbn":
+                label += " (discarded: gbn)"
         ts, offs, lens = (list(x) for x in zip(*pts, strict=True))
         if key == "new" or not sender:  # resends are never thinned
             ts, offs, lens = thin(ts, offs, lens)
