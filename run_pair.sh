@@ -433,7 +433,7 @@ rm -f "$OUTPUT" "$OUTPUT.part"
 if [ "$ACK_PORT" = 0 ]; then
     # The sender binds it last; the ACK emulator or the receiver must know it
     # first.  Picked below the ephemeral range, where their port-0 binds never land.
-    ACK_PORT=$("$PY" -c "from runtime.ports import spare_udp_port; print(spare_udp_port())")
+    ACK_PORT=$("$PY" -c "from harness.ports import spare_udp_port; print(spare_udp_port())")
 fi
 
 # -------------------------------------------------------------------- launch

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from runtime.ports import spare_udp_port
+from harness.ports import spare_udp_port
 
 ROOT = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"
@@ -27,7 +27,7 @@ ENDS = ("send", "recv")
 
 def free_udp_port() -> int:
     """A UDP port free right now (released before returning), and one no
-    bind to port 0 takes meanwhile (runtime/ports.py)."""
+    bind to port 0 takes meanwhile (harness/ports.py)."""
     return spare_udp_port(HOST)
 
 

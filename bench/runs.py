@@ -52,7 +52,7 @@ class PortTaken(BenchError):
 #: Attempts at one of our runs whose sender finds its ACK port taken.  The
 #: port is picked before the receiver and emulators start (the receiver needs
 #: it), below the ephemeral range so that their port-0 binds never take it
-#: (runtime/ports.py); a program here binding that very port by number still
+#: (harness/ports.py); a program here binding that very port by number still
 #: could, and then the run goes again at once rather than after the 30 s the
 #: receiver would wait for a SYN.
 PORT_ATTEMPTS = 3

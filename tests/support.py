@@ -4,7 +4,7 @@ A :class:`Link` runs receiver, sender and, where asked, one emulator on the
 data path and one on the ACK path, all on 127.0.0.1 with ports the OS picks
 (the programs bind port 0 and report the port through a ready file).  Only
 the sender's ACK port must be known before the receiver starts; it is a free
-port below the kernel's ephemeral range (runtime/ports.py), so that none of
+port below the kernel's ephemeral range (harness/ports.py), so that none of
 the programs binding port 0 meanwhile can take it first.
 
 Every process started is killed at the end, whatever happened (use it as a
@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from runtime.ports import spare_udp_port
+from harness.ports import spare_udp_port
 
 ROOT = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"
@@ -31,7 +31,7 @@ PY = sys.executable
 
 def free_udp_port() -> int:
     """A UDP port for a program to bind later: one no bind to port 0 takes
-    meanwhile (runtime/ports.py)."""
+    meanwhile (harness/ports.py)."""
     return spare_udp_port(HOST)
 
 

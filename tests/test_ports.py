@@ -1,4 +1,4 @@
-"""runtime/ports.py: the ACK port launchers pick for the sender is free and
+"""harness/ports.py: the ACK port launchers pick for the sender is free and
 lies below the kernel's ephemeral range, where binds to port 0 never land."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from runtime import ports
+from harness import ports
 
 HOST = "127.0.0.1"
 
