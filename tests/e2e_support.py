@@ -22,6 +22,8 @@ from pathlib import Path
 
 from support import Link, make_file
 
+from harness.ports import LOWEST, ephemeral_low, spare_udp_port
+
 MODES = ("gbn", "sr")
 MSS = 1452
 DATAGRAM = MSS + 20  # a full-size segment: TCP header without options + MSS
@@ -326,17 +328,10 @@ def assert_port_released(port: int, ours: str) -> None:
 
 def quiet_port() -> int:
     """A free UDP port below the OS's ephemeral range, so no other program's
-    bind(port 0) takes it while a test watches it."""
-    try:
-        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        low = 32768
-    rng = random.Random()
-    for _ in range(200):
-        port = rng.randrange(max(1024, low - 12000), low)
-        if port_is_free(port):
-            return port
-    raise RuntimeError("no free port below the ephemeral range")
+    bind(port 0) takes it while a test watches it (harness/ports.py)."""
+    if not (ephemeral_low() or 0) > LOWEST:
+        raise RuntimeError("no free port below the ephemeral range")
+    return spare_udp_port("127.0.0.1")
 
 
 def ports_line(stdout: str) -> dict[str, int]:

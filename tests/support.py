@@ -1,11 +1,13 @@
-"""Spawning the real programs for integration tests.
+"""Spawning the real programs for integration tests, through the harness
+(harness/), which run_pair.sh and the benchmarks use too.
 
-A :class:`Link` runs receiver, sender and, where asked, one emulator on the
-data path and one on the ACK path, all on 127.0.0.1 with ports the OS picks
-(the programs bind port 0 and report the port through a ready file).  Only
-the sender's ACK port must be known before the receiver starts; it is a free
-port below the kernel's ephemeral range (harness/ports.py), so that none of
-the programs binding port 0 meanwhile can take it first.
+A :class:`Link` is a harness process group with the tests' shorthand: one
+receiver, one sender and, where asked, one emulator on the data path and one
+on the ACK path, all on 127.0.0.1 with ports the OS picks (the programs bind
+port 0 and report the port through a ready file).  Only the sender's ACK
+port must be known before the receiver starts; it is a free port below the
+kernel's ephemeral range (harness/ports.py), so that none of the programs
+binding port 0 meanwhile can take it first.
 
 Every process started is killed at the end, whatever happened (use it as a
 context manager or through the ``link`` fixture in conftest.py).
@@ -13,20 +15,22 @@ context manager or through the ``link`` fixture in conftest.py).
 
 from __future__ import annotations
 
-import json
-import os
-import signal
 import subprocess
-import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from harness.ports import spare_udp_port
+from harness.procs import HOST, PY, ROOT, Group, Proc, read_ready
+from harness.programs import Launcher
+from harness.spec import LinkSpec, Options, ReceiverSpec, RunSpec, SenderSpec
+from harness.transfer import Transfer
 
-ROOT = Path(__file__).resolve().parents[1]
-HOST = "127.0.0.1"
-PY = sys.executable
+__all__ = ["HOST", "PY", "ROOT", "Link", "Proc", "free_udp_port", "make_file", "wait_json"]
+
+#: What the tests' programs share: the programs' own defaults, no progress
+#: bar, and each emulator's --stats file.
+OPTIONS = Options()
 
 
 def free_udp_port() -> int:
@@ -36,10 +40,12 @@ def free_udp_port() -> int:
 
 
 def wait_json(path: Path, proc: subprocess.Popen, timeout: float = 20.0) -> dict:
+    """The ready file of a program started by hand (a plain Popen)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if path.exists():
-            return json.loads(path.read_text())
+        info = read_ready(path)
+        if info is not None:
+            return info
         if proc.poll() is not None:
             raise RuntimeError(f"{proc.args[2]} exited with {proc.returncode} before it was "
                                f"ready")
@@ -47,69 +53,32 @@ def wait_json(path: Path, proc: subprocess.Popen, timeout: float = 20.0) -> dict
     raise TimeoutError(f"no ready file {path} after {timeout} s")
 
 
-@dataclass
-class Proc:
-    name: str
-    popen: subprocess.Popen
-    out: Path
-    err: Path
-
-    def wait(self, timeout: float) -> int:
-        return self.popen.wait(timeout)
-
-    @property
-    def stdout(self) -> str:
-        return self.out.read_text(errors="replace")
-
-    @property
-    def stderr(self) -> str:
-        return self.err.read_text(errors="replace")
-
-    def describe(self) -> str:
-        return (f"--- {self.name} (exit {self.popen.returncode}) stdout:\n{self.stdout[-3000:]}\n"
-                f"--- {self.name} stderr:\n{self.stderr[-6000:]}")
+def _link(flags: list[str] | None) -> LinkSpec | None:
+    return None if flags is None else LinkSpec(flags=list(flags))
 
 
 @dataclass
-class Link:
-    """One transfer's processes, in ``workdir``."""
+class Link(Group):
+    """One transfer's processes, in ``workdir`` (a harness Group)."""
 
-    workdir: Path
-    procs: list[Proc] = field(default_factory=list)
+    @property
+    def launcher(self) -> Launcher:
+        return Launcher(self, OPTIONS)
 
     def spawn(self, name: str, module: str, args: list[str], env: dict | None = None) -> Proc:
-        out = self.workdir / f"{name}.out"
-        err = self.workdir / f"{name}.err"
-        full_env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
-        full_env["PYTHONPATH"] = str(ROOT) + os.pathsep + full_env.get("PYTHONPATH", "")
-        with open(out, "wb") as fo, open(err, "wb") as fe:
-            popen = subprocess.Popen([PY, "-m", module, *args], stdout=fo, stderr=fe,
-                                     stdin=subprocess.DEVNULL, cwd=self.workdir, env=full_env,
-                                     start_new_session=True)
-        proc = Proc(name, popen, out, err)
-        self.procs.append(proc)
-        return proc
+        """``python -m module args`` as ``name``."""
+        return self.python(name, module, list(args), env=env)
 
     def emulator(self, name: str, forward_to: int, args: list[str]) -> tuple[Proc, int]:
-        ready = self.workdir / f"{name}.ready"
-        proc = self.spawn(name, "emulator", [
-            "-p", "0:0", "-o", f"{HOST}:{forward_to}", "--ready-file", str(ready),
-            "--stats", str(self.workdir / f"{name}.stats.json"), *args])
-        info = wait_json(ready, proc.popen)
-        return proc, info["recv_port"]
+        return self.launcher.emulator(name, LinkSpec(flags=list(args)), forward_to)
 
     def receiver(self, out_file: Path, ack_port: int, args: list[str] = ()) -> tuple[Proc, int]:
-        ready = self.workdir / "receiver.ready"
-        proc = self.spawn("receiver", "receiver", [
-            str(out_file), "0", HOST, str(ack_port), "--ready-file", str(ready),
-            "--no-progress", *args])
-        info = wait_json(ready, proc.popen)
-        return proc, info["port"]
+        return self.launcher.receiver(ReceiverSpec(out_file, args=list(args)), ack_port)
 
     def sender(self, in_file: Path, link_port: int, window: str, ack_port: int,
                args: list[str] = ()) -> Proc:
-        return self.spawn("sender", "sender", [
-            str(in_file), HOST, str(link_port), window, str(ack_port), "--no-progress", *args])
+        return self.launcher.sender(SenderSpec(in_file, window, args=list(args)), link_port,
+                                    ack_port)
 
     def transfer(
         self,
@@ -124,59 +93,24 @@ class Link:
         timeout: float = 120.0,
     ) -> tuple[Proc, Proc]:
         """Run one transfer to the end; returns (sender, receiver), both exited."""
-        ack_port = free_udp_port()
-        ack_target = ack_port
-        if ack_link is not None:
-            _, ack_target = self.emulator("emu-ack", ack_port, ack_link)
-        receiver, rport = self.receiver(out_file, ack_target, list(receiver_args))
-        link_port = rport
-        if data_link is not None:
-            _, link_port = self.emulator("emu-data", rport, data_link)
-        sender = self.sender(in_file, link_port, window, ack_port, list(sender_args))
+        spec = RunSpec(self.workdir, ReceiverSpec(out_file, args=list(receiver_args)),
+                       [SenderSpec(in_file, window, args=list(sender_args))],
+                       data_link=_link(data_link), ack_link=_link(ack_link), options=OPTIONS,
+                       timeout=timeout)
+        t = Transfer(spec, self)
+        t.start()
         deadline = time.monotonic() + timeout
-        for p in (sender, receiver):
-            try:
-                p.wait(max(1.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                raise AssertionError(f"{p.name} still running after {timeout} s\n"
-                                     + self.describe()) from None
+        if not t.wait_senders(timeout):
+            raise AssertionError(f"sender still running after {timeout} s\n" + self.describe())
+        if not t.wait_receiver(max(1.0, deadline - time.monotonic())):
+            raise AssertionError(f"receiver still running after {timeout} s\n"
+                                 + self.describe())
         self.stop_emulators()
-        return sender, receiver
+        return t.senders[0], t.receiver
 
     def stop_emulators(self) -> None:
         """SIGTERM the emulators and wait, so their --stats files are written."""
-        for p in self.procs:
-            if p.name.startswith("emu") and p.popen.poll() is None:
-                p.popen.send_signal(signal.SIGTERM)
-        for p in self.procs:
-            if p.name.startswith("emu"):
-                p.popen.wait(15)
-
-    def describe(self) -> str:
-        return "\n".join(p.describe() for p in self.procs)
-
-    def stop_all(self) -> None:
-        for p in self.procs:
-            if p.popen.poll() is None:
-                try:
-                    os.killpg(p.popen.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
-        for p in self.procs:
-            try:
-                p.popen.wait(10)
-            except subprocess.TimeoutExpired:
-                try:
-                    os.killpg(p.popen.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                p.popen.wait(10)
-
-    def __enter__(self) -> Link:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop_all()
+        self.stop([p for p in self.procs if p.name.startswith("emu")], grace=15.0)
 
 
 def make_file(path: Path, size: int, seed: int = 0) -> Path:
