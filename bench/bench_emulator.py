@@ -28,6 +28,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
+
+from harness.procs import Group
+from harness.programs import Launcher
+from harness.spec import LinkSpec, Options
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SIZE = 1472
@@ -137,49 +142,40 @@ def _stop(p: subprocess.Popen) -> None:
             p.wait()
 
 
-def _start_forwarder(kind: str, sink_port: int, tmp: str,
-                     flags: list[str]) -> tuple[subprocess.Popen, int]:
+def _start_forwarder(kind: str, sink_port: int, group: Group,
+                     flags: list[str]) -> tuple[subprocess.Popen | None, int]:
+    """The forwarder under test: the plain one (a Popen), or the emulator,
+    started by the harness in ``group``."""
     if kind == "plain":
         p = _spawn(["--role", "plain", "--port", str(sink_port)])
         return p, int(p.stdout.readline())
-    ready = os.path.join(tmp, "ready.json")
-    if os.path.exists(ready):
-        os.remove(ready)
-    p = subprocess.Popen(
-        [sys.executable, "-m", "emulator", "-p", "0:0", "-o", f"{HOST}:{sink_port}",
-         "--ready-file", ready, "--stats", os.path.join(tmp, "stats.json"), *flags],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        cwd=ROOT,
-    )
-    deadline = time.monotonic() + 20
-    while not os.path.exists(ready):
-        if p.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError("emulator did not start")
-        time.sleep(0.01)
-    with open(ready) as f:
-        return p, json.load(f)["recv_port"]
+    _, port = Launcher(group, Options()).emulator("emulator", LinkSpec(flags=list(flags)),
+                                                  sink_port)
+    return None, port
 
 
 def one_run(kind: str, warmup: float, seconds: float, tmp: str, flags: list[str]) -> float:
     procs: list[subprocess.Popen] = []
-    try:
-        sink = _spawn(["--role", "sink", "--warmup", str(warmup), "--seconds", str(seconds)])
-        procs.append(sink)
-        sink_port = int(sink.stdout.readline())
-        fwd, port = _start_forwarder(kind, sink_port, tmp, flags)
-        procs.append(fwd)
-        blaster = _spawn(["--role", "blaster", "--port", str(port),
-                          "--seconds", str(warmup + seconds + 0.5)])
-        procs.append(blaster)
-        out = json.loads(sink.stdout.readline())
-        blaster.wait(30)
-        return out["count"] / out["elapsed"] if out["elapsed"] > 0 else 0.0
-    finally:
-        for p in reversed(procs):
-            _stop(p)
-            if p.stdout:
-                p.stdout.close()
+    with Group(Path(tmp)) as group:  # the emulator, stopped on the way out
+        try:
+            sink = _spawn(["--role", "sink", "--warmup", str(warmup),
+                           "--seconds", str(seconds)])
+            procs.append(sink)
+            sink_port = int(sink.stdout.readline())
+            fwd, port = _start_forwarder(kind, sink_port, group, flags)
+            if fwd is not None:
+                procs.append(fwd)
+            blaster = _spawn(["--role", "blaster", "--port", str(port),
+                              "--seconds", str(warmup + seconds + 0.5)])
+            procs.append(blaster)
+            out = json.loads(sink.stdout.readline())
+            blaster.wait(30)
+            return out["count"] / out["elapsed"] if out["elapsed"] > 0 else 0.0
+        finally:
+            for p in reversed(procs):
+                _stop(p)
+                if p.stdout:
+                    p.stdout.close()
 
 
 def main(argv: list[str] | None = None) -> int:

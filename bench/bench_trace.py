@@ -19,103 +19,51 @@ configuration, tracing and ``--pcap`` on both, printed but not part of the ratio
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
-import socket
+import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
+from pathlib import Path
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-HOST = "127.0.0.1"
+from harness.procs import HOST
+from harness.spec import Options, ReceiverSpec, RunSpec, SenderSpec
+from harness.transfer import Transfer
+
 TIME_RE = re.compile(r"^\s+time\s+([0-9.]+) s", re.M)
 REXMIT_RE = re.compile(r"^\s+retransmissions\s+(\d+)", re.M)
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-
-
-def _env() -> dict:
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
-    return env
-
-
-def _wait_ready(path: str, proc: subprocess.Popen, timeout: float = 20.0) -> int:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if os.path.exists(path):
-            try:
-                with open(path) as f:
-                    return json.load(f)["port"]
-            except (ValueError, KeyError):
-                pass  # being written
-        if proc.poll() is not None:
-            raise RuntimeError(f"receiver exited with {proc.returncode} before it was ready")
-        time.sleep(0.01)
-    raise TimeoutError("the receiver did not get ready")
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.kill()
-    proc.wait(10)
-
-
 def transfer(workdir: str, src: str, size: int, window: str, trace: bool, pcap: bool,
              tag: str) -> tuple[float, int]:
-    """One transfer; returns its goodput in bytes per second and the
-    sender's retransmission count (losses in the loopback's socket buffers
-    explain much of the spread between runs)."""
-    dst = os.path.join(workdir, f"out-{tag}.bin")
-    ready = os.path.join(workdir, f"ready-{tag}.json")
-    extra_r, extra_s = [], []
-    if trace:
-        extra_r += ["--trace", os.path.join(workdir, f"r-{tag}.trace")]
-        extra_s += ["--trace", os.path.join(workdir, f"s-{tag}.trace")]
-    if pcap:
-        extra_r += ["--pcap", os.path.join(workdir, f"r-{tag}.pcap")]
-        extra_s += ["--pcap", os.path.join(workdir, f"s-{tag}.pcap")]
-    ack_port = _free_port()
-    env = _env()
-    receiver = subprocess.Popen(
-        [sys.executable, "-m", "receiver", dst, "0", HOST, str(ack_port), "--ready-file", ready,
-         "--no-progress", "--force", *extra_r],
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
-        cwd=workdir)
-    sender = None
+    """One transfer, started by the harness; returns its goodput in bytes per
+    second and the sender's retransmission count (losses in the loopback's
+    socket buffers explain much of the spread between runs)."""
+    work = Path(workdir) / f"run-{tag}"
+    work.mkdir()
+    spec = RunSpec(work, ReceiverSpec(work / "out.bin", force=True),
+                   [SenderSpec(Path(src), window)], options=Options(trace=trace, pcap=pcap),
+                   timeout=300)
     try:
-        port = _wait_ready(ready, receiver)
-        sender = subprocess.Popen(
-            [sys.executable, "-m", "sender", src, HOST, str(port), window, str(ack_port),
-             "--no-progress", *extra_s],
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
-            cwd=workdir, text=True)
-        out, err = sender.communicate(timeout=300)
-        receiver.wait(60)
-        if sender.returncode or receiver.returncode:
-            raise RuntimeError(f"transfer failed (sender {sender.returncode}, receiver "
-                               f"{receiver.returncode}):\n{out}\n{err}")
-        m = TIME_RE.search(out)
-        if not m:
-            raise RuntimeError(f"no transfer time in the sender's summary:\n{out}")
-        seconds = float(m.group(1))
-        r = REXMIT_RE.search(out)
-        rexmits = int(r.group(1)) if r else -1
+        with Transfer(spec) as t:
+            t.start()
+            if not t.wait_senders():
+                raise RuntimeError("the sender did not finish within 300 s")
+            t.wait_receiver(60)
+            sender, receiver = t.senders[0], t.receiver
+            out = sender.stdout
+            if sender.returncode or receiver.returncode:
+                raise RuntimeError(f"transfer failed (sender {sender.returncode}, receiver "
+                                   f"{receiver.returncode}):\n{out}\n{sender.stderr}")
     finally:
-        if sender is not None:
-            _stop(sender)
-        _stop(receiver)
-        for name in os.listdir(workdir):  # keep the disk clean between runs
-            if name != os.path.basename(src):
-                os.unlink(os.path.join(workdir, name))
-    return size / seconds, rexmits
+        shutil.rmtree(work)  # keep the disk clean between runs
+    m = TIME_RE.search(out)
+    if not m:
+        raise RuntimeError(f"no transfer time in the sender's summary:\n{out}")
+    seconds = float(m.group(1))
+    r = REXMIT_RE.search(out)
+    return size / seconds, int(r.group(1)) if r else -1
 
 
 def _mbit(bps: float) -> str:

@@ -672,9 +672,10 @@ def markdown(s: dict, facts: dict, machine: dict, plan: Plan, sections: list[str
         add("")
     add("## Method")
     add("")
-    add("- Every process is spawned by `bench/procs.py` in its own session on 127.0.0.1, "
-        "with ports from the OS (`--ready-file`), reaped with `os.wait4` for its CPU time and "
-        "peak RSS, and killed at the end whatever happens.")
+    add("- Every process is started by the harness (`harness/procs.py`, which run_pair.sh "
+        "and the tests use too) in its own session on 127.0.0.1, with ports from the OS "
+        "(`--ready-file`), reaped with `os.wait4` for its CPU time and peak RSS, and killed at "
+        "the end whatever happens.")
     add("- Ours run with `--no-progress --log-level WARNING`; times come from the sender's "
         "summary (`time ... (SYN to verified FIN)`, less its `handshake` row in sections 2 "
         "and 3b), so TIME-WAIT is not counted.")

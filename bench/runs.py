@@ -1,7 +1,7 @@
 """One measurement each: our sender and receiver (directly or through the
 emulator), and the baselines of ``bench.baselines``.  Every function starts
-its processes in a fresh :class:`~bench.procs.Group`, which kills them all on
-the way out, and returns a :class:`Result`.
+its processes through the harness (harness/), in a fresh process group that
+kills them all on the way out, and returns a :class:`Result`.
 """
 
 from __future__ import annotations
@@ -9,12 +9,16 @@ from __future__ import annotations
 import json
 import re
 import signal
-import subprocess
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.procs import HOST, PY, Group, Usage, free_udp_port
+from harness.procs import HOST, Group, HarnessError, Usage
+from harness.programs import Launcher
+from harness.spec import LinkSpec, Options, ReceiverSpec, RunSpec, SenderSpec
+from harness.transfer import PORT_ATTEMPTS, PortTaken, Transfer, run_with_ports
+
+__all__ = ["HOST", "MIB", "PORT_ATTEMPTS", "BenchError", "PortTaken", "Result", "run_ours",
+           "run_quic", "run_tcp", "run_tftp", "run_udp"]
 
 MIB = 1024 * 1024
 
@@ -45,17 +49,9 @@ class BenchError(RuntimeError):
     pass
 
 
-class PortTaken(BenchError):
-    """The ACK port picked for the sender was bound by someone else first."""
-
-
-#: Attempts at one of our runs whose sender finds its ACK port taken.  The
-#: port is picked before the receiver and emulators start (the receiver needs
-#: it), below the ephemeral range so that their port-0 binds never take it
-#: (harness/ports.py); a program here binding that very port by number still
-#: could, and then the run goes again at once rather than after the 30 s the
-#: receiver would wait for a SYN.
-PORT_ATTEMPTS = 3
+#: How our programs run in every measurement: no progress bar, warnings
+#: only, no emulator report.
+OPTIONS = Options(log_level="WARNING", emulator_stats=False)
 
 
 # ------------------------------------------------------------- summaries
@@ -123,21 +119,28 @@ def _last_json(child) -> dict:
 
 
 def emulator(g: Group, name: str, forward_to: int, flags: list[str], seed: int) -> tuple:
-    ready = g.ready_path(name)
-    child = g.python(name, "emulator", [
-        "-p", "0:0", "-o", f"{HOST}:{forward_to}", "--ready-file", str(ready),
-        "--seed", str(seed), *flags])
-    return child, g.wait_ready(child, ready)["recv_port"]
+    return Launcher(g, OPTIONS).emulator(name, LinkSpec(flags=list(flags), seed=seed),
+                                         forward_to)
 
 
 def run_ours(*args, **kwargs) -> Result:
-    """_run_ours, again with another ACK port when the one picked was taken."""
-    for _ in range(PORT_ATTEMPTS - 1):
-        try:
-            return _run_ours(*args, **kwargs)
-        except PortTaken as exc:
-            print(f"    {exc}; again with another", file=sys.stderr, flush=True)
-    return _run_ours(*args, **kwargs)
+    """_run_ours, again with another ACK port when the one picked was taken
+    (harness.transfer.run_with_ports)."""
+    return run_with_ports(lambda: _run_ours(*args, **kwargs), PORT_ATTEMPTS)
+
+
+def _spec(workdir: Path, infile: Path, outfile: Path, mode: str, window: int, *,
+          data_link, ack_link, buffer: str, seed: int, timeout: float, sender_prefix,
+          receiver_prefix, cpus) -> RunSpec:
+    return RunSpec(
+        workdir,
+        ReceiverSpec(outfile, mode=mode, buffer=buffer, force=True,
+                     prefix=list(receiver_prefix or [])),
+        [SenderSpec(infile, window, mode=mode, prefix=list(sender_prefix or []))],
+        data_link=None if data_link is None else LinkSpec(flags=list(data_link), seed=seed),
+        ack_link=None if ack_link is None else LinkSpec(flags=list(ack_link),
+                                                        seed=seed + 7919),
+        options=OPTIONS, timeout=timeout, cpus=cpus)
 
 
 def _run_ours(workdir: Path, infile: Path, mode: str, window: int, *,
@@ -155,58 +158,40 @@ def _run_ours(workdir: Path, infile: Path, mode: str, window: int, *,
     starts it at the handshake's end instead (the sender's summary says
     when), for comparisons with models of the sliding window alone: a lost
     SYN costs the initial RTO (1 s, RFC 6298 §2.1), which no window model
-    describes.  ``cpus``: (sender's, receiver's) CPU (procs.end_cpus), or
-    None to leave them to the kernel.
+    describes.  ``cpus``: (sender's, receiver's) CPU (harness.procs.end_cpus),
+    or None to leave them to the kernel.
     """
     size = infile.stat().st_size
     outfile = workdir / "received.bin"
-    common = ["--no-progress", "--log-level", "WARNING"]
-    with Group(workdir, cpus) as g:
+    spec = _spec(workdir, infile, outfile, mode, window, data_link=data_link,
+                 ack_link=ack_link, buffer=buffer, seed=seed, timeout=timeout,
+                 sender_prefix=sender_prefix, receiver_prefix=receiver_prefix, cpus=cpus)
+    with Transfer(spec) as t:
         try:
-            ack_port = free_udp_port()
-            ack_target = ack_port
-            emus = []
-            if ack_link is not None:
-                emu, ack_target = emulator(g, "emu-ack", ack_port, ack_link, seed + 7919)
-                emus.append(emu)
-            ready = g.ready_path("receiver")
-            recv = g.spawn("receiver", [*(receiver_prefix or []), PY, "-m", "receiver",
-                                        str(outfile), "0", HOST, str(ack_target),
-                                        "--ready-file", str(ready), "--buffer", buffer,
-                                        "--mode", mode, "--force", *common], "recv")
-            link_port = g.wait_ready(recv, ready)["port"]
-            if data_link is not None:
-                emu, link_port = emulator(g, "emu-data", link_port, data_link, seed)
-                emus.append(emu)
-            send = g.spawn("sender", [*(sender_prefix or []), PY, "-m", "sender", str(infile),
-                                      HOST, str(link_port), str(window), str(ack_port),
-                                      "--mode", mode, *common], "send")
-            note = ""
             try:
-                send.wait(timeout)
-            except subprocess.TimeoutExpired:
+                t.start()
+            except HarnessError as exc:
+                raise BenchError(str(exc)) from None
+            send, recv = t.senders[0], t.receiver
+            note = ""
+            if not t.wait_senders():
                 note = f"cut at {timeout:.0f} s"
                 send.signal(signal.SIGTERM)
                 send.wait(15)
-            if send.returncode == 2 and "Address already in use" in send.stderr:
-                raise PortTaken(f"ACK port {ack_port} was taken before the sender bound it")
-            if not note:
-                try:
-                    recv.wait(30)
-                except subprocess.TimeoutExpired:
-                    note = "receiver did not exit"
+            t.check_port()
+            if not note and not t.wait_receiver(30):
+                note = "receiver did not exit"
             s = parse_sender_summary(send.stdout)
             r = parse_receiver_summary(recv.stdout) if recv.returncode is not None else {}
             ok = (send.returncode == 0 and recv.returncode == 0 and s.get("delivered")
                   and r.get("bytes_written") == size)
             if not note and not ok:
-                raise BenchError(f"{mode} transfer failed\n"
-                                 + "\n".join(c.describe() for c in g.children))
+                raise BenchError(f"{mode} transfer failed\n" + t.group.describe())
             if "time" not in s:
                 raise BenchError(f"no time in the sender summary\n{send.describe()}")
-            g.stop_all()  # the emulators: their usage is reaped too
+            t.stop()  # the emulators: their usage is reaped too
             usage = {"sender": send.usage, "receiver": recv.usage}
-            for e in emus:
+            for e in t.emulators:
                 usage[e.name] = e.usage
             seconds = s["time"]
             if after_handshake:
@@ -226,7 +211,7 @@ def _run_ours(workdir: Path, infile: Path, mode: str, window: int, *,
 
 
 def _baseline(g: Group, name: str, role: str, args: list[str], end: str):
-    return g.python(name, "bench.baselines", [role, *args], end)
+    return g.python(name, "bench.baselines", [role, *args], end=end)
 
 
 def run_udp(workdir: Path, infile: Path, *, data_link: list[str] | None = None,
@@ -249,7 +234,7 @@ def run_udp(workdir: Path, infile: Path, *, data_link: list[str] | None = None,
         blast.wait(300)
         sink.wait(300)
         if blast.returncode or sink.returncode:
-            raise BenchError("UDP blast failed\n" + "\n".join(c.describe() for c in g.children))
+            raise BenchError("UDP blast failed\n" + "\n".join(c.describe() for c in g.procs))
         got = _last_json(sink)
         sent = _last_json(blast)
         g.stop_all()
@@ -272,7 +257,7 @@ def run_tcp(workdir: Path, infile: Path, cpus: tuple[int, int] | None = None) ->
         sink.wait(300)
         send.wait(60)
         if send.returncode or sink.returncode:
-            raise BenchError("TCP run failed\n" + "\n".join(c.describe() for c in g.children))
+            raise BenchError("TCP run failed\n" + "\n".join(c.describe() for c in g.procs))
         got = _last_json(sink)
         return Result("tcp", got["bytes"] == infile.stat().st_size, got["bytes"],
                       got["seconds"], {"sender": send.usage, "receiver": sink.usage})
@@ -289,7 +274,7 @@ def run_tftp(workdir: Path, infile: Path, timeout: float = 600.0,
                            ["--port", str(port), "--name", infile.name], "recv")
         client.wait(timeout)
         if client.returncode:
-            raise BenchError("tftp run failed\n" + "\n".join(c.describe() for c in g.children))
+            raise BenchError("tftp run failed\n" + "\n".join(c.describe() for c in g.procs))
         got = _last_json(client)
         g.stop_all()  # the server serves until told to stop
         return Result("tftpy", got["bytes"] == infile.stat().st_size, got["bytes"],
@@ -308,7 +293,7 @@ def run_quic(workdir: Path, infile: Path, window: int = 8 * MIB,
                             "--window", str(window)], "send")
         client.wait(timeout)
         if client.returncode:
-            raise BenchError("QUIC run failed\n" + "\n".join(c.describe() for c in g.children))
+            raise BenchError("QUIC run failed\n" + "\n".join(c.describe() for c in g.procs))
         got = _last_json(client)
         g.stop_all()
         return Result("aioquic", got["bytes"] == infile.stat().st_size, got["bytes"],

@@ -13,8 +13,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from bench import models
-from bench.procs import end_cpus
 from bench.runs import MIB, BenchError, Result, run_ours, run_quic, run_tcp, run_tftp, run_udp
+from harness.procs import end_cpus
 from runtime.udpgso import GSO_MAX_BYTES
 
 KIB = 1024

@@ -1,6 +1,7 @@
 """One of the benchmark's runs of our programs: the ACK port it picks for the
 sender can be bound by another process before the sender starts; the run is
-then made again with another port, a few times at most."""
+then made again with another port, a few times at most (the harness's
+run_with_ports, which bench.runs.run_ours goes through)."""
 
 from __future__ import annotations
 
@@ -10,22 +11,23 @@ import socket
 import pytest
 
 from bench import runs
-from bench.procs import HOST
+from harness import transfer
+from harness.procs import HOST
 
 pytestmark = pytest.mark.timeout(120)
 
 
 def _picks(monkeypatch, taken: int, times: int) -> list[int]:
-    """free_udp_port gives ``taken`` ``times`` times, then free ports."""
+    """The harness picks ``taken`` as the ACK port ``times`` times, then free ports."""
     given: list[int] = []
-    real = runs.free_udp_port
+    real = transfer.free_udp_port
 
-    def pick() -> int:
-        port = taken if len(given) < times else real()
+    def pick(host: str) -> int:
+        port = taken if len(given) < times else real(host)
         given.append(port)
         return port
 
-    monkeypatch.setattr(runs, "free_udp_port", pick)
+    monkeypatch.setattr(transfer, "free_udp_port", pick)
     return given
 
 
