@@ -22,8 +22,6 @@ from pathlib import Path
 
 from support import Link, make_file
 
-from harness.ports import LOWEST, ephemeral_low, spare_udp_port
-
 MODES = ("gbn", "sr")
 MSS = 1452
 DATAGRAM = MSS + 20  # a full-size segment: TCP header without options + MSS
@@ -259,88 +257,6 @@ def run_transfer(link: Link, tmp: Path, *, mode: str, size: int, window: str,
     assert dst.read_bytes() == src.read_bytes(), f"{what}: output differs from input"
     assert not dst.with_name(dst.name + ".part").exists(), f"{what}: {dst}.part left"
     return Outcome(elapsed, stats)
-
-
-# ------------------------------------------------------------- run_pair.sh
-RUN_PAIR = Path(__file__).resolve().parents[1] / "run_pair.sh"
-
-
-def pids_with(text: str) -> list[str]:
-    """Processes whose command line contains ``text`` (e.g. a run directory)."""
-    import subprocess
-
-    res = subprocess.run(["pgrep", "-af", "--", text], capture_output=True, text=True)
-    return [ln for ln in res.stdout.splitlines() if ln.strip()]
-
-
-def port_is_free(port: int) -> bool:
-    import socket
-
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def port_holders(port: int) -> list[str]:
-    """'pid command line' of every process with a UDP socket on ``port``
-    (from /proc; empty where that cannot be read)."""
-    inodes = set()
-    for table in ("/proc/net/udp", "/proc/net/udp6"):
-        try:
-            lines = Path(table).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            f = line.split()
-            if len(f) > 9 and int(f[1].rsplit(":", 1)[1], 16) == port:
-                inodes.add(f"socket:[{f[9]}]")
-    out = []
-    for d in Path("/proc").iterdir():
-        if not d.name.isdigit():
-            continue
-        try:
-            if any(os.readlink(fd) in inodes for fd in (d / "fd").iterdir()):
-                cmd = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-                out.append(f"{d.name} {cmd}")
-        except OSError:
-            continue
-    return out
-
-
-def assert_port_released(port: int, ours: str) -> None:
-    """No process of ours holds ``port`` any more: it binds, or whoever holds it
-    now is someone else (an ephemeral port the OS has since given to another
-    program), and not a process whose command line contains ``ours``."""
-    for _ in range(3):
-        if port_is_free(port):
-            return
-        holders = port_holders(port)
-        mine = [h for h in holders if ours in h]
-        assert not mine, f"port {port} still bound by a process of this run: {mine}"
-        if holders:
-            return  # taken since by another program: not a leak of ours
-        time.sleep(0.5)
-    raise AssertionError(f"port {port} is still bound and its holder is unknown")
-
-
-def quiet_port() -> int:
-    """A free UDP port below the OS's ephemeral range, so no other program's
-    bind(port 0) takes it while a test watches it (harness/ports.py)."""
-    if not (ephemeral_low() or 0) > LOWEST:
-        raise RuntimeError("no free port below the ephemeral range")
-    return spare_udp_port("127.0.0.1")
-
-
-def ports_line(stdout: str) -> dict[str, int]:
-    """run_pair.sh's 'ports: link N, receiver N, sender ACK N[, ACK link N]'."""
-    import re
-
-    m = re.search(r"ports: (.*)", stdout)
-    assert m, f"no ports line in:\n{stdout}"
-    return {k.strip(): int(v) for k, v in re.findall(r"([a-zA-Z ]+) (\d+)", m.group(1))}
 
 
 # ------------------------------------------------------------------- soak

@@ -20,30 +20,10 @@ import time
 from pathlib import Path
 
 import pytest
-from e2e_support import RUN_PAIR, assert_port_released, pids_with, ports_line, quiet_port
+from pair_support import RUN_PAIR, no_leftovers, ports_line, quiet_port, run_pair, show
 from support import make_file
 
 pytestmark = pytest.mark.timeout(180)
-
-
-def run_pair(*args, timeout: float = 150) -> subprocess.CompletedProcess:
-    return subprocess.run([str(RUN_PAIR), *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, stdin=subprocess.DEVNULL)
-
-
-def no_leftovers(rundir: Path, ports=()) -> None:
-    """No process of this run is left (each has the run directory in its
-    command line), and its ports bind again (or, for an ephemeral port, are
-    held by some other program by now, never by one of ours)."""
-    left = pids_with(str(rundir))
-    assert not left, "processes left behind:\n" + "\n".join(left)
-    for p in ports:
-        assert_port_released(p, str(rundir))
-
-
-def show(res: subprocess.CompletedProcess) -> str:
-    return (f"exit {res.returncode}\n--- stdout:\n{res.stdout[-5000:]}\n"
-            f"--- stderr:\n{res.stderr[-5000:]}")
 
 
 # -------------------------------------------------------------------- --help
