@@ -12,6 +12,6 @@ a run starts is made here, once.
     ports.py     the sender's ACK port, picked below the ephemeral range
     signals.py   SIGINT/SIGTERM/SIGHUP as an exception, never mid-start
     verify.py    byte comparison and SHA-256 of the output
-    rundir.py    a run directory: what a run writes there
+    rundir.py    a run directory: what a run writes, earlier runs, its size
     pair_args.py, run_pair.py   run_pair.sh's options and its run
 """

@@ -6,7 +6,9 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 
+from harness import rundir
 from harness.spec import parse_size
 
 ME = "run_pair.sh"
@@ -17,7 +19,7 @@ usage: ./run_pair.sh [options]
 With no options: makes a 4 MiB random sample file, sends it through an
 emulated link with 5% loss, 1% corrupted datagrams, 2% reordering and 10 ms
 delay, and verifies what arrived.  Logs, traces, emulator reports, pcaps and
-plots go to a run directory (printed at the end).
+plots go to a run directory (printed at the end, with its size).
 
 Transfer:
   -i, --input FILE       file to send (default: a random sample, see --size)
@@ -68,8 +70,11 @@ Other:
       --recv-port PORT   receiver listen port (default: a free one)
       --ack-port PORT    sender's ACK port (default: a free one)
       --dir DIR          run directory for logs, traces, pcaps and plots
-                         (default: runs/run-YYYYmmdd-HHMMSS-PID)
+                         (default: runs/run-YYYYmmdd-HHMMSS-PID); one that holds an
+                         earlier run is refused, not overwritten: remove it or name another
       --no-analysis      no traces, pcaps or plots (fastest)
+      --snaplen BYTES    keep only the first BYTES of each packet in the pcaps (100: the
+                         IP and TCP headers, no payload; default: whole packets)
       --keep-logs        keep the run directory (the default)
       --rm-logs          on success, delete what this run wrote in the run directory
                          (and the directory, if then empty); kept on failure
@@ -87,7 +92,8 @@ DEFAULTS = {"loss": "5", "corrupt": "1", "reorder": "2", "delay": "0.010"}
 VALUES = {"-i": "input", "--input": "input", "--size": "size", "-o": "output",
           "--output": "output", "-w": "window", "--window": "window", "-m": "mode",
           "--mode": "mode", "--mss": "mss", "--pacing": "pacing", "--buffer": "buffer",
-          "--give-up": "give_up", "--timeout": "timeout", "--seed": "seed", "--dir": "dir"}
+          "--give-up": "give_up", "--timeout": "timeout", "--seed": "seed", "--dir": "dir",
+          "--snaplen": "snaplen"}
 PORTS = {"--link-port": "link_port", "--recv-port": "recv_port", "--ack-port": "ack_port"}
 SWITCHES = {"--no-analysis": ("analysis", False), "--rm-logs": ("rm_logs", True),
             "--keep-logs": ("rm_logs", False), "--verbose": ("verbose", True),
@@ -120,6 +126,7 @@ class PairArgs:
     timeout: str = "600"
     seed: str = ""
     dir: str = ""
+    snaplen: str = ""
     link_port: int = 0
     recv_port: int = 0
     ack_port: int = 0
@@ -245,6 +252,8 @@ def check(a: PairArgs) -> None:
     a.mss_b = int(a.mss)
     if a.pacing and not is_num(a.pacing):
         raise UsageError(f"--pacing takes a gain >= 0 (0: off), not '{a.pacing}'")
+    if a.snaplen and not (_INT.match(a.snaplen) and 1 <= int(a.snaplen) <= 65535):
+        raise UsageError(f"--snaplen takes 1..65535 bytes, not '{a.snaplen}'")
     a.size_b = _size("--size", a.size, "300K or 4M")
     a.window_b = _size("--window", a.window, "64K")
     a.buffer_b = _size("--buffer", a.buffer, "4M")
@@ -263,6 +272,10 @@ def check(a: PairArgs) -> None:
         for q, y in ports[i + 1:]:
             if x and x == y:
                 raise UsageError(f"{p} and {q} must differ")
+    if a.dir and (found := rundir.earlier_run(Path(a.dir))):
+        shown = ", ".join(found[:3]) + (f" and {len(found) - 3} more" if len(found) > 3 else "")
+        raise UsageError(f"--dir {a.dir} holds an earlier run ({shown}); it is kept: remove "
+                         "it or give another --dir")
 
 
 def _check_files(a: PairArgs) -> None:

@@ -28,6 +28,8 @@ def _files(opts: Options, workdir: Path, name: str, *, log_flag: str,
         out += ["--trace", str(workdir / f"{name}.trace.jsonl")]
     if opts.pcap and pcap:
         out += ["--pcap", str(workdir / f"{name}.pcap")]
+        if opts.snaplen is not None:
+            out += ["--snaplen", str(opts.snaplen)]
     return out
 
 

@@ -16,7 +16,6 @@ import os
 import random
 import re
 import shlex
-import shutil
 import signal
 import sys
 import time
@@ -52,6 +51,7 @@ def run_spec(a: PairArgs, workdir: Path, output: Path, input_: Path,
     opts = Options(bind=True, give_up=a.give_up, log_level="DEBUG" if a.verbose else "INFO",
                    log_files=True, emulator_verbose=2 if a.verbose else 1,
                    trace=a.analysis, pcap=a.analysis,
+                   snaplen=int(a.snaplen) if a.snaplen else None,
                    python=os.environ.get(PYTHON) or sys.executable)
     # The receiver starts a moment before the sender, which gives up GIVE_UP s
     # after its start if nobody answers: so does a receiver nobody connects to.
@@ -134,9 +134,8 @@ class Pair:
             raise UsageError(f"cannot create {self.dir}: {exc.strerror}") from None
         self.dir = Path(os.path.abspath(self.dir))
         input_, output = self.paths()
-        for p in rundir.artifacts(self.dir):  # nothing stale is read
+        for p in rundir.artifacts(self.dir):
             p.unlink(missing_ok=True)
-        shutil.rmtree(self.dir / rundir.PLOTS, ignore_errors=True)
         if self.sample:
             try:
                 write_sample(input_, self.a.size_b, self.seed)
@@ -171,6 +170,7 @@ class Pair:
     def run(self) -> int:
         self.prepare()
         self.transfer = t = Transfer(self.spec())
+        say(f"run directory {self.dir}")
         try:
             t.start(before_senders=self.announce)
         except (ExitedEarly, NotReady) as exc:
@@ -259,6 +259,7 @@ class Pair:
         print()
         if not ok:
             print(f"VERDICT: FAILED: {a.mode} mode, seed {self.seed}; logs in {self.dir}")
+            self.show_size()
             return 1
         print(f"VERDICT: OK: {input_.stat().st_size} bytes delivered intact (SHA-256 {digest}) "
               f"in {seconds:.2f} s, {a.mode} mode, seed {self.seed}")
@@ -268,8 +269,11 @@ class Pair:
                 extra.append(self.paths()[1])
             rundir.remove(self.dir, extra)
         else:
-            print(f"run directory: {self.dir}")
+            self.show_size()
         return 0
+
+    def show_size(self) -> None:
+        print(f"run directory: {rundir.size_report(self.dir, self.transfer.spec.options.snaplen)}")
 
     def interrupted(self, exc: signals.Interrupted) -> int:
         say(f"interrupted by {exc.name}; stopping every process of this run", err=True)

@@ -123,6 +123,7 @@ class Options:
     emulator_stats: bool = True      # NAME.stats.json from each emulator
     trace: bool = False              # NAME.trace.jsonl from every program
     pcap: bool = False               # NAME.pcap from sender and receiver
+    snaplen: int | None = None       # bytes kept of each captured packet
     python: str = sys.executable     # the interpreter the programs run under
     ready_timeout: float = 30.0      # for a program's ready file
 

@@ -120,6 +120,9 @@ def add_common_options(p: argparse.ArgumentParser, peer: str, port_name: str) ->
     p.add_argument("--trace", metavar="FILE", help="write a JSON-lines event trace")
     p.add_argument("--pcap", metavar="FILE",
                    help="write every segment sent and received as a pcap for Wireshark")
+    p.add_argument("--snaplen", type=positive_int, default=None, metavar="BYTES",
+                   help="keep only the first BYTES of each packet in the --pcap file "
+                        "(default: whole packets; 100 keeps the IP and TCP headers)")
     p.add_argument("--log-level", default="INFO",
                    choices=("TRACE", "DEBUG", "INFO", "WARNING", "ERROR"),
                    help="console and log file level; DEBUG logs every segment (default INFO)")
@@ -174,7 +177,7 @@ def open_outputs(stack, args, local: tuple[str, int], remote: tuple[str, int]):
     The pcap shows the connection as one TCP flow between ``local`` and
     ``remote`` (the wire ports differ when an emulator sits between).
     """
-    from runtime.pcap import PcapWriter
+    from runtime.pcap import SNAPLEN, PcapWriter
     from runtime.trace import Tracer
 
     tracer = pcap = None
@@ -183,7 +186,7 @@ def open_outputs(stack, args, local: tuple[str, int], remote: tuple[str, int]):
             tracer = Tracer(stack.enter_context(open(args.trace, "w", buffering=1 << 16)))
         if args.pcap:
             pcap = PcapWriter(stack.enter_context(open(args.pcap, "wb")), local=local,
-                              remote=remote)
+                              remote=remote, snaplen=min(args.snaplen or SNAPLEN, SNAPLEN))
             stack.callback(pcap.close)
     except OSError as exc:
         raise UsageError(f"cannot write {exc.filename}: {exc.strerror}") from None

@@ -1,5 +1,5 @@
-"""The harness's runs (harness/transfer.py, spec.py, programs.py) and its
-verification of the output (verify.py)."""
+"""The harness's runs (harness/transfer.py, spec.py, programs.py), its
+verification of the output (verify.py) and its run directories (rundir.py)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import stat
 import pytest
 from support import make_file
 
+from harness import rundir
 from harness.procs import NotReady
 from harness.programs import emulator_argv, receiver_argv, sender_argv
 from harness.spec import LinkSpec, Options, ReceiverSpec, RunSpec, SenderSpec, parse_size
@@ -53,6 +54,58 @@ def test_a_missing_file_is_caught(tmp_path):
     assert not v.ok and v.reasons == [f"{tmp_path / 'nothing.bin'} is missing"]
 
 
+# ------------------------------------------------------------------ rundir.py
+
+
+def test_an_earlier_run_is_seen_and_other_files_are_not(tmp_path):
+    d = tmp_path / "run"
+    assert rundir.earlier_run(d) == []            # not there yet
+    d.mkdir()
+    (d / "notes.txt").write_text("mine")
+    assert rundir.earlier_run(d) == []            # the user's own files only
+    (d / "sender.log").write_text("x")
+    (d / "plots").mkdir()
+    assert rundir.earlier_run(d) == ["sender.log", "plots"]
+
+
+def test_the_default_directory_is_never_one_that_exists(tmp_path):
+    first = rundir.default_dir(tmp_path, pid=42, now=0)
+    assert first.parent == tmp_path / "runs" and first.name.endswith("-42")
+    first.mkdir(parents=True)
+    second = rundir.default_dir(tmp_path, pid=42, now=0)
+    assert second == first.with_name(first.name + "-2")
+
+
+def test_the_size_says_where_it_went_and_how_to_keep_captures_small(tmp_path):
+    d = tmp_path / "run"
+    (d / "plots").mkdir(parents=True)
+    (d / "plots" / "x.png").write_bytes(b"p" * 1000)
+    (d / "sender.trace.jsonl").write_bytes(b"t" * 3000)
+    with open(d / "sender.pcap", "wb") as f:  # sparse: big, yet no disk used
+        f.truncate(rundir.BIG_CAPTURES + 1)
+    text = rundir.size_report(d, snaplen=None)
+    total = rundir.BIG_CAPTURES + 1 + 4000
+    assert text.startswith(f"{d} ({rundir.human(total)}: pcaps 16.0 MiB, traces 2.9 KiB)")
+    assert "--snaplen 100" in text
+    assert "--snaplen" not in rundir.size_report(d, snaplen=100)
+    (d / "sender.pcap").unlink()
+    assert rundir.size_report(d, None) == f"{d} (3.9 KiB: traces 2.9 KiB)"
+
+
+def test_remove_keeps_what_a_run_did_not_write(tmp_path):
+    d = tmp_path / "run"
+    (d / "plots").mkdir(parents=True)
+    for name in ("sender.log", "emu-ack.stats.json", "analysis.txt", "sample.bin"):
+        (d / name).write_text("x")
+    rundir.remove(d, [d / "sample.bin"])
+    assert not d.exists()
+    d.mkdir()
+    (d / "receiver.out").write_text("x")
+    (d / "mine.txt").write_text("x")
+    rundir.remove(d, [])
+    assert [p.name for p in d.iterdir()] == ["mine.txt"]
+
+
 # -------------------------------------------------------- spec.py, programs.py
 
 
@@ -75,12 +128,12 @@ def test_a_run_has_one_sender_until_the_server_takes_several(tmp_path):
 
 def test_the_command_lines_carry_the_shared_options(tmp_path):
     opts = Options(python="PY", bind=True, give_up=7, log_level="DEBUG", log_files=True,
-                   emulator_verbose=2, trace=True, pcap=True)
+                   emulator_verbose=2, trace=True, pcap=True, snaplen=100)
     emu = emulator_argv(opts, tmp_path, "emu-data", LinkSpec({"loss": "3"}, seed=9), 5000)
     assert emu[:7] == ["PY", "-m", "emulator", "-p", "0:0", "-o", "127.0.0.1:5000"]
     for flag in ("--seed", "--ready-file", "--stats", "--log", "-vv", "--trace", "-L"):
         assert flag in emu
-    assert "--pcap" not in emu  # the emulator writes none
+    assert "--pcap" not in emu and "--snaplen" not in emu  # the emulator writes none
     rcv = receiver_argv(opts, tmp_path, ReceiverSpec(tmp_path / "o", mode="gbn"), "ACK")
     snd = sender_argv(opts, tmp_path, SenderSpec(tmp_path / "i", 1000, pacing=0), 41, 42)
     assert rcv[2:7] == ["receiver", str(tmp_path / "o"), "0", "127.0.0.1", "ACK"]
@@ -89,7 +142,7 @@ def test_the_command_lines_carry_the_shared_options(tmp_path):
         text = " ".join(argv)
         for part in ("--no-progress", "--bind 127.0.0.1", "--give-up 7", "--log-level DEBUG",
                      f"--log-file {tmp_path}/{name}.log", f"--pcap {tmp_path}/{name}.pcap",
-                     f"--trace {tmp_path}/{name}.trace.jsonl"):
+                     "--snaplen 100", f"--trace {tmp_path}/{name}.trace.jsonl"):
             assert part in text, (part, text)
     assert "--pacing 0" in " ".join(snd) and "--mode gbn" in " ".join(rcv)
     plain = receiver_argv(Options(python="PY"), tmp_path, ReceiverSpec(tmp_path / "o"), 1)

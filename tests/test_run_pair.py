@@ -35,7 +35,8 @@ OPTIONS = [
     "--ack-loss", "--ack-corrupt", "--ack-ber", "--ack-reorder", "--ack-reorder-hold",
     "--ack-dup", "--ack-delay", "--ack-jitter", "--ack-rate", "--ack-queue", "--ack-burst",
     "--ack-drop", "--ack-blackhole", "--seed", "--link-port", "--recv-port", "--ack-port",
-    "--dir", "--no-analysis", "--keep-logs", "--rm-logs", "--verbose", "--dry-run", "--help",
+    "--dir", "--no-analysis", "--snaplen", "--keep-logs", "--rm-logs", "--verbose", "--dry-run",
+    "--help",
 ]
 
 
@@ -116,6 +117,8 @@ def has(argv: list[str], *seq: str) -> bool:
     (["--ack-port", "40003"], "sender", ["40003"]),
     (["--verbose"], "sender", ["--log-level", "DEBUG"]),
     (["--verbose"], "emu-data", ["-vv"]),
+    (["--snaplen", "100"], "sender", ["--snaplen", "100"]),
+    (["--snaplen", "100"], "receiver", ["--snaplen", "100"]),
 ])
 def test_option_reaches_program(tmp_path, args, prog, expect):
     cmds = dry(tmp_path, *args)
@@ -162,6 +165,7 @@ def test_default_run_verifies_and_cleans_up(tmp_path):
               "sender.pcap", "emu-data.stats.json", "analysis.txt"):
         assert (rundir / f).exists(), f
     assert list((rundir / "plots").glob("*.png")), "no plots"
+    assert f"run directory: {rundir} (" in out  # and how big it got
     ports = ports_line(out)
     no_leftovers(rundir, ports.values())
 
@@ -355,6 +359,8 @@ def test_interrupt_mid_transfer(tmp_path, sig, to, code):
     ["--input", "/nonexistent/file"],
     ["--output", "/nonexistent/dir/out.bin"],
     ["--ack-rate", "fast"],
+    ["--snaplen", "0"],
+    ["--snaplen", "all"],
 ])
 def test_bad_options_exit_2(tmp_path, args):
     rundir = tmp_path / "never"
