@@ -130,7 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     info["fingerprint_end"] = machine.programs_fingerprint()
     (out / "results.json").write_text(json.dumps(
         {"machine": info, "plan": vars(plan), "sections": a.sections, "facts": _jsonable(
-            ctx.facts), "records": ctx.records}, indent=1, default=str))
+            ctx.facts), "records": ctx.records, "command": command, "note": note},
+        indent=1, default=str))
     report.plots(s, ctx.facts, plan, out)
     md = report.markdown(s, ctx.facts, info, plan, a.sections, command, note)
     (out / "RESULTS.md").write_text(md)

@@ -89,3 +89,48 @@ def test_without_lossy_runs_there_is_no_lossy_window_table():
     assert s["windows_loss"] == []
     text = markdown(s, FACTS, {"date": "now", "cores": 2}, plan, ["windows"], "bench", None)
     assert "loss (sr, the same path)" not in text
+
+
+def _results_json(tmp_path, **extra):
+    import dataclasses
+    import json
+
+    sizes = [{**_run(0, 0, 90e6, 1.0, 0.3), "section": "sizes", "size": size,
+              "bytes": size, "seconds": size / 90e6} for size in (4 * MIB, 16 * MIB)]
+    records = [_fixed(), _run(64 * KIB, 0, 6.0e6, 10.4, 0.5), _run(1 * MIB, 20, 60e6, 12.0, 1.4),
+               *sizes]
+    d = {"machine": {"date": "then", "cores": 2}, "plan": dataclasses.asdict(_plan()),
+         "sections": ["sizes", "windows"], "facts": FACTS, "records": records, **extra}
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(d))
+    return path, records
+
+
+def test_results_md_is_written_again_from_results_json(tmp_path):
+    """python -m bench.report: the same RESULTS.md as the run wrote, from
+    results.json alone (the command and the profile's note kept there)."""
+    from bench.report.__main__ import main
+
+    path, records = _results_json(tmp_path, command="python -m bench --sections 3",
+                                  note="Where the time goes: nowhere.")
+    assert main([str(path), "--no-plots"]) == 0
+    plan = _plan()
+    s = summarise(records, FACTS, plan)
+    assert s["targets"]  # so that the note has its place, under them
+    want = markdown(s, FACTS, {"date": "then", "cores": 2}, plan, ["sizes", "windows"],
+                    "python -m bench --sections 3", "Where the time goes: nowhere.")
+    assert (tmp_path / "RESULTS.md").read_text() == want
+    assert "Where the time goes: nowhere." in want
+
+
+def test_an_older_results_json_keeps_the_note_of_the_results_md_it_replaces(tmp_path):
+    from bench.report.__main__ import main
+
+    path, _ = _results_json(tmp_path)  # no command, no note: written before they were kept
+    (tmp_path / "RESULTS.md").write_text("# old\n\nTargets marked **NO** are missed. "
+                                         "No profile: py-spy is not installed.\n")
+    assert main([str(path), "--no-plots"]) == 0
+    text = (tmp_path / "RESULTS.md").read_text()
+    assert "Produced by `python -m bench` on then" in text
+    assert "No profile: py-spy is not installed." in text
+    assert main([str(tmp_path / "missing.json")]) == 2
