@@ -12,6 +12,7 @@ SIGHUP are passed on to them, and it exits 130, 143 or 129.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import re
@@ -98,8 +99,8 @@ def write_sample(path: Path, size: int, seed: int) -> None:
 class Pair:
     """One run of run_pair.sh, from the checked options to the verdict."""
 
-    def __init__(self, a: PairArgs):
-        self.a = a
+    def __init__(self, a: PairArgs, argv: list[str]):
+        self.a, self.argv = a, argv
         self.seed = int(a.seed) if a.seed else random.randrange(1 << 31)
         self.dir = Path(a.dir) if a.dir else rundir.default_dir(ROOT)
         self.sample = not a.input
@@ -182,9 +183,11 @@ class Pair:
         why += check.reasons
         for line in why:
             say(line, err=True)
+        verdict = self.verdict_text(not why, check.sha256, seconds)
+        self.record(not why, verdict)
         if self.a.analysis:
             self.analyse()
-        return self.verdict(not why, check.sha256, seconds)
+        return self.verdict(not why, verdict)
 
     def wait(self) -> tuple[str | None, Proc | None, float]:
         """(the side that ran out of time, the first emulator that died,
@@ -254,15 +257,25 @@ class Pair:
         else:
             say(f"the analysis failed; see {out}", err=True)
 
-    def verdict(self, ok: bool, digest: str | None, seconds: float) -> int:
+    def verdict_text(self, ok: bool, digest: str | None, seconds: float) -> str:
+        a = self.a
+        if not ok:
+            return f"FAILED: {a.mode} mode, seed {self.seed}; logs in {self.dir}"
+        return (f"OK: {self.paths()[0].stat().st_size} bytes delivered intact (SHA-256 "
+                f"{digest}) in {seconds:.2f} s, {a.mode} mode, seed {self.seed}")
+
+    def record(self, ok: bool, verdict: str) -> None:
+        """run.json: the command and the verdict, for stcp-analyze RUN_DIR --html."""
+        info = {"command": ["./run_pair.sh", *self.argv], "verdict": verdict, "ok": ok}
+        (self.dir / rundir.RUN_JSON).write_text(json.dumps(info, indent=1) + "\n")
+
+    def verdict(self, ok: bool, text: str) -> int:
         a, input_ = self.a, self.paths()[0]
         print()
+        print(f"VERDICT: {text}")
         if not ok:
-            print(f"VERDICT: FAILED: {a.mode} mode, seed {self.seed}; logs in {self.dir}")
             self.show_size()
             return 1
-        print(f"VERDICT: OK: {input_.stat().st_size} bytes delivered intact (SHA-256 {digest}) "
-              f"in {seconds:.2f} s, {a.mode} mode, seed {self.seed}")
         if a.rm_logs:
             extra = [input_] if self.sample else []
             if not a.output:
@@ -290,8 +303,6 @@ def _read(path: Path) -> str:
 
 
 def emulator_line(name: str, stats_file: Path) -> str:
-    import json
-
     try:
         s = json.loads(stats_file.read_text())
     except (OSError, ValueError):
@@ -306,11 +317,12 @@ def emulator_line(name: str, stats_file: Path) -> str:
 def main(argv: list[str] | None = None) -> int:
     sys.stdout.reconfigure(line_buffering=True)
     try:
-        a = parse(sys.argv[1:] if argv is None else argv)
+        argv = sys.argv[1:] if argv is None else argv
+        a = parse(argv)
         if a.help:
             sys.stdout.write(USAGE)
             return 0
-        pair = Pair(a)
+        pair = Pair(a, argv)
         if a.dry_run:
             dry_run(a, pair.spec(), pair.seed, pair.sample)
             return 0

@@ -12,6 +12,7 @@ from pathlib import Path
 NAMES = ("sender", "receiver", "emu-data", "emu-ack")
 EXTENSIONS = ("out", "err", "log", "ready", "ready.tmp", "trace.jsonl", "pcap", "stats.json")
 ANALYSIS = "analysis.txt"
+RUN_JSON = "run.json"  # the command and the verdict (analysis/rundir.py reads it)
 PLOTS = "plots"
 SAMPLE = "sample.bin"
 RECEIVED = "received.bin"
@@ -21,9 +22,10 @@ COMPACT_SNAPLEN = 100  # an IPv6 header (40) and the longest TCP header (60)
 
 
 def artifacts(rundir: Path, names=NAMES) -> list[Path]:
-    """The files of each process and of the analysis (not the plots, the
-    sample or the received file)."""
-    return [rundir / f"{n}.{ext}" for n in names for ext in EXTENSIONS] + [rundir / ANALYSIS]
+    """The files of each process, the analysis's and run.json (not the
+    plots, the sample or the received file)."""
+    return ([rundir / f"{n}.{ext}" for n in names for ext in EXTENSIONS]
+            + [rundir / ANALYSIS, rundir / RUN_JSON])
 
 
 def earlier_run(rundir: Path) -> list[str]:

@@ -166,6 +166,10 @@ def test_default_run_verifies_and_cleans_up(tmp_path):
         assert (rundir / f).exists(), f
     assert list((rundir / "plots").glob("*.png")), "no plots"
     assert f"run directory: {rundir} (" in out  # and how big it got
+    info = json.loads((rundir / "run.json").read_text())  # for stcp-analyze --html
+    assert info["ok"] is True and info["verdict"].startswith("OK: 307200 bytes delivered")
+    assert info["command"] == ["./run_pair.sh", "--size", "300K", "--seed", "11", "--dir",
+                               str(rundir)]
     ports = ports_line(out)
     no_leftovers(rundir, ports.values())
 
@@ -250,6 +254,7 @@ def test_failure_names_side_and_log(tmp_path):
                    "--recv-port", ports[1], "--ack-port", ports[2])
     assert res.returncode == 1, show(res)
     assert "VERDICT: FAILED" in res.stdout, show(res)
+    assert json.loads((rundir / "run.json").read_text())["ok"] is False
     assert "the sender FAILED (exit 1)" in res.stderr, show(res)
     assert "nothing heard from the receiver" in res.stderr, show(res)
     assert f"its log: {rundir}/sender.log" in res.stderr, show(res)
