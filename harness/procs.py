@@ -231,7 +231,7 @@ class Group:
         both into one file)."""
         out = out or self.workdir / f"{name}.out"
         err = err or self.workdir / f"{name}.err"
-        full_env = dict(os.environ, PYTHONUNBUFFERED="1", **(self.env or {}), **(env or {}))
+        full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(self.env or {}), **(env or {})}
         full_env["PYTHONPATH"] = str(ROOT) + os.pathsep + full_env.get("PYTHONPATH", "")
         cpu = None if self.cpus is None or end is None else self.cpus[ENDS.index(end)]
         mask = os.sched_getaffinity(0) if cpu is not None else None

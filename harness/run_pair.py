@@ -244,7 +244,9 @@ class Pair:
         return why
 
     def analyse(self) -> None:
-        traces = [self.dir / f"{n}.trace.jsonl" for n in rundir.NAMES]
+        spec = self.transfer.spec  # the senders' traces first, then the receiver's
+        names = [*(s.name for s in spec.senders), spec.receiver.name, "emu-data", "emu-ack"]
+        traces = [self.dir / f"{n}.trace.jsonl" for n in names]
         traces = [str(p) for p in traces if p.exists() and p.stat().st_size]
         if not traces:
             return

@@ -150,8 +150,3 @@ class RunSpec:
             # The receiver takes one connection and sends its ACKs to one
             # port; several flows need the server (and an ACK port each).
             raise ValueError(f"a run has one sender for now, not {len(self.senders)}")
-
-    def names(self) -> list[str]:
-        """The run's processes, in the order they start."""
-        return ([*(["emu-ack"] if self.ack_link else []), self.receiver.name,
-                 *(["emu-data"] if self.data_link else []), *(s.name for s in self.senders)])

@@ -122,8 +122,7 @@ def test_a_run_has_one_sender_until_the_server_takes_several(tmp_path):
     s = SenderSpec(tmp_path / "in", 65536)
     with pytest.raises(ValueError, match="one sender"):
         RunSpec(tmp_path, r, [s, SenderSpec(tmp_path / "in2", 65536, name="sender-2")])
-    assert RunSpec(tmp_path, r, [s], data_link=LinkSpec()).names() == \
-        ["receiver", "emu-data", "sender"]
+    assert RunSpec(tmp_path, r, [s]).senders == [s]
 
 
 def test_the_command_lines_carry_the_shared_options(tmp_path):
