@@ -18,7 +18,7 @@ export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"  # this tree's harness, wha
 
 die() { echo "$ME: error: $*" >&2; exit 2; }
 
-if ! "$PY" -c "import loguru, common, sender, receiver, emulator, analysis, harness" 2>/dev/null
+if ! "$PY" -c "import loguru, bokeh, common, sender, receiver, emulator, analysis, harness" 2>/dev/null
 then
     command -v python3 >/dev/null || die "python3 is needed"
     python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' \

@@ -258,6 +258,15 @@ class Pair:
             say(f"plots and analysis in {self.dir / rundir.PLOTS} ({out})")
         else:
             say(f"the analysis failed; see {out}", err=True)
+        # The same traces on one page (run.json, written before, gives it the
+        # command and the verdict).
+        report, log = self.dir / rundir.REPORT, self.dir / rundir.REPORT_LOG
+        p = g.start("report", [self.transfer.spec.options.python, "-m", "analysis",
+                               str(self.dir), "--html", "--out", str(report)], out=log, err=log)
+        if p.wait() == 0:
+            say(f"the run on one page: {report}")
+        else:
+            say(f"the HTML report failed; see {log}", err=True)
 
     def verdict_text(self, ok: bool, digest: str | None, seconds: float) -> str:
         a = self.a

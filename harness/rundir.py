@@ -12,6 +12,8 @@ from pathlib import Path
 NAMES = ("sender", "receiver", "emu-data", "emu-ack")
 EXTENSIONS = ("out", "err", "log", "ready", "ready.tmp", "trace.jsonl", "pcap", "stats.json")
 ANALYSIS = "analysis.txt"
+REPORT = "report.html"  # stcp-analyze RUN_DIR --html: the run on one page
+REPORT_LOG = "report.log"  # what making it printed
 RUN_JSON = "run.json"  # the command and the verdict (analysis/rundir.py reads it)
 PLOTS = "plots"
 SAMPLE = "sample.bin"
@@ -22,10 +24,11 @@ COMPACT_SNAPLEN = 100  # an IPv6 header (40) and the longest TCP header (60)
 
 
 def artifacts(rundir: Path, names=NAMES) -> list[Path]:
-    """The files of each process, the analysis's and run.json (not the
+    """The files of each process, the analysis's, the report and run.json (not the
     plots, the sample or the received file)."""
     return ([rundir / f"{n}.{ext}" for n in names for ext in EXTENSIONS]
-            + [rundir / ANALYSIS, rundir / RUN_JSON])
+            + [rundir / ANALYSIS, rundir / REPORT, rundir / REPORT_LOG,
+               rundir / RUN_JSON])
 
 
 def earlier_run(rundir: Path) -> list[str]:

@@ -165,6 +165,8 @@ def test_default_run_verifies_and_cleans_up(tmp_path):
               "sender.pcap", "emu-data.stats.json", "analysis.txt"):
         assert (rundir / f).exists(), f
     assert list((rundir / "plots").glob("*.png")), "no plots"
+    page = (rundir / "report.html").read_text()  # the run on one page, by default
+    assert "OK: 307200 bytes delivered" in page and f"the run on one page: {rundir}" in out
     assert f"run directory: {rundir} (" in out  # and how big it got
     info = json.loads((rundir / "run.json").read_text())  # for stcp-analyze --html
     assert info["ok"] is True and info["verdict"].startswith("OK: 307200 bytes delivered")
