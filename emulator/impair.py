@@ -3,7 +3,7 @@
 :class:`Impairer` takes one datagram at a time (its arrival time and its length,
 both given by the caller) and returns a :class:`Verdict`: dropped and why, or
 forwarded, with the bits to flip, whether to duplicate it, whether to hold it
-back for reordering, and when it may leave.
+back for reordering, and the delay it gets after the bottleneck.
 
 Determinism
     Every random number comes from the one ``random.Random`` passed in, and
@@ -18,40 +18,60 @@ Determinism
     5. jitter (``jitter > 0``): one draw;
     6. bit errors (``ber > 0``): one draw per flipped bit plus one;
     7. single-bit corruption (``corrupt > 0``): one draw, and one more for
-       the bit's position when the datagram is hit.
+       the bit's position when the datagram is hit;
+    8. RED (``aqm == "red"``): one draw, the ``u`` RED compares with its
+       drop probability if the datagram reaches the queue.
 
     The draws are made even for a datagram the drop list, the outage or the
     queue then drops, so the same seed and the same sequence of datagram
     lengths give the same decisions even though the time-dependent causes
     (outage, queue) may fall differently from one run to the next.
 
-Precedence of the drop causes, first match wins:
+Precedence of the drop causes decided here, first match wins:
+``noport`` (with forwarding by port: no TCP destination port to forward to),
 ``list`` (the drop list), ``blackhole`` (the outage), ``burst`` (a
-Gilbert-Elliott loss, in either state), ``loss`` (random loss), ``queue``
-(tail drop at the serialisation queue).  Only a datagram dropped by none of
-them enters the queue.
+Gilbert-Elliott loss, in either state), ``loss`` (random loss).  Only a
+datagram dropped by none of them reaches the bottleneck
+(:mod:`emulator.queue`), which may drop it too (``queue``, ``red``,
+``codel``).  Corruption is no drop: a corrupted datagram is forwarded.
 
 Timing of a forwarded datagram arriving at ``now``:
 ``release = departure + delay + jitter * U``, where ``departure`` is ``now``
-without a link speed, else ``max(now, link free) + bytes * 8 / rate``
-(UDP payload bytes; no IP or UDP header counted).  Jitter can therefore
-reorder datagrams by itself.
+without a link speed, else the end of its serialisation at the bottleneck
+(:class:`~emulator.queue.Bottleneck`).  Jitter can therefore reorder
+datagrams by itself.  The verdict's ``after`` is ``delay + jitter * U``.
 """
 
 from __future__ import annotations
 
 import math
 import random
-from collections import deque
 from dataclasses import dataclass, field
 
+from emulator.aqm import (
+    CODEL_INTERVAL,
+    CODEL_TARGET,
+    RED_AVPKT,
+    RED_MAX_P,
+    RED_MAX_TH,
+    RED_MIN_TH,
+    RED_W_Q,
+    CoDel,
+    Red,
+)
+from emulator.queue import CODEL, QUEUE, RED, Bottleneck
+
+NOPORT = "noport"
 LIST = "list"
 BLACKHOLE = "blackhole"
 BURST = "burst"
 LOSS = "loss"
-QUEUE = "queue"
-#: Drop causes in order of precedence.
-DROP_CAUSES: tuple[str, ...] = (LIST, BLACKHOLE, BURST, LOSS, QUEUE)
+#: Drop causes the impairer decides, in order of precedence.
+IMPAIR_CAUSES: tuple[str, ...] = (NOPORT, LIST, BLACKHOLE, BURST, LOSS)
+#: Every drop cause, in order: the impairer's, then the bottleneck's.
+DROP_CAUSES: tuple[str, ...] = (*IMPAIR_CAUSES, QUEUE, RED, CODEL)
+#: The active queue managements by name.
+AQMS: tuple[str, ...] = ("none", RED, CODEL)
 
 #: Minimum hold of a datagram selected for reordering (seconds).
 MIN_REORDER_HOLD = 0.05
@@ -74,7 +94,16 @@ class Impairments:
     delay: float = 0.0  #: one-way delay, seconds
     jitter: float = 0.0  #: extra delay, uniform in [0, jitter), seconds
     rate: float = 0.0  #: link speed in bits per second; 0 = unlimited
-    queue: int = 65536  #: serialisation queue size in bytes (with ``rate``)
+    queue: int | None = 65536  #: queue limit in bytes (with ``rate``); None = none
+    queue_packets: int | None = None  #: queue limit in datagrams (with ``rate``); None = none
+    aqm: str = "none"  #: active queue management at the queue: none, red, codel
+    red_min: float = RED_MIN_TH  #: RED min_th, packets
+    red_max: float = RED_MAX_TH  #: RED max_th, packets
+    red_max_p: float = RED_MAX_P  #: RED max_p, drop probability at max_th
+    red_wq: float = RED_W_Q  #: RED w_q, weight of the average
+    red_avpkt: int = RED_AVPKT  #: RED: typical datagram, bytes (idle decay)
+    codel_target: float = CODEL_TARGET  #: CoDel target sojourn time, seconds
+    codel_interval: float = CODEL_INTERVAL  #: CoDel interval, seconds
     ge_p: float = 0.0  #: Gilbert-Elliott P(good -> bad) per datagram
     ge_r: float = 0.0  #: Gilbert-Elliott P(bad -> good) per datagram
     ge_loss: float = 1.0  #: loss probability in the bad state
@@ -82,6 +111,7 @@ class Impairments:
     drop_list: frozenset[int] = field(default_factory=frozenset)  #: 1-based indices
     blackhole: tuple[float, float] | None = None  #: (start, duration) after 1st datagram
     reorder_hold: float | None = None  #: hold timeout; None = max(2 * delay, 50 ms)
+    by_port: bool = False  #: forward to the TCP destination port each datagram names
 
     def __post_init__(self) -> None:
         for name in ("loss", "ber", "corrupt", "reorder", "dup", "ge_p", "ge_r", "ge_loss",
@@ -91,8 +121,15 @@ class Impairments:
             value = getattr(self, name)
             if not (value >= 0.0 and math.isfinite(value)):
                 raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-        if self.queue < 1:
+        if self.queue is not None and self.queue < 1:
             raise ValueError(f"queue must be at least 1 byte, got {self.queue!r}")
+        if self.queue_packets is not None and self.queue_packets < 1:
+            raise ValueError(f"queue must hold at least 1 datagram, got {self.queue_packets!r}")
+        if self.aqm not in AQMS:
+            raise ValueError(f"aqm must be one of {', '.join(AQMS)}, got {self.aqm!r}")
+        if self.red_avpkt < 1:
+            raise ValueError(f"RED avpkt must be at least 1 byte, got {self.red_avpkt!r}")
+        self.make_aqm()  # raises ValueError for settings RED or CoDel refuse
         if any(n < 1 for n in self.drop_list):
             raise ValueError("drop list indices are 1-based (>= 1)")
         if self.blackhole is not None:
@@ -101,6 +138,21 @@ class Impairments:
                 raise ValueError("blackhole start and duration must be >= 0")
         if self.reorder_hold is not None and not self.reorder_hold >= 0.0:
             raise ValueError("reorder hold must be >= 0")
+
+    def make_aqm(self) -> Red | CoDel | None:
+        """A new RED or CoDel with these settings, or None."""
+        if self.aqm == RED:
+            idle_tx = self.red_avpkt * 8.0 / self.rate if self.rate > 0 else 0.0
+            return Red(self.red_min, self.red_max, self.red_max_p, self.red_wq, idle_tx)
+        if self.aqm == CODEL:
+            return CoDel(self.codel_target, self.codel_interval)
+        return None
+
+    def make_bottleneck(self) -> Bottleneck | None:
+        """A new bottleneck with these settings, or None without a link speed."""
+        if self.rate <= 0:
+            return None
+        return Bottleneck(self.rate, self.queue, self.queue_packets, self.make_aqm())
 
     @property
     def ge_enabled(self) -> bool:
@@ -130,57 +182,25 @@ class Impairments:
             or self.ge_enabled
             or self.drop_list
             or self.blackhole is not None
+            or self.by_port
         )
-
-
-class SerialLink:
-    """A link of ``rate`` bits/s behind a FIFO of ``limit`` bytes with tail drop.
-
-    A datagram is in the queue from its arrival until the end of its
-    serialisation (the one being serialised counts too).
-    """
-
-    __slots__ = ("rate", "limit", "free_at", "queued", "_fifo")
-
-    def __init__(self, rate: float, limit: int):
-        if rate <= 0:
-            raise ValueError("rate must be > 0")
-        self.rate = float(rate)
-        self.limit = int(limit)
-        self.free_at = -math.inf
-        self.queued = 0
-        self._fifo: deque[tuple[float, int]] = deque()
-
-    def backlog(self, now: float) -> int:
-        """Bytes still queued or being serialised at ``now``."""
-        fifo = self._fifo
-        while fifo and fifo[0][0] <= now:
-            self.queued -= fifo.popleft()[1]
-        return self.queued
-
-    def admit(self, now: float, nbytes: int) -> float | None:
-        """Departure time (end of serialisation) of a datagram, or None if tail-dropped."""
-        if self.backlog(now) + nbytes > self.limit:
-            return None
-        departure = max(now, self.free_at) + nbytes * 8.0 / self.rate
-        self.free_at = departure
-        self._fifo.append((departure, nbytes))
-        self.queued += nbytes
-        return departure
 
 
 class Verdict:
     """The decision about one datagram."""
 
-    __slots__ = ("n", "drop", "flips", "dup", "reorder", "release")
+    __slots__ = ("n", "drop", "flips", "dup", "reorder", "release", "after", "u", "nbytes")
 
-    def __init__(self, n, drop, flips, dup, reorder, release):
+    def __init__(self, n, drop, flips, dup, reorder, release, after=0.0, u=1.0, nbytes=0):
         self.n: int = n  #: 1-based index of the datagram among those received
+        self.nbytes: int = nbytes  #: its length
         self.drop: str | None = drop  #: drop cause, None when forwarded
         self.flips: list[int] = flips  #: bit positions to flip (0 = MSB of byte 0)
         self.dup: bool = dup  #: send a second identical copy right after it
         self.reorder: bool = reorder  #: hold it back until the next datagram leaves
-        self.release: float = release  #: earliest time it may leave
+        self.release: float = release  #: earliest time it may leave, without a bottleneck
+        self.after: float = after  #: delay + jitter, added after the bottleneck
+        self.u: float = u  #: RED's uniform draw (1.0 without RED: never below p_a)
 
     def __repr__(self) -> str:
         return (
@@ -205,7 +225,7 @@ class Impairer:
     def __init__(self, imp: Impairments, rng: random.Random):
         self.imp = imp
         self._random = rng.random
-        self._link = SerialLink(imp.rate, imp.queue) if imp.rate > 0 else None
+        self._red = imp.aqm == RED
         self._bad = False  # Gilbert-Elliott state
         self._log1mp = math.log1p(-imp.ber) if 0.0 < imp.ber < 1.0 else 0.0
         self._drop_list = imp.drop_list
@@ -213,16 +233,12 @@ class Impairer:
         # Counters of the decisions made.
         self.received = 0
         self.bytes_received = 0
-        self.dropped: dict[str, int] = dict.fromkeys(DROP_CAUSES, 0)
+        self.dropped: dict[str, int] = dict.fromkeys(IMPAIR_CAUSES, 0)
         self.corrupted = 0
         self.bits_flipped = 0
         self.duplicated = 0
         self.reordered = 0
         self.bad_state_datagrams = 0
-
-    @property
-    def in_bad_state(self) -> bool:
-        return self._bad
 
     def bit_errors(self, nbits: int) -> list[int]:
         """Positions of flipped bits among ``nbits``, each flipped with probability ``ber``.
@@ -247,8 +263,9 @@ class Impairer:
                 return out
             out.append(pos)
 
-    def decide(self, now: float, nbytes: int) -> Verdict:
-        """The verdict for the next datagram, ``nbytes`` long, arriving at ``now``."""
+    def decide(self, now: float, nbytes: int, routable: bool = True) -> Verdict:
+        """The verdict for the next datagram, ``nbytes`` long, arriving at ``now``;
+        one not ``routable`` (no port to forward it to) is dropped as ``noport``."""
         imp = self.imp
         rnd = self._random
         self.received += 1
@@ -278,13 +295,15 @@ class Impairer:
             bit = min(int(rnd() * nbytes * 8), nbytes * 8 - 1)
             if bit not in flips:
                 flips = sorted([*flips, bit])
+        u = rnd() if self._red else 1.0
 
         # Drop causes, in order of precedence.
         if self._t0 is None:
             self._t0 = now
         cause = None
-        departure = now
-        if n in self._drop_list:
+        if not routable:
+            cause = NOPORT
+        elif n in self._drop_list:
             cause = LIST
         elif imp.blackhole is not None and (
             imp.blackhole[0] <= now - self._t0 < imp.blackhole[0] + imp.blackhole[1]
@@ -294,15 +313,9 @@ class Impairer:
             cause = BURST
         elif lost:
             cause = LOSS
-        elif self._link is not None:
-            admitted = self._link.admit(now, nbytes)
-            if admitted is None:
-                cause = QUEUE
-            else:
-                departure = admitted
         if cause is not None:
             self.dropped[cause] += 1
-            return Verdict(n, cause, [], False, False, now)
+            return Verdict(n, cause, [], False, False, now, nbytes=nbytes)
 
         if flips:
             self.corrupted += 1
@@ -311,7 +324,8 @@ class Impairer:
             self.duplicated += 1
         if reorder:
             self.reordered += 1
-        return Verdict(n, None, flips, dup, reorder, departure + imp.delay + extra)
+        after = imp.delay + extra
+        return Verdict(n, None, flips, dup, reorder, now + after, after, u, nbytes)
 
     def counters(self) -> dict:
         return {

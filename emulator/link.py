@@ -1,26 +1,29 @@
-"""The link emulator's sockets and threads around the pure decisions of :mod:`emulator.impair`.
+"""The link emulator's sockets and threads around its pure parts.
 
 One direction: datagrams arrive on the receiving socket, are judged in
-arrival order by the receiving thread (every random decision is made there),
-and leave from the sending socket, which is connected to the output address.
+arrival order by the receiving thread (every random decision is made there:
+:mod:`emulator.impair`, :mod:`emulator.judge`), and leave from the sending
+socket (:mod:`emulator.forward`), which is connected to the output address,
+or, forwarding by port, sends each to the port its TCP header names.
 
 - With nothing that makes a datagram wait (no delay, jitter, link speed or
   reordering), the receiving thread sends each datagram itself, right away.
 - Otherwise it pushes the datagram into a :class:`~emulator.schedule.ReleaseQueue`
   and a sending thread sleeps on a condition until the earliest release time.
+- With a link speed, the receiving thread hands each datagram to the
+  :class:`~emulator.queue.Bottleneck` instead (tail drop, RED); the sending
+  thread also wakes when the head of that queue is due on the link, serves it
+  (CoDel decides there) and pushes what leaves the queue into the release
+  queue, ``delay + jitter`` after the end of its serialisation.  Both share
+  one lock; no socket call, trace line or log line is made while holding it.
 
 Batches (Linux, :mod:`runtime.udpgso`): the receiving socket takes GRO batches,
 so datagrams a sender sent with one GSO call arrive in one ``recvmsg``.  The
 link still judges them one by one, in order, with the same random draws as
-if they had come apart.  Consecutive datagrams of a batch that are forwarded
-untouched (not corrupted, duplicated or held for reordering) at the same
-release time leave again as one batch, by one GSO send, and reach the next
-hop as separate datagrams; a dropped one between them is left out and does
-not split the batch (they would have left back to back anyway).  Without
-this the emulator, one Python process, took a system call and a heap entry
-per datagram and was the slowest part of a fast transfer; and at 20% loss,
-splitting at every drop left it a system call per four datagrams, and the
-receiver a read per four.
+if they had come apart; untouched runs leave again by one GSO send
+(:mod:`emulator.judge` says when).  Without this the emulator, one Python
+process, took a system call and a heap entry per datagram and was the
+slowest part of a fast transfer.
 
 Shutdown: :meth:`LinkEmulator.stop` sets the stop flag, shuts the receiving
 socket down (which wakes a blocked ``recv``), notifies the condition, joins
@@ -38,16 +41,13 @@ from collections.abc import Callable
 
 from loguru import logger
 
-from emulator.impair import Impairer, Impairments, flip_bits
-from emulator.schedule import Entry, ReleaseQueue
-from runtime.udpgso import (
-    GRO_CMSG_SPACE,
-    GSO_MAX_SEGMENTS,
-    GSO_REFUSED,
-    enable_gro,
-    gro_size,
-    gso_cmsg,
-)
+from emulator.departures import Departures
+from emulator.events import trace_arrival
+from emulator.forward import Forwarder, SendCounters
+from emulator.impair import DROP_CAUSES, Impairer, Impairments
+from emulator.judge import judge_batch, judge_one
+from emulator.schedule import Entry
+from runtime.udpgso import GRO_CMSG_SPACE, enable_gro, gro_size
 
 BUFSIZE = 65536
 SOCKET_BUFFER = 4 * 1024 * 1024
@@ -66,43 +66,6 @@ def _datagrams(n: int, size: int) -> int:
     return -(-n // size) if n > size else 1
 
 
-def _run_entry(pieces: list, size: int, now: float, due: float, n: int) -> Entry:
-    """The entry of untouched datagrams, the first numbered ``n``: the
-    memoryviews ``pieces`` (stretches of whole datagrams, in order), one
-    batch of ``size``-byte datagrams, or one datagram on its own."""
-    data = bytes(pieces[0]) if len(pieces) == 1 else b"".join(pieces)
-    return Entry(n, data, 1, now, due, False, size if len(data) > size else 0)
-
-
-class _SendCounters:
-    """What a sending thread actually did; each thread has its own, merged at the end."""
-
-    __slots__ = (
-        "forwarded",
-        "bytes_forwarded",
-        "duplicated",
-        "send_errors",
-        "dup_send_errors",
-        "delayed",
-        "delay_sum",
-        "delay_max",
-        "batched_out",
-        "last_error",
-    )
-
-    def __init__(self) -> None:
-        self.forwarded = 0  # originals sent
-        self.bytes_forwarded = 0  # bytes sent, duplicates included
-        self.duplicated = 0  # second copies sent
-        self.send_errors = 0  # originals that could not be sent
-        self.dup_send_errors = 0  # second copies that could not be sent
-        self.delayed = 0  # originals that left later than they arrived (scheduled ones)
-        self.delay_sum = 0.0  # total time originals were held
-        self.delay_max = 0.0
-        self.batched_out = 0  # originals that left several to a system call (GSO)
-        self.last_error: str | None = None
-
-
 class LinkEmulator:
     """One direction of an impaired link between two UDP sockets."""
 
@@ -114,7 +77,7 @@ class LinkEmulator:
         bind_host: str = "127.0.0.1",
         recv_port: int = 0,
         send_port: int = 0,
-        out_addr: tuple[str, int] = ("127.0.0.1", 41194),
+        out_addr: tuple[str, int | None] = ("127.0.0.1", 41194),
         accept_host: str | None = None,
         accept_port: int | None = None,
         tracer=None,
@@ -123,10 +86,11 @@ class LinkEmulator:
     ):
         self.imp = imp
         self.impairer = Impairer(imp, rng)
+        self.departures = Departures(imp, tracer, debug)
         self.bind_host = bind_host
         self.recv_port = recv_port
         self.send_port = send_port
-        self.out_addr = out_addr
+        self.out_addr = out_addr  # port None: forwarding by port
         self.accept_host = accept_host
         self.accept_port = accept_port
         self.tracer = tracer
@@ -134,15 +98,12 @@ class LinkEmulator:
         self.on_fatal = on_fatal
         self.rsock: socket.socket | None = None
         self.ssock: socket.socket | None = None
+        self.fwd: Forwarder | None = None
         self.gro = False  # the receiving socket takes GRO batches
-        self.gso = True  # batches leave by one GSO send (until the kernel refuses)
         self.foreign = 0
         self.batched_in = 0  # datagrams that arrived several to a read (GRO)
         self._stopping = False
-        self._cond = threading.Condition(threading.Lock())
-        self._rq = ReleaseQueue()
-        self._recv_counters = _SendCounters()
-        self._send_counters = _SendCounters()
+        self._recv_counters = SendCounters()  # the receiving thread's
         self._threads: list[threading.Thread] = []
         self._started_at: float | None = None
         self._stopped_at: float | None = None
@@ -161,29 +122,27 @@ class LinkEmulator:
                     s.setsockopt(socket.SOL_SOCKET, opt, SOCKET_BUFFER)
                 except OSError:  # pragma: no cover - capped by the kernel, never fatal
                     pass
-            try:
-                rsock.bind((self.bind_host, self.recv_port))
-            except OSError as exc:
-                raise LinkError(
-                    f"cannot bind receive port {self.bind_host}:{self.recv_port}: {exc.strerror}"
-                ) from exc
-            try:
-                ssock.bind((self.bind_host, self.send_port))
-            except OSError as exc:
-                raise LinkError(
-                    f"cannot bind send port {self.bind_host}:{self.send_port}: {exc.strerror}"
-                ) from exc
-            try:
-                ssock.connect(self.out_addr)
-            except OSError as exc:
-                raise LinkError(
-                    f"cannot send to {self.out_addr[0]}:{self.out_addr[1]}: {exc.strerror}"
-                ) from exc
+            for s, port, what in ((rsock, self.recv_port, "receive"),
+                                  (ssock, self.send_port, "send")):
+                try:
+                    s.bind((self.bind_host, port))
+                except OSError as exc:
+                    raise LinkError(
+                        f"cannot bind {what} port {self.bind_host}:{port}: {exc.strerror}"
+                    ) from exc
+            if self.out_addr[1] is not None:
+                try:
+                    ssock.connect(self.out_addr)
+                except OSError as exc:
+                    raise LinkError(
+                        f"cannot send to {self.out_addr[0]}:{self.out_addr[1]}: {exc.strerror}"
+                    ) from exc
         except BaseException:
             rsock.close()
             ssock.close()
             raise
         self.rsock, self.ssock = rsock, ssock
+        self.fwd = self.departures.fwd = Forwarder(ssock, self.tracer, self.debug)
         self.gro = enable_gro(rsock)
         self.recv_port = rsock.getsockname()[1]
         self.send_port = ssock.getsockname()[1]
@@ -200,7 +159,7 @@ class LinkEmulator:
         self._threads.append(reader)
         if imp.needs_scheduler:
             sender = threading.Thread(
-                target=self._guard, args=(self._sender_loop,), name="link-send"
+                target=self._guard, args=(self.departures.run,), name="link-send"
             )
             self._threads.append(sender)
         for t in self._threads:
@@ -217,7 +176,7 @@ class LinkEmulator:
             if self.on_fatal is not None:
                 self.on_fatal(exc)
 
-    # --------------------------------------------------------------- running
+    # --------------------------------------------------------------- reading
 
     def _accepts(self, addr) -> bool:
         host, port = self.accept_host, self.accept_port
@@ -261,7 +220,7 @@ class LinkEmulator:
         accepts = self._accepts
         read = self._reader(filtering)
         send = self.ssock.send
-        forward = self._forward
+        forward = self.fwd.batch
         received = nbytes = batched = 0
         try:
             while True:
@@ -294,26 +253,25 @@ class LinkEmulator:
             self.batched_in += batched
 
     def _loop(self) -> None:
-        """The general receiving loop: judge every datagram, then send it or schedule it."""
+        """The general receiving loop: judge every datagram, then send it,
+        schedule it, or hand it to the bottleneck."""
         buf = bytearray(BUFSIZE)
         mv = memoryview(buf)
         decide = self.impairer.decide
-        tracer = self.tracer
-        debug = self.debug
+        looking = self.tracer is not None or self.debug
         filtering = self.accept_host is not None or self.accept_port is not None
         accepts = self._accepts
         imp = self.imp
-        scheduled = imp.needs_scheduler
-        hold = imp.hold
-        cond = self._cond
-        rq = self._rq
+        bn = self.departures.bottleneck
+        host = self.out_addr[0] if imp.by_port else None
         monotonic = _monotonic
         # Runs leave as batches only where that changes nothing but the cost:
-        # not when every datagram is traced or logged, and not with reordering,
+        # not when every datagram is traced or logged, not with reordering,
         # where a held datagram must leave right after the one datagram that
-        # follows it (with jitter or a link speed, release times never match).
-        batching = tracer is None and not debug and imp.reorder == 0
-        read = self._reader(filtering or debug)
+        # follows it, not through a bottleneck, where each waits on its own,
+        # and not to ports each datagram names.
+        batching = not looking and imp.reorder == 0 and bn is None and host is None
+        read = self._reader(filtering or self.debug)
         while True:
             n, size, addr = read(buf)
             if self._stopping:
@@ -321,194 +279,31 @@ class LinkEmulator:
             now = monotonic()
             if filtering and not accepts(addr):
                 self.foreign += _datagrams(n, size)
-                if debug:
+                if self.debug:
                     logger.debug("ignored {} bytes from foreign {}:{}", n, addr[0], addr[1])
                 continue
-            entries: list[Entry] = []
-            if n <= size:  # one datagram
-                entry = self._judge(decide(now, n), now, mv[:n], addr)
-                if entry is None:
-                    continue
-                entries.append(entry)
+            if n <= size:
+                judged = [judge_one(decide, mv[:n], now, host)]
             else:
-                # A GRO batch: judge each datagram in order; runs of untouched
-                # ones due together leave together, the dropped ones left out.
                 self.batched_in += _datagrams(n, size)
-                pieces: list[memoryview] = []  # the open run: stretches of buf
-                run_at = run_end = 0  # its last stretch, not in pieces yet
-                run_count = 0  # datagrams in it
-                run_due = 0.0
-                run_n = 0
-                for at in range(0, n, size):
-                    end = min(at + size, n)
-                    v = decide(now, end - at)
-                    if batching and v.drop is not None:
-                        continue  # (nothing to trace or log: _judge would only drop it)
-                    untouched = batching and not v.flips and not v.dup
-                    if untouched and run_count and v.release == run_due and (
-                            run_count < GSO_MAX_SEGMENTS):
-                        if run_end != at:  # past a dropped one: a new stretch
-                            pieces.append(mv[run_at:run_end])
-                            run_at = at
-                        run_end = end
-                        run_count += 1
-                        continue
-                    if run_count:  # the open run ends here
-                        pieces.append(mv[run_at:run_end])
-                        entries.append(_run_entry(pieces, size, now, run_due, run_n))
-                        pieces = []
-                        run_count = 0
-                    if untouched:
-                        run_at, run_end, run_due, run_n = at, end, v.release, v.n
-                        run_count = 1
-                        continue
-                    entry = self._judge(v, now, mv[at:end], addr)
-                    if entry is not None:
-                        entries.append(entry)
-                if run_count:
-                    pieces.append(mv[run_at:run_end])
-                    entries.append(_run_entry(pieces, size, now, run_due, run_n))
-                if not entries:
-                    continue
-            if scheduled:
-                with cond:
-                    wake = False
-                    for entry in entries:
-                        if rq.push(entry, hold):
-                            wake = True
-                    if wake:
-                        cond.notify()
-            else:
-                for entry in entries:
-                    self._send(entry, now, self._recv_counters)
+                judged = judge_batch(decide, mv, n, size, now, batching, host)
+            if bn is not None:
+                self.departures.enqueue(judged, now, addr)
+                continue
+            if looking:
+                for v, _ in judged:
+                    trace_arrival(self.tracer, self.debug, v, now, addr)
+            self._dispatch([e for _, e in judged if e is not None], now)
 
-    def _judge(self, v, now: float, data: memoryview, addr) -> Entry | None:
-        """One datagram's verdict carried out up to its entry (None: dropped)."""
-        tracer = self.tracer
-        debug = self.debug
-        n = len(data)
-        if tracer is not None:
-            tracer.emit(now, "recv", n=v.n, len=n)
-        if v.drop is not None:
-            if tracer is not None:
-                tracer.emit(now, "drop", n=v.n, why=v.drop, len=n)
-            if debug:
-                logger.debug("#{} {} bytes from {}: dropped ({})", v.n, n, addr, v.drop)
-            return None
-        if v.flips:
-            out = bytearray(data)
-            flip_bits(out, v.flips)
-            out = bytes(out)
-            if tracer is not None:
-                tracer.emit(now, "corrupt", n=v.n, bits=len(v.flips))
-        else:
-            out = bytes(data)
-        if v.reorder and tracer is not None:
-            tracer.emit(now, "reorder", n=v.n)
-        if debug:
-            logger.debug(
-                "#{} {} bytes from {}: release in {:.6f}s{}{}{}",
-                v.n,
-                n,
-                addr,
-                v.release - now,
-                f", {len(v.flips)} bits flipped" if v.flips else "",
-                ", duplicated" if v.dup else "",
-                ", held for reordering" if v.reorder else "",
-            )
-        return Entry(v.n, out, 2 if v.dup else 1, now, v.release, v.reorder)
-
-    def _forward(self, data, size: int, count: int, c: _SendCounters) -> int:
-        """Send ``count`` datagrams of ``size`` bytes (the last may be shorter),
-        back to back in ``data``: by one GSO send, or one by one where that is
-        refused.  Returns how many were sent; counts the bytes and errors."""
-        if self.gso:
-            try:
-                c.bytes_forwarded += self.ssock.sendmsg([data], gso_cmsg(size))
-                c.batched_out += count
-                return count
-            except OSError as exc:
-                if exc.errno not in GSO_REFUSED:
-                    c.last_error = str(exc)
-                    return 0
-                self.gso = False
-                logger.info("UDP GSO refused ({}); forwarding datagrams one by one", exc)
-        send = self.ssock.send
-        sent = 0
-        for at in range(0, len(data), size):
-            try:
-                c.bytes_forwarded += send(data[at:at + size])
-                sent += 1
-            except OSError as exc:
-                c.last_error = str(exc)
-        return sent
-
-    def _send(self, e: Entry, now: float, c: _SendCounters) -> None:
-        tracer = self.tracer
-        held_for = now - e.arrival
-        if e.size:
-            count = e.count
-            sent = self._forward(e.data, e.size, count, c)
-            c.send_errors += count - sent
-            c.forwarded += sent
-            if e.due > e.arrival:
-                c.delayed += sent
-            c.delay_sum += held_for * sent
-            if sent and held_for > c.delay_max:
-                c.delay_max = held_for
+    def _dispatch(self, entries: list[Entry], now: float) -> None:
+        """Send the entries of one read now, or schedule them."""
+        if not entries:
             return
-        try:
-            c.bytes_forwarded += self.ssock.send(e.data)
-        except OSError as exc:
-            c.send_errors += 1
-            c.last_error = str(exc)
-            if self.debug:
-                logger.debug("#{} not sent: {}", e.n, exc)
-            if tracer is not None:
-                tracer.emit(now, "drop", n=e.n, why="send_error", len=len(e.data))
+        if self.imp.needs_scheduler:
+            self.departures.schedule(entries)
             return
-        c.forwarded += 1
-        if e.due > e.arrival:
-            c.delayed += 1
-        c.delay_sum += held_for
-        if held_for > c.delay_max:
-            c.delay_max = held_for
-        if tracer is not None:
-            tracer.emit(now, "fwd", n=e.n, len=len(e.data), delay=round(held_for, 6))
-        if e.copies > 1:
-            try:
-                c.bytes_forwarded += self.ssock.send(e.data)
-            except OSError as exc:
-                c.dup_send_errors += 1
-                c.last_error = str(exc)
-                return
-            c.duplicated += 1
-            if tracer is not None:  # the second copy, when it has actually been sent
-                tracer.emit(now, "dup", n=e.n, len=len(e.data), delay=round(held_for, 6))
-
-    def _sender_loop(self) -> None:
-        """Sleep until the earliest release time, send what is due, repeat."""
-        cond = self._cond
-        rq = self._rq
-        c = self._send_counters
-        monotonic = _monotonic
-        send_one = self._send
-        while True:
-            with cond:
-                while True:
-                    if self._stopping:
-                        return
-                    due = rq.next_due()
-                    now = monotonic()
-                    if due is None:
-                        cond.wait()
-                    elif due > now:
-                        cond.wait(due - now)
-                    else:
-                        batch = rq.pop_due(now)
-                        break
-            for e in batch:
-                send_one(e, now, c)
+        for entry in entries:
+            self.fwd.send(entry, now, self._recv_counters)
 
     # -------------------------------------------------------------- shutdown
 
@@ -522,13 +317,11 @@ class LinkEmulator:
                 self.rsock.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass  # ENOTCONN for an unconnected UDP socket, yet the reader is woken
-        with self._cond:
-            self._cond.notify_all()
+        self.departures.stop()
         for t in self._threads:
             t.join()
         self._threads.clear()
-        with self._cond:
-            self.unsent_at_exit = sum(e.count for e in self._rq.pending())
+        self.unsent_at_exit = self.departures.unsent()
         for s in (self.rsock, self.ssock):
             if s is not None:
                 s.close()
@@ -538,23 +331,29 @@ class LinkEmulator:
     def report(self) -> dict:
         """What the link did, counted where it was done."""
         dec = self.impairer.counters()
-        a, b = self._recv_counters, self._send_counters
+        a, b = self._recv_counters, self.departures.counters
+        wa, wb = self.departures.withdrawn
+        bn = self.departures.bottleneck
+        dropped = dict.fromkeys(DROP_CAUSES, 0)
+        dropped.update(dec["dropped"])
+        if bn is not None:
+            dropped.update(bn.dropped)
         forwarded = a.forwarded + b.forwarded
         delay_sum = a.delay_sum + b.delay_sum
         end = self._stopped_at if self._stopped_at is not None else _monotonic()
-        return {
+        out = {
             "received": dec["received"],
             "bytes_received": dec["bytes_received"],
             "forwarded": forwarded,
             "bytes_forwarded": a.bytes_forwarded + b.bytes_forwarded,
-            "dropped": dec["dropped"],
-            "dropped_total": dec["dropped_total"],
-            "queue_drops": dec["dropped"]["queue"],
-            "corrupted": dec["corrupted"],
-            "bits_flipped": dec["bits_flipped"],
+            "dropped": dropped,
+            "dropped_total": sum(dropped.values()),
+            "queue_drops": dropped["queue"],
+            "corrupted": dec["corrupted"] - wa.corrupted - wb.corrupted,
+            "bits_flipped": dec["bits_flipped"] - wa.bits - wb.bits,
             "duplicated": a.duplicated + b.duplicated,
-            "reordered": dec["reordered"],
-            "reorder_timeouts": self._rq.timeouts,
+            "reordered": dec["reordered"] - wa.reordered - wb.reordered,
+            "reorder_timeouts": self.departures.rq.timeouts,
             "delayed": a.delayed + b.delayed,
             "mean_delay": round(delay_sum / forwarded, 6) if forwarded else 0.0,
             "max_delay": round(max(a.delay_max, b.delay_max), 6),
@@ -566,3 +365,6 @@ class LinkEmulator:
             "batched_out": a.batched_out + b.batched_out,
             "duration": round(end - self._started_at, 6) if self._started_at else 0.0,
         }
+        if bn is not None:
+            out["queue"] = bn.counters()
+        return out

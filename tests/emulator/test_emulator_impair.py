@@ -1,4 +1,6 @@
-"""The link's pure decisions: rates within 99.9% intervals, determinism, exact drops, the queue."""
+"""The link's pure decisions: rates within 99.9% intervals, determinism, exact drops.
+
+The queue in front of a link speed is :mod:`emulator.queue` (test_emulator_queue.py)."""
 
 from __future__ import annotations
 
@@ -13,10 +15,8 @@ from emulator.impair import (
     BURST,
     LIST,
     LOSS,
-    QUEUE,
     Impairer,
     Impairments,
-    SerialLink,
     flip_bits,
 )
 
@@ -192,28 +192,6 @@ def test_delay_and_jitter_bounds():
     assert min(extra) >= 0.0 and max(extra) < 0.05
     # uniform: mean J/2, sd J/sqrt(12)
     assert abs(sum(extra) / len(extra) - 0.025) <= Z999 * 0.05 / math.sqrt(12 * len(extra))
-
-
-def test_serial_link_departures_and_tail_drop():
-    link = SerialLink(rate=8000.0, limit=300)  # 100 bytes take 0.1 s
-    assert link.admit(0.0, 100) == pytest.approx(0.1)
-    assert link.admit(0.0, 100) == pytest.approx(0.2)
-    assert link.admit(0.0, 100) == pytest.approx(0.3)
-    assert link.admit(0.0, 1) is None  # 301 > 300: tail drop
-    assert link.backlog(0.15) == 200
-    assert link.admit(0.15, 100) == pytest.approx(0.4)
-    assert link.backlog(1.0) == 0
-    assert link.admit(1.0, 100) == pytest.approx(1.1)  # an idle link starts at once
-
-
-def test_link_speed_and_queue_through_the_impairer():
-    imp = Impairments(rate=400_000.0, queue=10_000, delay=0.05)
-    im = Impairer(imp, random.Random(0))
-    vs = [im.decide(0.0, 1000) for _ in range(20)]  # a burst of 20 at once
-    fwd = [v for v in vs if v.drop is None]
-    assert len(fwd) == 10 and im.dropped[QUEUE] == 10
-    assert [round(v.release, 9) for v in fwd] == [round(0.02 * (i + 1) + 0.05, 9)
-                                                   for i in range(10)]
 
 
 @pytest.mark.parametrize(

@@ -374,25 +374,23 @@ class _NoGso:
 def test_batches_go_one_by_one_where_gso_is_refused(sink):
     """Where a GSO send is refused, the batch and every later one go out as
     separate datagrams, all of them, and the counters say so."""
-    from emulator.impair import Impairments
-    from emulator.link import LinkEmulator
+    import socket
+
+    from emulator.forward import Forwarder, SendCounters
     from emulator.schedule import Entry
 
-    emu = LinkEmulator(Impairments(), random.Random(1), out_addr=("127.0.0.1", sink.port))
-    emu.open()
+    real = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    real.connect(("127.0.0.1", sink.port))
+    fwd = Forwarder(fake := _NoGso(real))
+    c = SendCounters()
     try:
-        real = emu.ssock
-        emu.ssock = fake = _NoGso(real)
         datagrams = batched_datagrams(12, 6)
         for k in (0, 6):
-            emu._send(Entry(k + 1, b"".join(datagrams[k:k + 6]), 1, 0.0, 0.0, False, SIZE), 0.0,
-                      emu._send_counters)
+            fwd.send(Entry(k + 1, b"".join(datagrams[k:k + 6]), 1, 0.0, 0.0, False, SIZE), 0.0, c)
         got = [d for _, d in sink.collect(idle=0.5, expect=12)]
     finally:
-        emu.ssock = real
-        emu.stop()
+        real.close()
     assert got == datagrams
-    assert fake.refused == 1 and emu.gso is False  # asked once, then not again
-    st = emu.report()
-    assert st["forwarded"] == 12 and st["send_errors"] == 0 and st["batched_out"] == 0
-    assert st["bytes_forwarded"] == sum(len(d) for d in datagrams)
+    assert fake.refused == 1 and fwd.gso is False  # asked once, then not again
+    assert c.forwarded == 12 and c.send_errors == 0 and c.batched_out == 0
+    assert c.bytes_forwarded == sum(len(d) for d in datagrams)
