@@ -222,6 +222,9 @@ class Bottleneck:
 
     def counters(self) -> dict:
         return {
+            "limit_bytes": self.limit_bytes,
+            "limit_packets": self.limit_packets,
+            "aqm": self.aqm.name if self.aqm is not None else "none",
             "queue_peak_packets": self.peak_packets,
             "queue_peak_bytes": self.peak_bytes,
             "sojourn_mean": round(self.sojourn_sum / self.served, 6) if self.served else 0.0,

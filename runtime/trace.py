@@ -30,9 +30,11 @@ EVENTS: dict[str, str] = {
     "meta": "role, and the run's settings (mode, mss, isn, window, file size...)",
     "send": "seq, ack, flags, len, win, off (stream offset of the payload), "
     "rexmit (absent, or why: timeout|fast|sack|probe)",
-    "recv": "seq, ack, flags, len, win, off, sack (list of [left, right) offsets)",
+    "recv": "seq, ack, flags, len, win, off, sack (list of [left, right) offsets)"
+    "; emulator: n, len, and with -s qp, qb (datagrams, bytes in its queue on arrival)",
     "drop": "why (checksum|malformed|foreign|window|old|...), len; "
-    "emulator: n (datagram index), why (loss|burst|list|blackhole|queue)",
+    "emulator: n (datagram index), why (noport|list|blackhole|burst|loss|queue|red|codel|"
+    "send_error), sojourn (codel: seconds it waited in the queue)",
     "timeout": "rto (the RTO that expired), n (segments resent)",
     "fast_rexmit": "off, len, why (dupack|sack)",
     "rtt": "sample, srtt, rttvar, rto",
@@ -44,8 +46,9 @@ EVENTS: dict[str, str] = {
     "state": "old, new",
     "summary": "the final counters of the process",
     # emulator
-    "fwd": "n, len, delay (seconds the datagram was held)",
-    "corrupt": "n, bits",
+    "fwd": "n, len, delay (seconds the datagram was held), sojourn (with -s: seconds it "
+    "waited in the queue before the link), port (with --forward-by-port)",
+    "corrupt": "n, bits (flipped; the datagram is forwarded, not dropped)",
     "dup": "n",
     "reorder": "n",
 }
