@@ -57,12 +57,17 @@ class Departures:
             if wake:
                 self.cond.notify()
 
-    def enqueue(self, judged: list, now: float, addr) -> None:
+    def enqueue(self, judged: list, addr) -> None:
         """Hand the judged datagrams of one read to the bottleneck (those the
-        impairer dropped only to be traced); trace what it did."""
+        impairer dropped only to be traced); trace what it did.
+
+        They arrive at the time read under the lock, never earlier than a
+        time the sending thread served the queue up to (it reads the clock
+        under the lock too), so the queue never sees an arrival in its past."""
         bn = self.bottleneck
         outcome = []
         with self.cond:
+            now = time.monotonic()
             idle = not bn.waiting()
             for v, e in judged:
                 if e is None:

@@ -288,7 +288,7 @@ class LinkEmulator:
                 self.batched_in += _datagrams(n, size)
                 judged = judge_batch(decide, mv, n, size, now, batching, host)
             if bn is not None:
-                self.departures.enqueue(judged, now, addr)
+                self.departures.enqueue(judged, addr)
                 continue
             if looking:
                 for v, _ in judged:

@@ -34,6 +34,28 @@ from emulator.cli import main, parse_options
         (["--ge-p", "200"], "percentage must be within 0..100"),
         (["--no-such-flag"], "unrecognized arguments"),
         (["--stats", "/no/such/dir/stats.json"], "no such directory"),
+        (["--queue-packets", "5"], "--queue-packets needs a link speed (-s)"),
+        (["-s", "100", "--queue-packets", "0"], "queue size must be >= 1 datagram"),
+        (["-s", "100", "--queue-packets", "2.5"], "not an integer"),
+        (["--aqm", "codel"], "--aqm codel needs a link speed (-s)"),
+        (["-s", "100", "--aqm", "pie"], "invalid choice"),
+        (["-s", "100", "--red-min", "3"], "--red-min is a setting of --aqm red"),
+        (["-s", "100", "--aqm", "codel", "--red-wq", "0.1"], "--red-wq is a setting of --aqm red"),
+        (["-s", "100", "--aqm", "red", "--codel-target", "0.01"],
+         "--codel-target is a setting of --aqm codel"),
+        (["-s", "100", "--aqm", "red", "--red-min", "20"],
+         "--red-min (20) must be below --red-max"),
+        (["-s", "100", "--aqm", "red", "--red-min", "-1"], "must be >= 0"),
+        (["-s", "100", "--aqm", "red", "--red-max-p", "0"], "must be within (0, 1]"),
+        (["-s", "100", "--aqm", "red", "--red-max-p", "1.5"], "must be within (0, 1]"),
+        (["-s", "100", "--aqm", "red", "--red-wq", "0"], "must be within (0, 1]"),
+        (["-s", "100", "--aqm", "red", "--red-avpkt", "0"], "within 1..65507 bytes"),
+        (["-s", "100", "--aqm", "codel", "--codel-target", "0"], "seconds must be > 0"),
+        (["-s", "100", "--aqm", "codel", "--codel-interval", "nan"], "must be finite"),
+        (["-s", "100", "--aqm", "codel", "--codel-target", "0.2"],
+         "--codel-target (0.2 s) must be below --codel-interval (0.1 s)"),
+        (["-o", "127.0.0.1:*"], "-o HOST:* (no port) needs --forward-by-port"),
+        (["--forward-by-port", "-o", "127.0.0.1:9"], "give -o HOST:*"),
     ],
 )
 def test_bad_flag_exits_2_with_a_clear_message(flags, message, capsys):
@@ -48,9 +70,18 @@ def test_help_exits_0(capsys):
     out = capsys.readouterr().out
     for flag in ("-i", "-o", "-p", "-L", "-B", "-O", "-D", "-d", "-s", "-q", "--jitter",
                  "--ge-p", "--ge-r", "--ge-loss", "--ge-good-loss", "--drop", "--blackhole",
-                 "--seed", "--stats", "--trace", "--ready-file"):
+                 "--seed", "--stats", "--trace", "--ready-file", "--queue-packets", "--aqm",
+                 "--red-min", "--red-max", "--red-max-p", "--red-wq", "--red-avpkt",
+                 "--codel-target", "--codel-interval", "--forward-by-port"):
         assert flag in out
     assert "jitter CAN reorder" in out
+    # What the console shows by default is what happens (the 'listening on' line is INFO).
+    words = " ".join(out.split())
+    assert "default: warnings, and the one line saying where the link listens" in words
+    for cause in ("noport", "list", "blackhole", "burst", "loss", "queue", "red", "codel"):
+        assert cause in out
+    assert "a corrupted datagram is forwarded" in words
+    assert "qp, qb" in words and "sojourn" in words
 
 
 def test_values_are_converted_to_natural_units():
@@ -67,6 +98,37 @@ def test_values_are_converted_to_natural_units():
     assert (o.accept_host, o.accept_port) == ("127.0.0.1", None)
     assert (o.out_host, o.out_port) == ("127.0.0.1", 9000)
     assert (o.recv_port, o.send_port, o.seed, o.seeded) == (0, 0, 7, True)
+
+
+def test_queue_limits_either_or_both():
+    assert parse_options(["-s", "100"]).imp.queue == 65536  # as before: bytes
+    imp = parse_options(["-s", "100", "--queue-packets", "20"]).imp
+    assert (imp.queue, imp.queue_packets) == (None, 20)
+    imp = parse_options(["-s", "100", "--queue-packets", "20", "-q", "30000"]).imp
+    assert (imp.queue, imp.queue_packets) == (30000, 20)
+    assert imp.make_bottleneck().limit_packets == 20
+
+
+def test_aqm_settings_are_parsed_and_defaulted():
+    imp = parse_options(["-s", "1000", "--aqm", "red", "--red-min", "3", "--red-max", "9",
+                         "--red-max-p", "0.2", "--red-wq", "0.01", "--red-avpkt", "1500"]).imp
+    red = imp.make_aqm()
+    assert (red.min_th, red.max_th, red.max_p, red.w_q) == (3, 9, 0.2, 0.01)
+    assert red.idle_tx == pytest.approx(1500 * 8 / 1_000_000)
+    codel = parse_options(["-s", "1000", "--aqm", "codel"]).imp.make_aqm()
+    assert (codel.target, codel.interval) == (0.005, 0.1)  # RFC 8289
+    codel = parse_options(["-s", "1000", "--aqm", "codel", "--codel-target", "0.01",
+                           "--codel-interval", "0.2"]).imp.make_aqm()
+    assert (codel.target, codel.interval) == (0.01, 0.2)
+    assert parse_options(["-s", "1000"]).imp.make_aqm() is None
+
+
+def test_forward_by_port_options():
+    o = parse_options(["--forward-by-port", "-o", "localhost:*"])
+    assert (o.out_host, o.out_port, o.imp.by_port) == ("127.0.0.1", None, True)
+    assert not o.imp.transparent  # every datagram is looked at
+    o = parse_options(["--forward-by-port"])  # -o defaults to localhost:*
+    assert (o.out_host, o.out_port) == ("127.0.0.1", None)
 
 
 def test_defaults_are_newudpls():
