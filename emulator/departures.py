@@ -57,7 +57,7 @@ class Departures:
             if wake:
                 self.cond.notify()
 
-    def enqueue(self, judged: list, addr) -> None:
+    def enqueue(self, judged, addr) -> None:
         """Hand the judged datagrams of one read to the bottleneck (those the
         impairer dropped only to be traced); trace what it did.
 
@@ -65,30 +65,33 @@ class Departures:
         time the sending thread served the queue up to (it reads the clock
         under the lock too), so the queue never sees an arrival in its past."""
         bn = self.bottleneck
-        outcome = []
+        arrive = bn.arrive
+        tracer, debug = self.tracer, self.debug
+        looking = tracer is not None or debug
+        outcome = []  # (verdict, drop cause at the queue, (datagrams, bytes) found there)
+        dropped = []
         with self.cond:
             now = time.monotonic()
             idle = not bn.waiting()
             for v, e in judged:
                 if e is None:
-                    outcome.append((v, e, None, None))
+                    if looking:
+                        outcome.append((v, None, None))
                     continue
-                cause, qp, qb = bn.arrive(now, len(e.data), e, v.u)
-                outcome.append((v, e, cause, (qp, qb)))
+                cause, qp, qb = arrive(now, len(e.data), e, v.u)
+                if cause is not None:
+                    dropped.append(e)
+                if looking:
+                    outcome.append((v, cause, (qp, qb)))
             if (idle and bn.waiting()) or bn.has_output():
                 self.cond.notify()  # the head of the queue, or what it let out, is new
-        withdrawn = self.withdrawn[0]
-        tracer, debug = self.tracer, self.debug
-        for v, e, cause, q in outcome:
-            if cause is not None:
-                withdrawn.add(e)
-            if tracer is not None or debug:
-                trace_arrival(tracer, debug, v, now, addr, q, cause)
+        for e in dropped:
+            self.withdrawn[0].add(e)
+        for v, cause, q in outcome:
+            trace_arrival(tracer, debug, v, now, addr, q, cause)
 
-    def _serve(self, now: float) -> list:
-        """Serve the bottleneck up to ``now`` (lock held): what left its queue
-        goes to the release queue.  Returns everything that left or was dropped."""
-        served = self.bottleneck.serve(now)
+    def _release(self, served: list) -> None:
+        """What left the bottleneck's queue goes to the release queue (lock held)."""
         rq = self.rq
         hold = self.hold
         for q in served:
@@ -97,7 +100,6 @@ class Departures:
                 e.due = q.departure + e.after
                 e.sojourn = q.start - q.arrival
                 rq.push(e, hold)
-        return served
 
     def run(self) -> None:
         """The sending thread: sleep until the earliest release time (or the
@@ -108,6 +110,10 @@ class Departures:
         c = self.counters
         monotonic = time.monotonic
         send_one = self.fwd.send
+        # What left the queue needs a look outside the lock when it is traced
+        # or logged, or when CoDel may have dropped some (to count them).
+        post = self.tracer is not None or self.debug or (
+            bn is not None and bn.aqm is not None and bn.aqm.name == "codel")
         while True:
             served = None
             with cond:
@@ -116,12 +122,14 @@ class Departures:
                         return
                     now = monotonic()
                     if bn is not None:
-                        served = self._serve(now)
+                        served = bn.serve(now)
+                        if served:
+                            self._release(served)
                     due = rq.next_due()
                     if due is not None and due <= now:
                         batch = rq.pop_due(now)
                         break
-                    if served:
+                    if served and post:
                         batch = []
                         break
                     if bn is not None:
@@ -129,7 +137,7 @@ class Departures:
                         if start is not None and (due is None or start < due):
                             due = start
                     cond.wait(None if due is None else due - now)
-            if served:
+            if served and post:
                 trace_dequeued(self.tracer, self.debug, served, now, self.withdrawn[1])
             for e in batch:
                 send_one(e, now, c)

@@ -92,11 +92,6 @@ class Forwarder:
         if sent and held_for > c.delay_max:
             c.delay_max = held_for
 
-    def _out(self, e: Entry) -> int:
-        if e.addr is None:
-            return self.ssock.send(e.data)
-        return self.ssock.sendto(e.data, e.addr)
-
     def send(self, e: Entry, now: float, c: SendCounters) -> None:
         """Send one entry at ``now`` (and its copy), counting and tracing it."""
         if e.size:
@@ -104,8 +99,10 @@ class Forwarder:
             return
         tracer = self.tracer
         held_for = now - e.arrival
+        data, addr = e.data, e.addr
         try:
-            c.bytes_forwarded += self._out(e)
+            c.bytes_forwarded += self.ssock.send(data) if addr is None else \
+                self.ssock.sendto(data, addr)
         except OSError as exc:
             c.send_errors += 1
             c.last_error = str(exc)
@@ -124,7 +121,8 @@ class Forwarder:
             self._trace(now, "fwd", e, held_for)
         if e.copies > 1:
             try:
-                c.bytes_forwarded += self._out(e)
+                c.bytes_forwarded += self.ssock.send(data) if addr is None else \
+                    self.ssock.sendto(data, addr)
             except OSError as exc:
                 c.dup_send_errors += 1
                 c.last_error = str(exc)

@@ -49,9 +49,8 @@ def make_entry(v: Verdict, now: float, data: memoryview, addr=None) -> Entry | N
         out = bytes(out)
     else:
         out = bytes(data)
-    e = Entry(v.n, out, 2 if v.dup else 1, now, v.release, v.reorder, after=v.after, addr=addr)
-    e.bits = len(v.flips)
-    return e
+    return Entry(v.n, out, 2 if v.dup else 1, now, v.release, v.reorder, 0, v.after, addr,
+                 len(v.flips))
 
 
 def run_entry(pieces: list, size: int, now: float, due: float, n: int) -> Entry:

@@ -46,7 +46,6 @@ from emulator.events import trace_arrival
 from emulator.forward import Forwarder, SendCounters
 from emulator.impair import DROP_CAUSES, Impairer, Impairments
 from emulator.judge import judge_batch, judge_one
-from emulator.schedule import Entry
 from runtime.udpgso import GRO_CMSG_SPACE, enable_gro, gro_size
 
 BUFSIZE = 65536
@@ -258,12 +257,22 @@ class LinkEmulator:
         buf = bytearray(BUFSIZE)
         mv = memoryview(buf)
         decide = self.impairer.decide
-        looking = self.tracer is not None or self.debug
+        tracer, debug = self.tracer, self.debug
+        looking = tracer is not None or debug
         filtering = self.accept_host is not None or self.accept_port is not None
         accepts = self._accepts
         imp = self.imp
-        bn = self.departures.bottleneck
+        departures = self.departures
+        bn = departures.bottleneck
         host = self.out_addr[0] if imp.by_port else None
+        # Where each datagram goes: now, to the release queue, or to the bottleneck.
+        scheduled = imp.needs_scheduler
+        if bn is not None:
+            enqueue = departures.enqueue
+        elif scheduled:
+            schedule = departures.schedule
+        else:
+            send, c = self.fwd.send, self._recv_counters
         monotonic = _monotonic
         # Runs leave as batches only where that changes nothing but the cost:
         # not when every datagram is traced or logged, not with reordering,
@@ -271,7 +280,7 @@ class LinkEmulator:
         # follows it, not through a bottleneck, where each waits on its own,
         # and not to ports each datagram names.
         batching = not looking and imp.reorder == 0 and bn is None and host is None
-        read = self._reader(filtering or self.debug)
+        read = self._reader(filtering or debug)
         while True:
             n, size, addr = read(buf)
             if self._stopping:
@@ -279,31 +288,28 @@ class LinkEmulator:
             now = monotonic()
             if filtering and not accepts(addr):
                 self.foreign += _datagrams(n, size)
-                if self.debug:
+                if debug:
                     logger.debug("ignored {} bytes from foreign {}:{}", n, addr[0], addr[1])
                 continue
             if n <= size:
-                judged = [judge_one(decide, mv[:n], now, host)]
+                judged = (judge_one(decide, mv[:n], now, host),)
             else:
                 self.batched_in += _datagrams(n, size)
                 judged = judge_batch(decide, mv, n, size, now, batching, host)
             if bn is not None:
-                self.departures.enqueue(judged, addr)
+                enqueue(judged, addr)
                 continue
             if looking:
                 for v, _ in judged:
-                    trace_arrival(self.tracer, self.debug, v, now, addr)
-            self._dispatch([e for _, e in judged if e is not None], now)
-
-    def _dispatch(self, entries: list[Entry], now: float) -> None:
-        """Send the entries of one read now, or schedule them."""
-        if not entries:
-            return
-        if self.imp.needs_scheduler:
-            self.departures.schedule(entries)
-            return
-        for entry in entries:
-            self.fwd.send(entry, now, self._recv_counters)
+                    trace_arrival(tracer, debug, v, now, addr)
+            entries = [e for _, e in judged if e is not None]
+            if not entries:
+                continue
+            if scheduled:
+                schedule(entries)
+            else:
+                for e in entries:
+                    send(e, now, c)
 
     # -------------------------------------------------------------- shutdown
 

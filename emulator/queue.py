@@ -145,13 +145,15 @@ class Bottleneck:
         if cause is not None:
             self.dropped[cause] += 1
             return cause, qp, qb
-        self._wait.append(Queued(item, nbytes, now))
+        wait = self._wait
+        wait.append(Queued(item, nbytes, now))
         self._wait_bytes += nbytes
         if qp + 1 > self.peak_packets:
             self.peak_packets = qp + 1
         if qb + nbytes > self.peak_bytes:
             self.peak_bytes = qb + nbytes
-        self._advance(now)  # an idle link takes it at once
+        if len(wait) == 1 and self.free_at <= now:
+            self._advance(now)  # an idle link takes it at once
         return None, qp, qb
 
     # --------------------------------------------------------------- serving

@@ -33,7 +33,8 @@ class Entry:
                  "size", "count", "after", "addr", "sojourn", "bits")
 
     def __init__(self, n: int, data, copies: int, arrival: float, due: float, held: bool,
-                 size: int = 0, after: float = 0.0, addr: tuple[str, int] | None = None):
+                 size: int = 0, after: float = 0.0, addr: tuple[str, int] | None = None,
+                 bits: int = 0):
         self.n = n  #: index of the (first) datagram among those received
         self.data = data  #: the bytes to send
         self.size = size  #: 0: data is one datagram; else the size of each in the batch
@@ -48,7 +49,7 @@ class Entry:
         self.after = after  #: delay + jitter after the bottleneck (``due`` is set there)
         self.addr = addr  #: where to send it; None: the sending socket's peer
         self.sojourn: float | None = None  #: its wait in the bottleneck's queue, seconds
-        self.bits = 0  #: bits flipped in it (corrupted when > 0)
+        self.bits = bits  #: bits flipped in it (corrupted when > 0)
 
     def __repr__(self) -> str:
         return f"Entry(n={self.n}, due={self.due!r}, held={self.held}, sent={self.sent})"
