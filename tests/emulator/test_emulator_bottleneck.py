@@ -253,3 +253,19 @@ def test_a_queue_flag_without_a_rate_is_refused_or_warned(start_emulator, sink):
     emu = start_emulator(sink.port, "-q", "5000")  # accepted as before, with a warning
     rc, _ = emu.stop()
     assert rc == 0 and "-q has no effect without a link speed" in emu.stderr
+
+
+@pytest.mark.timeout(60)
+def test_sigterm_with_datagrams_in_the_queue_is_prompt_and_honest(start_emulator, sink, sources):
+    # 1 kbit/s: a 200-byte datagram takes 1.6 s on the link; none leaves in 0.3 s.
+    emu = start_emulator(sink.port, "-s", "1", "--queue-packets", "100", "--aqm", "codel")
+    src = sources(emu.recv_port)
+    for i in range(5):
+        src.send(segment(sink.port, i))
+    time.sleep(0.3)
+    t = time.monotonic()
+    rc, st = emu.stop()
+    assert time.monotonic() - t < 5
+    assert rc == 0
+    assert st["received"] == 5 and st["forwarded"] == 0 and st["unsent_at_exit"] == 5
+    assert sink.collect(idle=0.2) == []
