@@ -291,11 +291,22 @@ class LinkEmulator:
                 if debug:
                     logger.debug("ignored {} bytes from foreign {}:{}", n, addr[0], addr[1])
                 continue
-            if n <= size:
-                judged = (judge_one(decide, mv[:n], now, host),)
-            else:
-                self.batched_in += _datagrams(n, size)
-                judged = judge_batch(decide, mv, n, size, now, batching, host)
+            if n <= size:  # one datagram (the common case, kept short)
+                v, e = judge_one(decide, mv[:n], now, host)
+                if bn is not None:
+                    enqueue(((v, e),), addr)
+                    continue
+                if looking:
+                    trace_arrival(tracer, debug, v, now, addr)
+                if e is None:
+                    continue
+                if scheduled:
+                    schedule((e,))
+                else:
+                    send(e, now, c)
+                continue
+            self.batched_in += _datagrams(n, size)
+            judged = judge_batch(decide, mv, n, size, now, batching, host)
             if bn is not None:
                 enqueue(judged, addr)
                 continue

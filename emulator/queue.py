@@ -127,8 +127,13 @@ class Bottleneck:
         """A datagram of ``nbytes`` arrives at ``now``: (drop cause or None,
         datagrams and bytes the queue held as it arrived).  ``u`` is RED's
         uniform draw in [0, 1)."""
-        now = self._advance(now)
-        qp, qb = len(self._wait), self._wait_bytes
+        wait = self._wait
+        if now < self.clock:
+            now = self.clock
+        if wait and max(wait[0].arrival, self.free_at) <= now:
+            self._advance(now)  # the head's turn has come: serve first
+        self.clock = now
+        qp, qb = len(wait), self._wait_bytes
         if self.free_at > now:  # one is being serialised
             qp += 1
             qb += self._busy_bytes
@@ -145,7 +150,6 @@ class Bottleneck:
         if cause is not None:
             self.dropped[cause] += 1
             return cause, qp, qb
-        wait = self._wait
         wait.append(Queued(item, nbytes, now))
         self._wait_bytes += nbytes
         if qp + 1 > self.peak_packets:
