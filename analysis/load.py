@@ -66,16 +66,18 @@ def _sack(v: Any) -> list[tuple[int, int]]:
 
 
 #: The keys kept per event kind, with their converter.  Everything else in a
-#: line is ignored, so new keys never break the analysis.  A key may be read
-#: under other names as well (``ALIASES``): the emulator's queue fields and the
-#: congestion-control events are being added while this is written, and the
-#: analysis reads the names they are likely to get.
+#: line is ignored, so new keys never break the analysis.  A key may be
+#: written under a shorter name than the analysis uses (``ALIASES``): the
+#: emulator writes its queue on arrival as ``qp`` and ``qb`` (runtime/trace.py).
 SCHEMA: dict[str, dict[str, Any]] = {
     "send": {"seq": _int, "ack": _int, "flags": _str, "len": _int, "win": _num,
              "off": _int, "rexmit": _str},
     "recv": {"seq": _int, "ack": _int, "flags": _str, "len": _int, "win": _num,
              "off": _int, "sack": _sack, "n": _int, "qpkts": _num, "qbytes": _num},
-    "drop": {"why": _str, "len": _int, "n": _int, "qpkts": _num, "qbytes": _num},
+    # (qpkts, qbytes: the emulator's queue when the dropped datagram arrived,
+    # from the recv event of the same n; see _store)
+    "drop": {"why": _str, "len": _int, "n": _int, "sojourn": _num, "qpkts": _num,
+             "qbytes": _num},
     "timeout": {"rto": _num, "n": _int},
     "fast_rexmit": {"off": _int, "len": _int, "why": _str},
     "rtt": {"sample": _num, "srtt": _num, "rttvar": _num, "rto": _num},
@@ -86,8 +88,7 @@ SCHEMA: dict[str, dict[str, Any]] = {
     "rwnd": {"win": _num, "queue": _num, "ooo": _num},
     "write": {"bytes": _num, "queue": _num},
     "state": {"old": _str, "new": _str},
-    "fwd": {"n": _int, "len": _int, "delay": _num, "sojourn": _num, "qpkts": _num,
-            "qbytes": _num},
+    "fwd": {"n": _int, "len": _int, "delay": _num, "sojourn": _num},
     "corrupt": {"n": _int},
     "dup": {"n": _int},
     "reorder": {"n": _int},
@@ -95,9 +96,8 @@ SCHEMA: dict[str, dict[str, Any]] = {
 
 #: Other names a key may have in a line (the first one present wins).
 ALIASES: dict[str, tuple[str, ...]] = {
-    "qpkts": ("qpkts", "qlen", "queue_pkts", "queue_packets", "q_pkts"),
-    "qbytes": ("qbytes", "queue_bytes", "q_bytes", "qlen_bytes"),
-    "sojourn": ("sojourn", "sojourn_s"),
+    "qpkts": ("qp",),
+    "qbytes": ("qb",),
 }
 
 #: Event names read as another kind: congestion-control changes may come as
@@ -144,6 +144,9 @@ class Trace:
     counters: dict[str, Any] = field(default_factory=dict)
     other: Counter = field(default_factory=Counter)
     warnings: list[str] = field(default_factory=list)
+    #: the emulator's queue (datagrams, bytes) on each datagram's arrival, by
+    #: its number n, for the drop events that follow
+    queue_at: dict[int, tuple] = field(default_factory=dict)
 
     def __getitem__(self, ev: str) -> Columns:
         return self.events[ev]
@@ -173,6 +176,12 @@ def _store(tr: Trace, obj: dict, ev: str, t: float, path, lineno: int) -> None:
         else:
             tr.other[ev] += 1
         return
+    if ev == "recv" and "qp" in obj:
+        tr.queue_at[obj.get("n")] = (obj["qp"], obj.get("qb"))
+    elif ev == "drop" and tr.queue_at:
+        q = tr.queue_at.pop(obj.get("n"), None)
+        if q is not None:
+            obj = {**obj, "qp": q[0], "qb": q[1]}
     cols.t.append(t)
     for key, names, conv in READERS[ev]:
         v = obj.get(names[0])

@@ -149,8 +149,7 @@ def queue_limits(tr) -> dict[str, float]:
     imp = tr.meta.get("impairments") if isinstance(tr.meta.get("impairments"), dict) \
         else tr.meta
     out = {}
-    for key, name in (("queue", "bytes"), ("queue_bytes", "bytes"), ("queue_packets", "pkts"),
-                      ("queue_pkts", "pkts")):
+    for key, name in (("queue", "bytes"), ("queue_packets", "pkts")):
         v = imp.get(key)
         if isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0:
             out[name] = float(v)
@@ -171,7 +170,8 @@ def emuqueue(cv, ctx):
     tr = ctx.tr
     qs = queue_series(tr)
     if qs is None:
-        return "the emulator's trace has no queue length (qpkts/qbytes on its recv events)"
+        return ("the emulator's trace has no queue length (qp/qb on its recv events: "
+                "a link with -s)")
     key, pts = qs
     limits = queue_limits(tr)
     lim = limits.get("pkts" if key == "qpkts" else "bytes")

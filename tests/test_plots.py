@@ -234,19 +234,20 @@ def test_receiver_buffers_scaled_to_their_data_with_the_limit(tmp_path):
 def test_emulator_queue_plot_with_its_limit(tmp_path):
     events, _ = emulator_events()
     events[0]["impairments"] = {"queue_packets": 20, "rate": 1e6}
-    q = 0
+    q, at_loss = 0, []
     for e in events:
         if e["ev"] == "recv":
             q = (q + 3) % 25
-            e["qpkts"] = min(q, 20)
-        if e["ev"] == "drop":
-            e["qpkts"] = 20
+            e["qp"] = min(q, 20)  # as stcp-link -s writes it: datagrams queued on arrival
+        elif e["ev"] == "drop" and e["why"] == "loss":
+            at_loss.append(min(q, 20))  # the drop carries no queue: its arrival's is meant
     fig = draw(ctx_of(tmp_path, "emu.jsonl", events), "emuqueue")
     ax = fig.axes[0]
     assert_contains(ax, "emuqueue")
     assert ax.get_ylim()[1] < 30  # packets, scaled to the limit, not to bytes
     assert limit_drawn(fig)
-    assert any("drop: loss" in str(c.get_label()) for c in ax.collections)
+    loss = [c for c in ax.collections if "drop: loss" in str(c.get_label())]
+    assert loss and list(loss[0].get_offsets()[:, 1]) == at_loss
 
 
 def test_emulator_queue_plot_absent_says_why(tmp_path):

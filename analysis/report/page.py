@@ -141,7 +141,7 @@ def build_panels(run: Run, ctx: Context) -> tuple[list, list[str]]:
         sfx = f"-{i + 1}" if len(emus) > 1 else ""
         if panels_more.queue_series(tr) is None:
             notes.append(f"{tr.name}: no queue panel, its trace has no queue length "
-                         "(qpkts/qbytes on its events; a newer stcp-link records them)")
+                         "(qp/qb on its recv events: stcp-link records them with -s)")
         add(panels_more.emulator_drops(ctx, tr, sfx))
     recvs = run.of("receiver")
     if not recvs:
