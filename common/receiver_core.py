@@ -16,9 +16,9 @@ zero; once the writer frees room again a window update goes out.
 
 from __future__ import annotations
 
-import bisect
 from enum import Enum
 
+from .reassembly import Reassembly
 from .rtt import RttEstimator
 from .segment import ACK, FIN, RST, SYN, Segment
 from .seq import unwrap, wrap
@@ -119,12 +119,7 @@ class ReceiverCore:
         self._sws_step = min(mss, capacity // 2)
         self.unwritten = 0
         self.last_window = 0  # bytes, as last advertised
-        self.ooo: dict[int, bytes] = {}  # out-of-order segments by offset
-        self._ooo_keys: list[int] = []
-        self.ooo_bytes = 0
-        self._blocks: list[list[int]] = []  # merged [l, r) ranges held out of order
-        self._recent: list[int] = []  # latest out-of-order arrival of each block, newest first
-        self._fresh = 0  # how many of _recent's blocks changed since the last ACK
+        self.reassembly = Reassembly()  # what arrived past a hole: pieces, SACK blocks
         self.ack_pending = False
         self._dsack: tuple[int, int] | None = None  # a duplicate to report (RFC 2883)
         self.last_heard = 0.0
@@ -148,6 +143,16 @@ class ReceiverCore:
     def finished(self) -> bool:
         return self.state in FINAL_STATES
 
+    @property
+    def ooo(self) -> dict[int, bytes]:
+        """The pieces held out of order, by offset (read them, never change them)."""
+        return self.reassembly.pieces
+
+    @property
+    def ooo_bytes(self) -> int:
+        """Bytes held out of order."""
+        return self.reassembly.held.covered
+
     def _window(self) -> int:
         # Receiver SWS avoidance (RFC 1122 §4.2.3.3): the right edge moves only
         # by at least min(MSS, buffer / 2), so the sender is never offered a
@@ -170,7 +175,7 @@ class ReceiverCore:
         self.last_window = field << self.rcv_wscale
         sack = ()
         if self.sack_ok:
-            sack = self._sack_blocks() if self._blocks else ()
+            sack = self.reassembly.sack_blocks(self.base) if self.reassembly.held else ()
             if self._dsack is not None:
                 # RFC 2883: a duplicate is reported once, as the first block.
                 left, right = self._dsack
@@ -178,7 +183,7 @@ class ReceiverCore:
                 sack = ((wrap(left, self.base), wrap(right, self.base)),) + sack[:3]
         self.ack_pending = False
         self._held_acks = 0
-        self._fresh = 0
+        self.reassembly.fresh = 0
         self.stats.acks_sent += 1
         if self.trace:
             self._event(now, "rwnd", win=self.last_window, queue=self.unwritten,
@@ -240,14 +245,10 @@ class ReceiverCore:
         if end > rcv_nxt + self._window():
             return False
         if off == rcv_nxt:
-            return not self.ooo
+            return not self.reassembly
         if off < rcv_nxt or not (self.sack_ok and self.ack_per_burst):
             return False
-        blocks = self._blocks
-        i = bisect.bisect_right(blocks, [off, float("inf")])
-        if i and blocks[i - 1][1] > off:
-            return False
-        return i == len(blocks) or blocks[i][0] >= end
+        return not self.reassembly.held.overlaps(off, end)
 
     def on_segment(self, seg: Segment, now: float, count: int = 1) -> None:
         """A segment from the peer (the caller checked its source address).
@@ -367,8 +368,9 @@ class ReceiverCore:
                 payload = payload[rcv_nxt - off:]
             self.stats.in_order += count
             self._deliver(payload)
-            if self.ooo:
-                self._pull_ooo()
+            if self.reassembly:
+                for data in self.reassembly.pull(self.rcv_nxt):
+                    self._deliver(data)
                 self._ack_soon(now)  # RFC 5681 §4.2: a segment that fills a gap
             else:
                 self.ack_pending = True
@@ -376,7 +378,9 @@ class ReceiverCore:
         # Out of order.
         self.stats.out_of_order += count
         if self.mode == "sr":
-            self._store(off, bytes(payload))
+            if not self.reassembly.store(off, bytes(payload)):
+                self.stats.duplicates += 1
+                self._dsack = (off, end)
         self._ack_soon(now, count)
 
     def _ack_soon(self, now: float, count: int = 1) -> None:
@@ -398,7 +402,7 @@ class ReceiverCore:
         if self.ack_per_burst and self.sack_ok:
             self._held_acks += count
             room = 4 if self._dsack is None else 3
-            if self._held_acks < ACK_EVERY and self._fresh < room:
+            if self._held_acks < ACK_EVERY and self.reassembly.fresh < room:
                 self.ack_pending = True
                 return
         self._ack_now(now)
@@ -409,103 +413,6 @@ class ReceiverCore:
         self.rcv_nxt += n
         self.unwritten += n
         self.stats.bytes_delivered += n
-
-    def _store(self, off: int, data: bytes) -> None:
-        """Keep an out-of-order segment: only its bytes not held already, so
-        overlapping segments never count (or take memory) twice."""
-        end = off + len(data)
-        pieces = []
-        pos = off
-        blocks = self._blocks
-        i = max(0, bisect.bisect_right(blocks, [off, float("inf")]) - 1)
-        for left, right in blocks[i:]:
-            if left >= end:
-                break
-            if right <= pos:
-                continue
-            if left > pos:
-                pieces.append((pos, left))
-            pos = max(pos, right)
-            if pos >= end:
-                break
-        if pos < end:
-            pieces.append((pos, end))
-        if not pieces:
-            self.stats.duplicates += 1
-            self._dsack = (off, end)
-            self._note_recent(off)
-            return
-        for left, right in pieces:
-            self.ooo[left] = data[left - off:right - off]
-            bisect.insort(self._ooo_keys, left)
-            self.ooo_bytes += right - left
-        self._add_block(off, end)
-        self._note_recent(off)
-
-    def _note_recent(self, off: int) -> None:
-        """``off`` arrived (it is held): its block goes first among the
-        blocks of recent arrivals.  One entry per block, so that a burst into
-        one block (a run, or its pieces one by one: the same) never pushes
-        out the other blocks that arrivals just changed, and every block an
-        arrival changed is reported while it is among the newest eight
-        (RFC 2018 §4: as many distinct blocks as fit, the most recent)."""
-        blocks = self._blocks
-        i = bisect.bisect_right(blocks, [off, float("inf")]) - 1
-        left, right = blocks[i] if i >= 0 else (off, off + 1)
-        old = self._recent
-        recent = [r for r in old if not left <= r < right]
-        fresh = 1 + sum(1 for r in old[:self._fresh] if not left <= r < right)
-        recent.insert(0, off)
-        del recent[8:]
-        self._recent = recent
-        self._fresh = min(fresh, 8)
-
-    def _add_block(self, left: int, right: int) -> None:
-        blocks = self._blocks
-        i = bisect.bisect_left(blocks, [left, left])
-        if i and blocks[i - 1][1] >= left:
-            i -= 1
-        j = i
-        while j < len(blocks) and blocks[j][0] <= right:
-            left = min(left, blocks[j][0])
-            right = max(right, blocks[j][1])
-            j += 1
-        blocks[i:j] = [[left, right]]
-
-    def _pull_ooo(self) -> None:
-        keys = self._ooo_keys
-        ooo = self.ooo
-        while keys and keys[0] <= self.rcv_nxt:
-            k = keys.pop(0)
-            data = ooo.pop(k)
-            self.ooo_bytes -= len(data)
-            end = k + len(data)
-            if end > self.rcv_nxt:
-                self._deliver(data[self.rcv_nxt - k:] if k < self.rcv_nxt else data)
-        blocks = self._blocks
-        while blocks and blocks[0][1] <= self.rcv_nxt:
-            blocks.pop(0)
-        if blocks and blocks[0][0] < self.rcv_nxt:
-            blocks[0][0] = self.rcv_nxt
-
-    def _sack_blocks(self) -> tuple[tuple[int, int], ...]:
-        """RFC 2018 §4: the block holding the latest arrival first, then the
-        blocks of earlier arrivals, most recent first; at most four."""
-        blocks = self._blocks
-        chosen: list[list[int]] = []
-        for off in self._recent:
-            i = bisect.bisect_right(blocks, [off, float("inf")]) - 1
-            if i >= 0 and blocks[i][0] <= off < blocks[i][1] and blocks[i] not in chosen:
-                chosen.append(blocks[i])
-                if len(chosen) == 4:
-                    break
-        if len(chosen) < 4:
-            for b in reversed(blocks):
-                if b not in chosen:
-                    chosen.append(b)
-                    if len(chosen) == 4:
-                        break
-        return tuple((wrap(lo, self.base), wrap(hi, self.base)) for lo, hi in chosen)
 
     def _on_fin(self, seg: Segment, now: float) -> None:
         fin_off = unwrap(seg.seq, self.base, self.rcv_nxt) + len(seg.payload)
