@@ -146,7 +146,8 @@ def _emulator(tr: Trace, s: dict) -> None:
 #: summary key -> (counter key(s) in the process's own summary, tolerance)
 _CHECKS = {
     "sender": {"transfer_s": (("elapsed",), 1e-5), "duplicate_acks": (("dupacks",), 0),
-               "retransmissions": (("rexmit_timeout", "rexmit_fast", "rexmit_sack"), 0),
+               "retransmissions": (("rexmit_timeout", "rexmit_fast", "rexmit_sack",
+                                    "rexmit_rack", "rexmit_tlp"), 0),
                "timer_expiries": (("timeouts",), 0),
                "segments_sent": (("segments_sent",), 0),
                "new_data_segments": (("data_segments",), 0)},

@@ -17,6 +17,7 @@ zero; once the writer frees room again a window update goes out.
 from __future__ import annotations
 
 from enum import Enum
+from typing import NamedTuple
 
 from .reassembly import Reassembly
 from .rtt import RttEstimator
@@ -51,6 +52,15 @@ class ReceiverState(Enum):
 
 
 FINAL_STATES = (ReceiverState.DONE, ReceiverState.ABORTED)
+
+
+class ReceiverView(NamedTuple):
+    """What a thread may read of the core outside the lock: a copy, taken under it."""
+
+    state: ReceiverState
+    base: int  # the peer's wire number of stream offset 0
+    rcv_nxt: int
+    file_size: int | None
 
 
 class Stats:
@@ -142,6 +152,10 @@ class ReceiverCore:
     @property
     def finished(self) -> bool:
         return self.state in FINAL_STATES
+
+    def view(self) -> ReceiverView:
+        """A copy of what the threads read outside the lock (call it under the lock)."""
+        return ReceiverView(self.state, self.base, self.rcv_nxt, self.file_size)
 
     @property
     def ooo(self) -> dict[int, bytes]:

@@ -90,6 +90,7 @@ class Receiver(EndpointBase):
     def __init__(self, cfg: ReceiverConfig, sock: socket.socket, isn: int,
                  tracer: Tracer | None = None, pcap: PcapWriter | None = None):
         self.cfg = cfg
+        self.isn = isn & 0xFFFFFFFF
         self.sock = sock
         self.tracer = tracer
         self.pcap = pcap
@@ -131,7 +132,7 @@ class Receiver(EndpointBase):
         self.started = time.monotonic()
         if self.tracer:
             self.tracer.emit(self.started, "meta", role="receiver", mode=self.cfg.mode,
-                             mss=self.cfg.mss, capacity=self.cfg.capacity, isn=self.core.isn,
+                             mss=self.cfg.mss, capacity=self.cfg.capacity, isn=self.isn,
                              path=self.cfg.path)
         self._out = open(self.part_path, "wb")  # noqa: SIM115 - closed by the writer
         try:  # a signal may come at any point from here: shutdown() must run
@@ -191,107 +192,33 @@ class Receiver(EndpointBase):
 
     # ---------------------------------------------------------------- network
     def _network(self) -> None:
-        sock = self.sock
         buf = bytearray(PACK_BYTES + RECV_BUFFER)
-        view = memoryview(buf)
-        core = self.core
         poller = select.poll()
-        poller.register(sock, select.POLLIN)
+        poller.register(self.sock, select.POLLIN)
         poller.register(self._wake_r, select.POLLIN)
-        gro = enable_gro(sock)
+        gro = enable_gro(self.sock)
         listen_deadline = (self.started + self.cfg.listen_timeout
                            if self.cfg.listen_timeout else None)
         # Traces, pcaps and debug logs describe every datagram: they take the
         # per-segment path.  Otherwise, once the peer is known, the bulk path.
         observed = self.pcap is not None or self.tracer is not None or self.log_segments
         bulk = False
+        with self.lock:
+            self._view = self.core.view()
         while not self.stop:
-            segs = []
-            taken = 0  # datagrams read in this burst
-            # The pack: datagrams of one size from the peer, read back to back
-            # into buf, so that one decode_burst takes them all (a GRO buffer
-            # of our own making, for datagrams that come one at a time).
-            fill = pack_size = 0
-            while taken < RECV_BURST:
-                try:
-                    room = view[fill:fill + RECV_BUFFER]
-                    if gro:
-                        n, anc, _flags, addr = sock.recvmsg_into([room], GRO_CMSG_SPACE,
-                                                                 socket.MSG_DONTWAIT)
-                    else:
-                        n, addr = sock.recvfrom_into(room, 0, socket.MSG_DONTWAIT)
-                        anc = None
-                except (BlockingIOError, InterruptedError):
-                    break
-                except OSError as exc:
-                    if self.stop:
-                        return
-                    logger.debug("recv failed: {}", exc)
-                    break
-                if addr is None:
-                    continue
-                size = gro_size(anc, n) or 1  # an empty datagram: one, short
-                taken += -(-n // size) or 1
-                at = fill
-                if bulk and addr == self.peer and n and not n % size and (
-                        not fill or size == pack_size):
-                    fill += n
-                    pack_size = size
-                    if fill + RECV_BUFFER > len(buf):
-                        self._take_bulk(view[:fill], pack_size, segs)
-                        fill = 0
-                    continue
-                if fill:  # what came before this one goes first
-                    self._take_bulk(view[:fill], pack_size, segs)
-                    fill = 0
-                if bulk and addr == self.peer:
-                    self._take_bulk(view[at:at + n], size, segs)
-                    continue
-                for start in range(at, at + max(n, 1), size):  # UDP GRO: several at once
-                    seg = self._parse(view[start:min(at + n, start + size)], addr)
-                    if seg is not None:
-                        segs.append(seg)
-                bulk = self.peer is not None and not observed
-            if fill:
-                self._take_bulk(view[:fill], pack_size, segs)
-            now = time.monotonic()
-            with self.lock:
-                for seg in segs:
-                    if type(seg) is Run:
-                        if core.accepts_run(seg.segment):
-                            core.on_segment(seg.segment, now, seg.count)
-                        else:
-                            for piece in seg.split():
-                                core.on_segment(piece, now)
-                    else:
-                        core.on_segment(seg, now)
-                core.flush_ack(now)
-                deadline = core.next_deadline()
-                if deadline is not None and now >= deadline:
-                    core.on_timer(now)
-                    deadline = core.next_deadline()
-                if core.state == ReceiverState.LISTEN and listen_deadline is not None:
-                    if now >= listen_deadline:
-                        core.abort(now, f"no sender connected within "
-                                        f"{self.cfg.listen_timeout:g} s", send_rst=False)
-                    deadline = listen_deadline
-                deliver = core.deliver
-                if deliver:
-                    core.deliver = []
-                    self.max_queue = max(self.max_queue, core.unwritten)
-                fin_in = core.state == ReceiverState.CLOSE_WAIT and core.digest is not None
-                out = self.take_outbox()
-                events = self.take_events()
-                finished = core.finished
-                if finished:
-                    self.done.notify_all()
+            segs: list = []
+            bulk = self._read_burst(buf, gro, bulk, observed, segs)
+            if bulk is None:
+                return
+            deadline, finished, deliver, fin_in, out, events, view = \
+                self._feed(segs, listen_deadline)
             if deliver:
                 self.queue.put(deliver)
             if fin_in and not self._fin_queued:
                 self._fin_queued = True
                 self.queue.put(_FINISH)
             self.emit(events)  # they happened under the lock, before these sends
-            self.send_control(out)
+            self.send_control(out, view)
             if segs:
                 continue  # more may be waiting
             if finished:
@@ -303,7 +230,103 @@ class Receiver(EndpointBase):
             except BlockingIOError:
                 pass
 
+    def _read_burst(self, buf: bytearray, gro: bool, bulk: bool, observed: bool,
+                    segs: list) -> bool | None:
+        """Read what the socket holds, up to RECV_BURST datagrams, into
+        ``segs``; returns whether the bulk path is on now, or None if the
+        thread must stop.  The pack: datagrams of one size from the peer,
+        read back to back into ``buf``, so that one decode_burst takes them
+        all (a GRO buffer of our own making, for datagrams that come one at
+        a time)."""
+        sock = self.sock
+        view = memoryview(buf)
+        taken = 0  # datagrams read in this burst
+        fill = pack_size = 0
+        while taken < RECV_BURST:
+            try:
+                room = view[fill:fill + RECV_BUFFER]
+                if gro:
+                    n, anc, _flags, addr = sock.recvmsg_into([room], GRO_CMSG_SPACE,
+                                                             socket.MSG_DONTWAIT)
+                else:
+                    n, addr = sock.recvfrom_into(room, 0, socket.MSG_DONTWAIT)
+                    anc = None
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError as exc:
+                if self.stop:
+                    return None
+                logger.debug("recv failed: {}", exc)
+                break
+            if addr is None:
+                continue
+            size = gro_size(anc, n) or 1  # an empty datagram: one, short
+            taken += -(-n // size) or 1
+            at = fill
+            if bulk and addr == self.peer and n and not n % size and (
+                    not fill or size == pack_size):
+                fill += n
+                pack_size = size
+                if fill + RECV_BUFFER > len(buf):
+                    self._take_bulk(view[:fill], pack_size, segs)
+                    fill = 0
+                continue
+            if fill:  # what came before this one goes first
+                self._take_bulk(view[:fill], pack_size, segs)
+                fill = 0
+            if bulk and addr == self.peer:
+                self._take_bulk(view[at:at + n], size, segs)
+                continue
+            for start in range(at, at + max(n, 1), size):  # UDP GRO: several at once
+                seg = self._parse(view[start:min(at + n, start + size)], addr)
+                if seg is not None:
+                    segs.append(seg)
+            bulk = self.peer is not None and not observed
+        if fill:
+            self._take_bulk(view[:fill], pack_size, segs)
+        return bulk
+
+    def _feed(self, segs: list, listen_deadline: float | None) -> tuple:
+        """Under the lock: the burst to the core, its timers, and what to do
+        after the lock: (deadline, finished, chunks to deliver, whether the
+        FIN is in, segments to send, events, the core's view)."""
+        now = time.monotonic()
+        core = self.core
+        with self.lock:
+            for seg in segs:
+                if type(seg) is Run:
+                    if core.accepts_run(seg.segment):
+                        core.on_segment(seg.segment, now, seg.count)
+                    else:
+                        for piece in seg.split():
+                            core.on_segment(piece, now)
+                else:
+                    core.on_segment(seg, now)
+            core.flush_ack(now)
+            deadline = core.next_deadline()
+            if deadline is not None and now >= deadline:
+                core.on_timer(now)
+                deadline = core.next_deadline()
+            if core.state == ReceiverState.LISTEN and listen_deadline is not None:
+                if now >= listen_deadline:
+                    core.abort(now, f"no sender connected within "
+                                    f"{self.cfg.listen_timeout:g} s", send_rst=False)
+                deadline = listen_deadline
+            deliver = core.deliver
+            if deliver:
+                core.deliver = []
+                self.max_queue = max(self.max_queue, core.unwritten)
+            fin_in = core.state == ReceiverState.CLOSE_WAIT and core.digest is not None
+            out = self.take_outbox()
+            events = self.take_events()
+            finished = core.finished
+            if finished:
+                self.done.notify_all()
+            self._view = view = core.view()
+        return deadline, finished, deliver, fin_in, out, events, view
+
     _fin_queued = False
+    _view = None  # the network thread's copy of core.view(), renewed under the lock
 
     def _take_bulk(self, data: memoryview, size: int, segs: list) -> None:
         """The bulk path (common.batch): datagrams of ``size`` bytes (the last
@@ -334,8 +357,9 @@ class Receiver(EndpointBase):
         if self.tracer is not None:
             fields = dict(seq=seg.seq, ack=seg.ack, flags=flag_str(seg.flags),
                           len=len(seg.payload), win=seg.window)
-            if seg.payload and self.core.state != ReceiverState.LISTEN:
-                fields["off"] = unwrap(seg.seq, self.core.base, self.core.rcv_nxt)
+            view = self._view
+            if seg.payload and view.state != ReceiverState.LISTEN:
+                fields["off"] = unwrap(seg.seq, view.base, view.rcv_nxt)
             self.tracer.emit(time.monotonic(), "recv", **fields)
         if self.log_segments:
             logger.debug("recv {}:{} -> local:{} seq={} ack={} flags={} len={}",
@@ -348,7 +372,7 @@ class Receiver(EndpointBase):
         if self.tracer is not None:
             self.tracer.emit(time.monotonic(), "drop", why=why, len=length)
 
-    def send_control(self, segs) -> None:
+    def send_control(self, segs, view=None) -> None:
         for seg in segs:
             data = encode(seg)
             try:
@@ -361,8 +385,8 @@ class Receiver(EndpointBase):
             if self.tracer is not None:
                 fields = dict(seq=seg.seq, ack=seg.ack, flags=flag_str(seg.flags),
                               len=len(seg.payload), win=seg.window)
-                if seg.sack:
-                    base, nxt = self.core.base, self.core.rcv_nxt
+                if seg.sack and view is not None:
+                    base, nxt = view.base, view.rcv_nxt
                     fields["sack"] = [[unwrap(left, base, nxt), unwrap(right, base, nxt)]
                                       for left, right in seg.sack]
                 self.tracer.emit(time.monotonic(), "send", **fields)
@@ -407,13 +431,14 @@ class Receiver(EndpointBase):
                 self.core.on_written(n, now)
                 queued = self.core.unwritten
                 outbox = self.take_outbox()
+                view = self.core.view()
                 events = self.take_events()
             if self.tracer is not None:
                 self.tracer.emit(now, "write", bytes=n, queue=queued)
             self.emit(events)
-            self.send_control(outbox)
+            self.send_control(outbox, view)
             if self.progress is not None:
-                self.progress.update(self.written, total=self.core.file_size)
+                self.progress.update(self.written, total=view.file_size)
 
     def _write_failed(self, exc: OSError) -> None:
         reason = f"cannot write {self.part_path}: {exc.strerror or exc}"
@@ -421,8 +446,9 @@ class Receiver(EndpointBase):
         with self.lock:
             self.core.abort(time.monotonic(), reason)
             outbox = self.take_outbox()
+            view = self.core.view()
             self.done.notify_all()
-        self.send_control(outbox)
+        self.send_control(outbox, view)
 
     def _finish(self, out, hasher) -> None:
         try:
@@ -456,9 +482,10 @@ class Receiver(EndpointBase):
             self.core.on_verified(ok, time.monotonic(), reason)
             outbox = self.take_outbox()
             events = self.take_events()
+            view = self.core.view()
             self.done.notify_all()
         self.emit(events)
-        self.send_control(outbox)
+        self.send_control(outbox, view)
         self._wake()  # the FIN timer started: the network thread must know
         if replaced is not None:
             os.close(replaced)  # now the kernel frees the file it replaced

@@ -16,7 +16,10 @@ from loguru import logger
 
 
 class EndpointBase:
-    """Subclasses set ``core`` and ``tracer`` and implement ``send_control``."""
+    """Subclasses set ``core`` and ``tracer`` and implement ``send_control``.
+
+    Threads read the core only under ``lock``, or through a copy its
+    ``view()`` returns (taken under the lock)."""
 
     core: object
     tracer: object | None
@@ -26,8 +29,9 @@ class EndpointBase:
         self.done = threading.Condition(self.lock)
         self.failure: BaseException | None = None
 
-    def send_control(self, segments: list) -> None:
-        """Send segments the core queued (outside the lock)."""
+    def send_control(self, segments: list, view=None) -> None:
+        """Send segments the core queued (outside the lock); ``view`` is the
+        core's ``view()`` taken with them, for the trace and the log."""
         raise NotImplementedError
 
     def wake_all(self) -> None:
@@ -46,8 +50,9 @@ class EndpointBase:
                         self.failure = exc
                     self.core.abort(time.monotonic(), f"internal error: {exc!r}")
                     out = self.take_outbox()
+                    view = self.core.view()
                     self.wake_all()
-                self.send_control(out)
+                self.send_control(out, view)
         return run
 
     def wait_finished(self) -> None:
@@ -61,8 +66,9 @@ class EndpointBase:
         with self.lock:
             self.core.abort(time.monotonic(), why)
             out = self.take_outbox()
+            view = self.core.view()
             self.wake_all()
-        self.send_control(out)
+        self.send_control(out, view)
 
     def take_outbox(self) -> list:
         """Under the lock: the segments the core queued."""

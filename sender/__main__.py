@@ -11,7 +11,7 @@ from contextlib import ExitStack
 
 from loguru import logger
 
-from common.sender_core import PACE_BURST, PACE_GAIN
+from common.pacing import PACE_BURST, PACE_GAIN
 from runtime import progutil as pu
 from runtime.progress import Progress, wanted
 from runtime.progutil import ArgumentParser, Interrupted, UsageError
@@ -167,9 +167,10 @@ def _summary(sender: Sender, args, tracer) -> None:
          + (f"s: {core.syns_sent - 1} resent)" if core.syns_sent > 1 else ")")),
         ("segments sent", f"{sender.segments_sent} ({st.data_segments} new data)"),
         ("segments received", f"{st.segments_received}"),
-        ("retransmissions", f"{st.rexmit_timeout + st.rexmit_fast + st.rexmit_sack} "
-                            f"(timeout {st.rexmit_timeout}, fast {st.rexmit_fast}, "
-                            f"SACK {st.rexmit_sack}); {st.timeouts} timer expiries"),
+        ("retransmissions", f"{st.retransmissions} (timeout {st.rexmit_timeout}, "
+                            f"fast {st.rexmit_fast}, SACK rule {st.rexmit_sack}, "
+                            f"RACK {st.rexmit_rack}, TLP {st.rexmit_tlp}); "
+                            f"{st.timeouts} timer expiries"),
         ("duplicate ACKs", f"{st.dupacks}"),
         ("zero-window probes", f"{st.probes}"),
         ("RTT min/avg/max", "n/a" if not rtt.samples else

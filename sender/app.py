@@ -33,12 +33,12 @@ import stat
 import sys
 import threading
 import time
-from collections import deque
 from dataclasses import dataclass
 
 from loguru import logger
 
 from common.batch import chunk_residues
+from common.pacing import PACE_GAIN
 from common.rtt import RttEstimator
 from common.segment import (
     ACK,
@@ -52,7 +52,7 @@ from common.segment import (
     encode,
     flag_str,
 )
-from common.sender_core import PACE_GAIN, SenderCore, SenderState
+from common.sender_core import SenderCore, SenderState
 from common.seq import unwrap
 from runtime.endpoint import EndpointBase
 from runtime.pcap import PcapWriter
@@ -97,6 +97,7 @@ class Sender(EndpointBase):
     def __init__(self, cfg: SenderConfig, sock: socket.socket, file, file_size: int | None,
                  isn: int, tracer: Tracer | None = None, pcap: PcapWriter | None = None):
         self.cfg = cfg
+        self.isn = isn & 0xFFFFFFFF
         self.sock = sock
         self.file = file
         self.file_size = file_size
@@ -143,7 +144,7 @@ class Sender(EndpointBase):
             self.started = time.monotonic()
             if self.tracer:
                 self.tracer.emit(self.started, "meta", role="sender", mode=self.cfg.mode,
-                                 mss=self.cfg.mss, window=self.cfg.window, isn=self.core.isn,
+                                 mss=self.cfg.mss, window=self.cfg.window, isn=self.isn,
                                  file_size=self.file_size, path=self.cfg.path,
                                  min_rto=self.cfg.min_rto, max_rto=self.cfg.max_rto)
             with self.lock:
@@ -162,8 +163,8 @@ class Sender(EndpointBase):
             self.shutdown()
         self.finished_at = time.monotonic()
 
-    def send_control(self, segments: list) -> None:
-        self._send_batch([(seg, None) for seg in segments])
+    def send_control(self, segments: list, view=None) -> None:
+        self._send_batch([(seg, None) for seg in segments], view=view)
 
     def wake_all(self) -> None:
         self.done.notify_all()
@@ -192,11 +193,14 @@ class Sender(EndpointBase):
     # ------------------------------------------------------------ transmitter
     def _transmitter(self) -> None:
         core = self.core
-        chunks: deque = deque()
-        residues: deque = deque()  # each chunk's ones' complement residue
+        # What was read outside the lock, for the core at the next turn:
+        # (chunks, residues), and then the end of the file.
+        pending: tuple[list, list] | None = None
+        ended = False
         # Traces, pcaps and debug logs describe every segment: they need the
         # Segment objects; otherwise headers are built from the records.
         segments = self.pcap is not None or self.tracer is not None or self.log_segments
+        traced = self.tracer is not None
         remaining = self.file_size  # None: read to EOF
         eof = False
         hasher = hashlib.sha256()
@@ -211,20 +215,22 @@ class Sender(EndpointBase):
 
         while True:
             with self.lock:
+                if pending is not None:
+                    core.supply(*pending)  # the core's from now on
+                    pending = None
+                if eof and not ended:
+                    core.end_of_stream(digest)
+                    ended = True
                 while True:
                     if self.stop:
                         return
                     before = core.next_deadline()
-                    if chunks and len(chunks[0]) > core.eff_mss:
-                        # Read during the handshake in our MSS: the peer's is smaller.
-                        _reslice(chunks, residues, core.eff_mss)
-                    batch = core.take(time.monotonic(), chunks, eof, digest, MAX_NEW,
-                                      residues=residues, segments=segments)
+                    batch = core.take(time.monotonic(), MAX_NEW, segments=segments)
                     if batch:
                         break
                     if core.finished:
                         return
-                    if may_read() and not eof and len(chunks) < READAHEAD // 2:
+                    if may_read() and not eof and len(core.queue) < READAHEAD // 2:
                         break
                     paced = core.pace_deadline
                     if paced is not None:
@@ -241,26 +247,30 @@ class Sender(EndpointBase):
                 events = self.take_events()
                 mss = core.eff_mss
                 reading = may_read()
+                queued = len(core.queue)
                 fields = core.data_header_fields()
+                view = core.view() if self.log_segments else None
+                # (the trace's tag of each resend, read here: the record is the core's)
+                tags = [rec.sent_why if rec else "" for _, rec in batch] if traced else None
             self.emit(events)  # they happened under the lock, before these sends
-            self._send_batch(batch, fields)
+            self._send_batch(batch, fields, view, tags)
             if finished:
                 with self.lock:
                     self.done.notify_all()
                 continue
-            if reading and not eof and len(chunks) < READAHEAD // 2:
+            if reading and not eof and queued < READAHEAD // 2:
                 # Read ahead, outside the lock: whole segments, MSS-sized.  The
                 # first read overlaps the handshake (0.5 ms for the first 255
                 # KiB here, as long as a loopback handshake): data is ready
                 # when the SYN-ACK comes.
-                want = (READAHEAD - len(chunks)) * mss
+                want = (READAHEAD - queued) * mss
                 if remaining is not None:
                     want = min(want, remaining)
                 block = self.file.read(want) if want else b""
                 if block:
                     hasher.update(block)
-                    chunks.extend(_slices(memoryview(block), mss))
-                    residues.extend(chunk_residues(block, mss))
+                    pending = (list(_slices(memoryview(block), mss)),
+                               chunk_residues(block, mss))
                     if remaining is not None:
                         remaining -= len(block)
                 if not block or remaining == 0:
@@ -270,12 +280,15 @@ class Sender(EndpointBase):
                     eof = True
                     digest = hasher.digest()
 
-    def _send_batch(self, batch, fields=None) -> None:
+    def _send_batch(self, batch, fields=None, view=None, tags=None) -> None:
         """Send (segment, record) pairs in order, outside the lock: as few
         system calls as possible (UDP GSO), then the per-segment records.
         Header and payload go to the kernel as separate buffers: no copy.
         A data record without its segment (take(segments=False)) gets its
-        header from the record and ``fields`` (core.data_header_fields())."""
+        header from the record and ``fields`` (core.data_header_fields()).
+        ``view`` is the core's state (core.view()) for the debug log, ``tags``
+        each record's ``sent_why`` for the trace, both read under the lock
+        (the records' off, end, payload, residue and fin never change)."""
         datagrams = []
         sizes = []
         if fields is not None:
@@ -299,8 +312,8 @@ class Sender(EndpointBase):
         self._transmit(datagrams, sizes)
         self.segments_sent += len(datagrams)
         if self.pcap is not None or self.tracer is not None or self.log_segments:
-            for (seg, rec), parts in zip(batch, datagrams, strict=True):
-                self._record_sent(seg, rec, b"".join(parts))
+            for i, ((seg, rec), parts) in enumerate(zip(batch, datagrams, strict=True)):
+                self._record_sent(seg, rec, b"".join(parts), view, tags[i] if tags else "")
 
     def _transmit(self, datagrams: list[tuple], sizes: list[int]) -> None:
         """Send ``datagrams`` (each a tuple of buffers) of ``sizes`` bytes."""
@@ -337,7 +350,7 @@ class Sender(EndpointBase):
                 logger.debug("send failed: {}", exc)
             i = j
 
-    def _record_sent(self, seg, rec, data: bytes) -> None:
+    def _record_sent(self, seg, rec, data: bytes, view=None, tag: str = "") -> None:
         t = time.monotonic()
         payload_len = len(seg.payload)
         if self.pcap is not None:
@@ -347,26 +360,29 @@ class Sender(EndpointBase):
                           len=payload_len, win=seg.window)
             if rec is not None:
                 fields["off"] = rec.off
-                if rec.sent_why:
-                    fields["rexmit"] = rec.sent_why
+                if tag:
+                    fields["rexmit"] = tag
             elif seg.flags & SYN:
                 if self._syn_sent:
                     fields["rexmit"] = "timeout"
                 self._syn_sent = True
             self.tracer.emit(t, "send", **fields)
         if self.log_segments:
-            rtt = self.core.rtt
-            logger.debug("send {}:{} -> {}:{} seq={} ack={} flags={} len={} srtt={} rto={:.3f}",
+            srtt = None if view is None else view.srtt
+            logger.debug("send {}:{} -> {}:{} seq={} ack={} flags={} len={} srtt={} rto={}",
                          "local", seg.src_port, self.dest[0], self.dest[1], seg.seq, seg.ack,
                          flag_str(seg.flags), payload_len,
-                         "n/a" if rtt.srtt is None else f"{rtt.srtt:.4f}", self.core.timer_rto)
+                         "n/a" if srtt is None else f"{srtt:.4f}",
+                         "n/a" if view is None else f"{view.rto:.3f}")
 
     # ----------------------------------------------------------- ack listener
     def _ack_listener(self) -> None:
         sock = self.sock
         buf = bytearray(RECV_BUFFER)
-        view = memoryview(buf)
+        data = memoryview(buf)
         core = self.core
+        with self.lock:
+            view = core.view()  # what _parse reads of the core, renewed under the lock
         while True:
             try:
                 n, addr = sock.recvfrom_into(buf)
@@ -380,7 +396,7 @@ class Sender(EndpointBase):
             segs = []
             while True:
                 if addr is not None:
-                    seg = self._parse(view[:n], addr)
+                    seg = self._parse(data[:n], addr, view)
                     if seg is not None:
                         segs.append(seg)
                 if len(segs) >= RECV_BURST:
@@ -405,13 +421,13 @@ class Sender(EndpointBase):
                     self.done.notify_all()
                 events = self.take_events()
                 acked = min(core.snd_una, core.file_size or core.snd_una)  # not the FIN
-                st = core.stats
-                rexmits = st.rexmit_timeout + st.rexmit_fast + st.rexmit_sack
+                rexmits = core.stats.retransmissions
+                view = core.view()
             self.emit(events)
             if self.progress is not None:
                 self.progress.update(acked, rexmits)
 
-    def _parse(self, data: memoryview, addr):
+    def _parse(self, data: memoryview, addr, view):
         if self.peer is not None and addr != self.peer:
             self.foreign += 1
             self._drop("foreign", len(data))
@@ -426,7 +442,7 @@ class Sender(EndpointBase):
         if self.peer is None:
             # The peer is whoever answers our SYN (PROTOCOL.md, Connection); a
             # refusal (RST acknowledging the SYN) goes to the core as well.
-            acks_syn = seg.flags & ACK and seg.ack == self.core.base
+            acks_syn = seg.flags & ACK and seg.ack == view.base
             if acks_syn and seg.flags & SYN:
                 self.peer = addr
             elif not (acks_syn and seg.flags & RST):
@@ -436,8 +452,7 @@ class Sender(EndpointBase):
             fields = dict(seq=seg.seq, ack=seg.ack, flags=flag_str(seg.flags),
                           len=len(seg.payload), win=seg.window)
             if seg.sack:
-                base = self.core.base
-                una = self.core.snd_una
+                base, una = view.base, view.snd_una
                 fields["sack"] = [[unwrap(left, base, una), unwrap(right, base, una)]
                                   for left, right in seg.sack]
             self.tracer.emit(time.monotonic(), "recv", **fields)
@@ -480,15 +495,6 @@ class Sender(EndpointBase):
 # -------------------------------------------------------------- helpers
 def _slices(view: memoryview, mss: int):
     return (view[i:i + mss] for i in range(0, len(view), mss))
-
-
-def _reslice(chunks: deque, residues: deque, mss: int) -> None:
-    """Cut the chunks read ahead (and their checksum residues) anew, ``mss`` bytes each."""
-    held = b"".join(chunks)
-    chunks.clear()
-    chunks.extend(_slices(memoryview(held), mss))
-    residues.clear()
-    residues.extend(chunk_residues(held, mss))
 
 
 def open_input(path: str):

@@ -337,7 +337,6 @@ class CorePair:
         tie = 0
         unwritten: deque = deque()
         busy_until = 0.0
-        chunks: deque = deque()
         chunked = False
         verified = False
         digest = hashlib.sha256(self.data).digest()
@@ -356,9 +355,10 @@ class CorePair:
             self.now = now
             if snd.established and not chunked:
                 m = snd.eff_mss
-                chunks.extend(memoryview(self.data)[i:i + m] for i in range(0, len(self.data), m))
+                snd.supply(memoryview(self.data)[i:i + m] for i in range(0, len(self.data), m))
+                snd.end_of_stream(digest)
                 chunked = True
-            for seg, _rec in snd.take(now, chunks, eof=chunked, digest=digest, max_new=10_000):
+            for seg, _rec in snd.take(now, max_new=10_000):
                 push("r", encode(seg))
             while unwritten and (self.write_rate is None or busy_until <= now):
                 chunk = unwritten.popleft()

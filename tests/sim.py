@@ -96,7 +96,6 @@ def run_transfer(
     out = bytearray()
     unwritten: deque[bytes] = deque()
     writer_busy_until = 0.0
-    chunks: deque = deque()
     chunked = False
     renamed = False
     corrupt_dropped = 0
@@ -116,9 +115,10 @@ def run_transfer(
         # The sender side: what is due now.
         if snd.established and not chunked:
             m = snd.eff_mss
-            chunks.extend(memoryview(data)[i:i + m] for i in range(0, len(data), m))
+            snd.supply(memoryview(data)[i:i + m] for i in range(0, len(data), m))
+            snd.end_of_stream(digest)
             chunked = True
-        for seg, _rec in snd.take(now, chunks, eof=chunked, digest=digest, max_new=10_000):
+        for seg, _rec in snd.take(now, max_new=10_000):
             push("r", seg, forward)
         # The writer.
         while unwritten and (write_rate is None or writer_busy_until <= now):

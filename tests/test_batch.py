@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections import deque
 
 import pytest
 from hypothesis import assume, given, settings
@@ -287,25 +286,28 @@ def test_accepts_run_refuses_past_the_window():
 
 @pytest.mark.parametrize("size", [1000, 1452 * 3 + 17])
 def test_sender_headers_from_records_equal_encoded_segments(size):
-    """take(segments=False, residues=...) and data_header() from the record
-    give the bytes that encode(take()'s segment) gives."""
+    """take(segments=False) on chunks supplied with their residues, and
+    data_header() from the record, give the bytes that encode(take()'s
+    segment) gives."""
     data = os.urandom(size)
     mss = 1452 if size > 1000 else 100
     cores = []
     for _ in range(2):
         c = SenderCore(isn=M32 - 50, file_size=size, mss=mss, window=1 << 20)
         c.start(0.0)
-        c.take(0.0, deque(), False)
+        c.take(0.0)
         c.on_segment(Segment(77, (M32 - 49) & M32, SYN | ACK, 0xFFFF, mss=mss, wscale=0,
                              sack_permitted=True), 0.01)
-        c.take(0.01, deque(), False)
+        c.take(0.01)
         cores.append(c)
-    chunks_a = deque(memoryview(data)[i:i + mss] for i in range(0, size, mss))
-    chunks_b = deque(chunks_a)
-    res = deque(chunk_residues(data, mss))
-    plain = cores[0].take(0.02, chunks_a, True, b"d" * 32)
-    bulk = cores[1].take(0.02, chunks_b, True, b"d" * 32, residues=res, segments=False)
-    assert not res and not chunks_b
+    chunks = [memoryview(data)[i:i + mss] for i in range(0, size, mss)]
+    cores[0].supply(chunks)
+    cores[1].supply(chunks, chunk_residues(data, mss))
+    for c in cores:
+        c.end_of_stream(b"d" * 32)
+    plain = cores[0].take(0.02)
+    bulk = cores[1].take(0.02, segments=False)
+    assert not cores[1].queue
     src, dst, base, ack, window, end = cores[1].data_header_fields()
     assert len(plain) == len(bulk)
     for (seg, rec), (none, brec) in zip(plain, bulk, strict=True):

@@ -203,7 +203,7 @@ def test_sender_sends_match_its_summary(run):
         if e["len"]:
             assert isinstance(e.get("off"), int), e
     assert sum(e["len"] for e in sends if not e.get("rexmit")) == SIZE
-    assert {e["rexmit"] for e in rexmits} <= {"timeout", "fast", "sack", "probe"}
+    assert {e["rexmit"] for e in rexmits} <= {"timeout", "fast", "sack", "rack", "tlp", "probe"}
 
 
 def test_only_resends_are_tagged_rexmit(run):

@@ -16,9 +16,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from common.pacing import PACE_BURST
+from common.recovery import DUP_THRESH
 from common.rtt import RttEstimator
 from common.segment import ACK, FIN, PSH, RST, SYN, Segment, decode, encode
-from common.sender_core import DUP_THRESH, PACE_BURST, SenderCore, SenderState
+from common.sender_core import SenderCore, SenderState
 
 ISN_S = 1000
 ISN_R = 5000
@@ -79,11 +81,20 @@ class Harness:
         self.chunks = deque(self.data[i:i + mss] for i in range(0, size, mss))
         self.eof = False
 
+    def hand_over(self):
+        """What the program's transmitter does: the chunks read so far (and
+        the end of the file, once read) go to the core, which owns them."""
+        if self.chunks:
+            self.s.supply(self.chunks)
+            self.chunks = deque()
+        if self.eof and not self.s.queue.eof:
+            self.s.end_of_stream(self.digest)
+
     def take(self, eof=None):
         if eof is not None:
             self.eof = eof
-        return [(wire(seg), rec) for seg, rec in
-                self.s.take(self.now, self.chunks, self.eof, self.digest)]
+        self.hand_over()
+        return [(wire(seg), rec) for seg, rec in self.s.take(self.now)]
 
     def segs(self, eof=None):
         return [seg for seg, _ in self.take(eof)]
@@ -104,11 +115,11 @@ class Harness:
     def open(self, **synack):
         """Handshake; returns the SYN and the third ACK."""
         self.s.start(self.now)
-        syn = self.segs()
+        syn = [wire(seg) for seg, _ in self.s.take(self.now)]
         self.advance(0.05)
         self.feed(self.rx.syn_ack(**synack))
         # only what the handshake itself sends: no data offered yet
-        third = [wire(seg) for seg, _ in self.s.take(self.now, deque(), False)]
+        third = [wire(seg) for seg, _ in self.s.take(self.now)]
         return syn, third
 
     def offsets(self, segs):
@@ -524,7 +535,7 @@ def test_rack_counts_a_resend_that_fills_the_left_edge():
     h.advance(0.05)
     h.feed(h.rx.ack(500, sack=[(600, 1800)]))  # it arrived; 500's resend did not
     assert h.offsets(h.segs())[:1] == [(500, 100)]
-    assert h.s.stats.timeouts == 0 and h.s.stats.tail_probes == 0
+    assert h.s.stats.timeouts == 0 and h.s.stats.rexmit_tlp == 0
 
 
 def test_rack_reordering_timer_finds_a_lost_resend_at_the_tail():
@@ -548,7 +559,7 @@ def test_rack_reordering_timer_finds_a_lost_resend_at_the_tail():
     h.fire()
     assert h.now == pytest.approx(resent + 0.05 + 0.0125)  # its RTT and the window
     assert h.offsets(h.segs()) == [(0, 100)]
-    assert h.s.stats.tail_probes == 0 and h.s.stats.timeouts == 0
+    assert h.s.stats.rexmit_tlp == 0 and h.s.stats.timeouts == 0
 
 
 # --- pacing -------------------------------------------------------------------
@@ -591,7 +602,8 @@ def test_pacing_holds_back_new_data_only():
 def test_no_pacing_sends_the_window_at_once():
     h = Harness(20_000, window=10_000, pacing=0.0)
     h.open()
-    sent = h.s.take(h.now, h.chunks, False, None, max_new=1000)
+    h.hand_over()
+    sent = h.s.take(h.now, max_new=1000)
     assert len(sent) == 100  # the window
     assert h.s.pace_deadline is None
 
@@ -620,7 +632,7 @@ def test_reordering_window_grows_once_per_round_trip():
     # ... and reported twice (DSACK), in one round trip: one step wider
     h.feed(h.rx.ack(600, sack=[(0, 100)]))
     h.feed(h.rx.ack(600, sack=[(100, 200)]))
-    assert h.s._reo_mult == 2
+    assert h.s.recovery.reo_mult == 2
     assert h.s.stats.dsacks == 2
 
 
@@ -665,7 +677,7 @@ def test_sack_blocks_that_cut_segments():
     h.open()
     h.segs()
     h.advance(0.05)
-    recs = {rec.off: rec for rec in h.s._order}
+    recs = {rec.off: rec for rec in h.s.board.order}
     h.feed(h.rx.ack(0, sack=[(150, 320)]))  # holds 200..300 whole
     assert [off for off, rec in recs.items() if rec.sacked] == [200]
     h.feed(h.rx.ack(0, sack=[(120, 160), (150, 320)]))  # [120, 320): 100..200 not yet
@@ -1157,9 +1169,10 @@ def test_property_ack_bursts_send_what_acks_one_by_one_send(losses, isn_s):
 
     def counters(h):
         # Which rule a resend is booked to may differ: the third duplicate
-        # ACK's fast retransmit can come before a burst's SACK rule runs.
+        # ACK's fast retransmit, or RACK at one ACK, can come before a
+        # burst's SACK rule runs.
         c = h.s.stats.as_dict()
-        c["rexmit_sack"] += c.pop("rexmit_fast")
+        c["rexmit_sack"] += c.pop("rexmit_fast") + c.pop("rexmit_rack")
         return c
     assert counters(one) == counters(burst)
 

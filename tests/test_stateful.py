@@ -370,7 +370,6 @@ class SenderMachine(RuleBasedStateMachine):
         self.got = bytearray(size + 1)  # the peer's bitmap; the last slot is the FIN
         self.flight: list[tuple[int, bytes, bool]] = []
         self.una = 0
-        self.chunks: deque = deque()
         self.core.start(0.0)
         syn = self._take()
         assert syn and syn[0].flags == SYN and syn[0].seq == isn_s
@@ -382,14 +381,15 @@ class SenderMachine(RuleBasedStateMachine):
             assert peer_mss == 0
         if self.core.established:
             m = self.core.eff_mss
-            self.chunks.extend(memoryview(self.data)[i:i + m] for i in range(0, size, m))
+            self.core.supply(memoryview(self.data)[i:i + m] for i in range(0, size, m))
+        self.core.end_of_stream(self.digest)
         self._take()
 
     # -- helpers
     def _take(self) -> list[Segment]:
         core = self.core
         sent = []
-        for seg, _rec in core.take(self.now, self.chunks, eof=True, digest=self.digest):
+        for seg, _rec in core.take(self.now):
             seg = _wire(seg)
             sent.append(seg)
             if seg.flags & (SYN | RST):
@@ -403,7 +403,7 @@ class SenderMachine(RuleBasedStateMachine):
                 self.flight.append((off, bytes(seg.payload), False))
             if seg.flags & FIN:
                 assert off + n == self.size and seg.digest == self.digest
-                assert not self.chunks
+                assert not core.queue
                 self.flight.append((self.size, b"", True))
         return sent
 
@@ -544,13 +544,13 @@ class SenderMachine(RuleBasedStateMachine):
     @invariant()
     def sacked_flags_match_the_scoreboard(self):
         """A segment past snd_una is flagged SACKed exactly when one block of
-        the scoreboard wholly holds it (SenderCore._newly_sacked keeps the
-        flags as blocks come in, even blocks that cut segments)."""
-        core = self.core
-        for rec in core._order:
-            if rec.off >= core.snd_una:
-                held = any(left <= rec.off and rec.end <= right for left, right in core._sacked)
-                assert rec.sacked == held, (rec.off, rec.end, core._sacked)
+        the scoreboard wholly holds it (Scoreboard.add_sack keeps the flags
+        as blocks come in, even blocks that cut segments)."""
+        board = self.core.board
+        for rec in board.order:
+            if rec.off >= self.core.snd_una:
+                held = any(left <= rec.off and rec.end <= right for left, right in board.sacked)
+                assert rec.sacked == held, (rec.off, rec.end, board.sacked)
 
     @invariant()
     def windows(self):
@@ -594,7 +594,6 @@ class PairMachine(RuleBasedStateMachine):
         self.now = 0.0
         self.fwd: list[bytes] = []
         self.back: list[bytes] = []
-        self.chunks: deque = deque()
         self.chunked = False
         self.queue: deque = deque()  # delivered, not yet written
         self.got = bytearray()
@@ -607,9 +606,10 @@ class PairMachine(RuleBasedStateMachine):
         snd, rcv = self.snd, self.rcv
         if snd.established and not self.chunked:
             m = snd.eff_mss
-            self.chunks.extend(memoryview(self.data)[i:i + m] for i in range(0, len(self.data), m))
+            snd.supply(memoryview(self.data)[i:i + m] for i in range(0, len(self.data), m))
+            snd.end_of_stream(self.digest)
             self.chunked = True
-        for seg, _rec in snd.take(self.now, self.chunks, eof=self.chunked, digest=self.digest):
+        for seg, _rec in snd.take(self.now):
             self.fwd.append(encode(seg))
         for chunk in rcv.deliver:
             self.queue.append(bytes(chunk))

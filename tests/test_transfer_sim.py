@@ -178,7 +178,8 @@ def test_sr_ack_bursts(impairment, loss):
                        on_burst=bursts.append)
     check_delivered(res, data, f"{impairment}/{loss}")
     assert max(bursts) > 1
-    assert res.sender.stats.rexmit_sack + res.sender.stats.rexmit_fast > 0
+    st = res.sender.stats
+    assert st.rexmit_sack + st.rexmit_fast + st.rexmit_rack > 0
 
 
 def random_profile(rng: random.Random) -> dict:

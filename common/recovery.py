@@ -1,0 +1,504 @@
+"""Loss detection and the retransmission timers: which segments are lost,
+and when each timer fires.  Every "this segment is lost" is decided here.
+
+Causes (``Outstanding.why``; REXMIT_KIND names their counter and trace tag):
+
+``fast``
+    the third duplicate ACK (RFC 5681 §3.2): with SACK the first hole
+    (once per window, RFC 6582); Go-Back-N goes back over everything;
+``sack``
+    RFC 6675's IsLost: DUP_THRESH segments' worth SACKed above a hole
+    (the threshold grows with observed reordering);
+``rack``
+    RACK (RFC 8985 §6.2): something sent later was delivered, and the
+    delivery's RTT plus a reordering window has passed since this went;
+``tlp``
+    the tail loss probe (RFC 8985 §7): nothing heard for two SRTTs;
+``timeout``
+    its retransmission timer (RFC 6298: one timer in Go-Back-N, one per
+    segment with SACK), with exponential backoff and Karn's rule;
+``probe``
+    a zero-window probe's timer.
+
+It reads the scoreboard (:mod:`common.scoreboard`), takes RTT samples
+into the estimator and queues the lost segments in ``rexmit``; it never
+sends and never reads a clock (every method takes ``now``).  The sender
+core asks it and tells the congestion controller what it found.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+
+from .rtt import RttEstimator
+from .scoreboard import Outstanding, Scoreboard
+from .sender_stats import Stats
+
+#: RFC 5681 §3.2: duplicate ACKs that trigger a fast retransmit.
+DUP_THRESH = 3
+#: A resent segment reported within this share of the smallest RTT sample
+#: after the resend is taken as a report of its earlier copy (may_use).
+EARLY_REPORT = 0.75
+#: Round trips the widened reordering window lasts (RFC 8985's reo_wnd_persist).
+REO_PERSIST = 16
+#: RACK's "nothing delivered": (send time, end) of the newest delivery.
+NO_DELIVERY = (0.0, 0)
+#: The causes that are losses to the congestion controller (not timer expiries).
+LOSS_CAUSES = ("fast", "sack", "rack")
+
+#: Why a segment is resent -> (the Stats counter, the trace's ``rexmit`` tag).
+REXMIT_KIND = {
+    "fast": ("rexmit_fast", "fast"),
+    "sack": ("rexmit_sack", "sack"),
+    "rack": ("rexmit_rack", "rack"),
+    "tlp": ("rexmit_tlp", "tlp"),
+    "timeout": ("rexmit_timeout", "timeout"),
+    "probe": ("rexmit_timeout", "probe"),
+}
+
+
+class Recovery:
+    """Loss detection and timers of one connection's sender."""
+
+    def __init__(self, board: Scoreboard, rtt: RttEstimator, stats: Stats, *, retries: int,
+                 give_up: float, emit, trace: bool):
+        self.board = board
+        self.rtt = rtt
+        self.stats = stats
+        self.retries = retries
+        #: The RTO the timers use is capped, so that the peer, hearing nothing,
+        #: never gives up on a transfer that is still alive.
+        self.rto_ceiling = max(rtt.min_rto, give_up / 8)
+        self._emit = emit  # emit(now, ev, **fields): the sender's trace events
+        self.trace = trace
+        self.gbn = True  # Go-Back-N until the handshake says SACK is on
+        self.mss = 1
+        self.rexmit: deque[Outstanding] = deque()  # declared lost, to send again
+        self.gave_up: Outstanding | None = None  # resent past the retry limit
+        self.rto_fired = False  # a retransmission timer expired (for the controller)
+        self.lost_bytes = 0  # declared lost by LOSS_CAUSES since the core last looked
+        self.lost_sent_at = 0.0  # the newest send time among them
+        self.dupacks = 0
+        self._dup_ignore = 0  # gbn: duplicate ACKs the old window may still draw
+        self._recover = -1  # snd_nxt when fast recovery began (RFC 6582)
+        self.gbn_deadline: float | None = None
+        self._last_backoff = -1e18
+        self._loss_scan = 0  # offset below which the SACK loss rule has looked
+        self._recent_rexmits: OrderedDict[int, str] = OrderedDict()  # off -> why, for DSACK
+        self.reo_mult = 1  # RACK's reordering window, in quarters of the min RTT
+        self._reo_round_end = 0  # snd_nxt when reo_mult last grew: once per round trip
+        self._reo_rounds_left = 0  # round trips until reo_mult goes back to 1
+        self._tlp_deadline: float | None = None
+        self._tlp_allowed = True
+        # RACK (RFC 8985 §6.2): the newest delivery (send time, end), the RTT
+        # it took, and when the segments sent just before it may be lost.
+        self._rack_xmit = NO_DELIVERY
+        self._rack_rtt = 0.0
+        self._rack_deadline: float | None = None
+        self.losses_due = False  # the SACK rule or RACK has news to look at
+        self._last_sample: float | None = None  # for take_sample
+        self._rack_news = False  # an ACK reported a delivery RACK can use
+
+    # ------------------------------------------------------------ RTT and RTO
+    def rto(self) -> float:
+        """The timeout the timers use: the RTO, capped (rto_ceiling)."""
+        return min(self.rtt.rto, self.rto_ceiling)
+
+    def sample(self, r: float, now: float) -> None:
+        """An RTT sample (Karn: the caller takes none from a resent segment)."""
+        self.rtt.on_sample(r)
+        self._last_sample = r
+        if self.trace:
+            rtt = self.rtt
+            self._emit(now, "rtt", sample=round(r, 6), srtt=rtt.srtt, rttvar=rtt.rttvar,
+                       rto=rtt.rto)
+
+    def take_sample(self) -> float | None:
+        """The latest RTT sample since the last call, or None."""
+        r = self._last_sample
+        self._last_sample = None
+        return r
+
+    def backoff(self, now: float) -> None:
+        """RFC 6298 §5.5: double the RTO; once per expiry, even when several
+        segments' timers expire together."""
+        if now - self._last_backoff >= self.rto() / 2:
+            self.rtt.on_timeout()
+            self._last_backoff = now
+            if self.trace:
+                self._emit(now, "rto", rto=self.rto(), backoff=self.rtt.backoff)
+
+    def on_sent_new(self, first_sent_at: float) -> None:
+        """New data went (Go-Back-N's one timer starts if it is not running)."""
+        if self.gbn and self.gbn_deadline is None:
+            self.gbn_deadline = first_sent_at + self.rto()
+
+    # ---------------------------------------------------------------- ACKs
+    def may_use(self, rec: Outstanding, now: float) -> bool:
+        """Whether ``rec``'s latest send time may stand for when what the peer
+        just reported was sent (RACK.xmit_ts).  Not for a resent segment
+        reported sooner than the smallest RTT after the resend: that report
+        is of an earlier copy (RFC 8985 §6.2 step 2).  Our RTT samples run
+        from when a segment was taken to when its ACK was read, a little
+        longer than the path's, so "sooner" is EARLY_REPORT of the smallest:
+        a resend that is the only thing in flight (a tail loss probe) comes
+        back in about the path's RTT, and must count, or the holes behind it
+        wait for the RTO.  Taking the resend's time there makes everything
+        sent before it look lost, segments still on their way included, and
+        each such spurious resend widens the reordering window (DSACK) until
+        loss detection is slow."""
+        if not rec.lost:
+            return True
+        rtt = self.rtt
+        return not rtt.samples or now - rec.sent_at >= EARLY_REPORT * rtt.sample_min
+
+    def on_dsack(self, off: int, ack_off: int, snd_nxt: int) -> None:
+        """RFC 2883: the peer got [off, ...) twice.  If it was a segment we
+        resent, the resend was spurious (reordering, not loss): widen RACK's
+        reordering window.  Duplicates the link made say nothing."""
+        self.stats.dsacks += 1
+        why = self._recent_rexmits.get(off)
+        # RFC 8985 §6.2 step 4: once per round trip, and only for resends
+        # the reordering window decided (a needless tail probe or RTO says
+        # nothing about reordering, §7.4).
+        if why in ("fast", "sack", "rack") and ack_off >= self._reo_round_end:
+            self.reo_mult = min(self.reo_mult + 1, 16)
+            self._reo_round_end = snd_nxt
+            self._reo_rounds_left = REO_PERSIST
+
+    def on_sack_block(self, left: int, right: int, ack_off: int, now: float,
+                      newest: tuple[float, int]) -> tuple[float, int]:
+        """A SACK block [left, right) of stream offsets, valid (inside what
+        is outstanding): the scoreboard takes it; returns the newest usable
+        delivery it reports, (send time, end), or ``newest`` if later.  Every
+        newly SACKed segment counts (RFC 8985 §6.2 step 2), not only the one
+        ending the block: a resend that fills a hole inside a block (a tail
+        loss probe, typically) is the newest delivery there is."""
+        board = self.board
+        end_rec = board.by_end.get(right)
+        if (end_rec is not None and (end_rec.sent_at, end_rec.end) > newest
+                and self.may_use(end_rec, now)):
+            newest = (end_rec.sent_at, end_rec.end)
+        high = board.high_sacked
+        nbytes, recs = board.add_sack(left, right, ack_off)
+        for rec in recs:
+            if (rec.sent_at, rec.end) > newest and self.may_use(rec, now):
+                newest = (rec.sent_at, rec.end)
+        self.stats.sacked_bytes += nbytes
+        if board.high_sacked > high:
+            # The newest arrival the peer reports: an RTT sample if it went
+            # only once (Karn), as a timestamp-less TCP takes it.
+            if end_rec is not None and not end_rec.lost:
+                self.sample(now - end_rec.sent_at, now)
+        return newest
+
+    def on_new_ack(self, ack_off: int, snd_nxt: int, now: float,
+                   newest: tuple[float, int]) -> tuple[float, int]:
+        """The cumulative ACK moved to ``ack_off``: the scoreboard drops what
+        it covers.  Returns the newest usable delivery (may_use) among the
+        segments it acknowledges, as (send time, end), or ``newest`` if
+        later: for RACK every newly acknowledged segment counts, cumulatively
+        as selectively (RFC 8985 §6.2 step 2), and a resend that fills the
+        hole at the left edge is often the newest delivery there is."""
+        gone = self.board.pop_acked(ack_off, not self.gbn)
+        sample_rec = None
+        may_use = self.may_use
+        for rec in gone:
+            if (rec.sent_at, rec.end) > newest and may_use(rec, now):
+                newest = (rec.sent_at, rec.end)
+        if gone:
+            rec = gone[-1]
+            if rec.end == ack_off and not rec.lost and not rec.fin:
+                # (Not the FIN: the peer acknowledges it only once the file is
+                # written, synced and checked, PROTOCOL.md §5; that wait says
+                # nothing about the path, and one such sample of tens of ms
+                # would be the summary's RTT maximum and final SRTT.)
+                sample_rec = rec
+        if sample_rec is not None and not sample_rec.sacked:
+            self.sample(now - sample_rec.sent_at, now)
+        if self.reo_mult > 1 and ack_off >= self._reo_round_end:
+            # RFC 8985 §6.2 step 4: after 16 round trips without a spurious
+            # resend, the reordering window goes back to its smallest.
+            self._reo_round_end = snd_nxt
+            self._reo_rounds_left -= 1
+            if self._reo_rounds_left <= 0:
+                self.reo_mult = 1
+        self.dupacks = 0
+        self._dup_ignore = 0  # gbn: a new hole's duplicates all count (_gone_back)
+        if self._loss_scan < ack_off:
+            self._loss_scan = ack_off
+        if self.gbn:
+            self.gbn_deadline = now + self.rto() if self.board.order else None
+        return newest
+
+    def on_dupack(self, snd_una: int, snd_nxt: int, now: float) -> None:
+        """A duplicate ACK (RFC 5681 §2's definition, checked by the caller).
+        Go-Back-N goes back again at every new hole; with SACK one fast
+        retransmit per window (RFC 6582), later holes come from the
+        scoreboard.  After going back, Go-Back-N lets the duplicates the old
+        window still draws go by; three more after those say the hole's
+        resend was lost too, and it goes back again without a timeout."""
+        self.stats.dupacks += 1
+        if self.gbn and self._dup_ignore:
+            self._dup_ignore -= 1
+            return
+        self.dupacks += 1
+        if self.dupacks == DUP_THRESH and (self.gbn or snd_una > self._recover):
+            self._fast_retransmit(snd_nxt, now)
+
+    def on_delivery(self, delivered_at: tuple[float, int], now: float) -> None:
+        """An ACK (sr, with SACK) was taken; ``delivered_at`` is the newest
+        delivery it reported (NO_DELIVERY if none)."""
+        if delivered_at[0] and delivered_at > self._rack_xmit:
+            # RACK's newest delivery (RACK.xmit_ts, end_seq) and its RTT.
+            self._rack_xmit = delivered_at
+            self._rack_rtt = now - delivered_at[0]
+        if delivered_at[0]:
+            self._rack_news = True
+        self.losses_due = True
+
+    # ------------------------------------------------------------ loss rules
+    def detect_losses(self, now: float) -> None:
+        """What the ACKs since the last call say is lost (sr): the SACK rule,
+        then RACK; then the tail loss probe is armed anew."""
+        self.losses_due = False
+        if self.board.high_sacked > self._loss_scan:
+            self._sack_loss_scan(now)
+        if self._rack_news and self.gave_up is None:
+            self._rack_news = False
+            self._rack_detect(now)
+            self._tlp_allowed = True
+            self.arm_tlp(now)
+
+    def _sack_loss_scan(self, now: float) -> None:
+        """RFC 6675 IsLost: a hole with DUP_THRESH segments' worth SACKed above."""
+        # The threshold grows with observed reordering, as RACK's window does
+        # (Linux's "reordering" metric works alike).
+        board = self.board
+        records = board.records
+        threshold = board.high_sacked - DUP_THRESH * self.reo_mult * self.mss
+        rec = records.get(self._loss_scan)
+        while rec is not None and rec.end <= threshold:
+            if not rec.lost and not rec.fin and not rec.sacked:
+                self._mark_lost(rec, "sack", count=False)
+            self._loss_scan = rec.end
+            rec = records.get(rec.end)
+
+    def _rack_detect(self, now: float) -> None:
+        """RACK (RFC 8985 §6.2), on the per-segment timer queue, which is in
+        order of last transmission, against the newest delivery reported so
+        far (on_delivery; the reordering timer calls it with no news).  A
+        segment sent before the newest delivery (at the same time: with a
+        lower end, as RACK_sent_after breaks ties) is lost once the RTT of
+        that delivery and a reordering window have passed since it went; the
+        first one not yet that old sets the reordering timer, so that a
+        resend lost again at the tail, with nothing sent after it to report,
+        is found then and not by the tail loss probe or the RTO.  This also
+        catches a lost retransmission, which the duplicate-ACK rules never
+        see again."""
+        xmit, xmit_end = self._rack_xmit
+        rtt = self.rtt
+        reo_wnd = max(0.001, rtt.sample_min / 4 if rtt.samples else 0.0)
+        if rtt.srtt is not None:
+            # The window grows while RACK's losses turn out spurious (RFC 8985
+            # §6.2 step 4, with "the segment had already arrived" as the sign).
+            reo_wnd = min(reo_wnd * self.reo_mult, rtt.srtt)
+        wait = self._rack_rtt + reo_wnd
+        next_due = None
+        lost = []
+        for rec in self.board.timed.values():
+            if rec.sent_at >= xmit:
+                if rec.sent_at > xmit:
+                    break
+                if rec.end >= xmit_end:
+                    continue  # sent with it, after it
+            if rec.sacked:
+                # Only the left edge stays on the queue once SACKed (RFC 2018
+                # §8): the scoreboard takes every other SACKed segment off.
+                continue
+            if not rec.queued and not rec.fin:
+                # (The peer holds a FIN back until every byte is in, so a FIN
+                # waiting behind a hole is not lost.)
+                due = rec.sent_at + wait
+                if due > now:
+                    # What comes after went no earlier: none of it is lost yet.
+                    next_due = due
+                    break
+                lost.append(rec)
+        self._rack_deadline = next_due
+        for rec in lost:
+            # The peer just showed it is alive: not a retry toward giving up.
+            if not self._mark_lost(rec, "rack", count=False):
+                return
+
+    def arm_tlp(self, now: float) -> None:
+        """Tail loss probe (RFC 8985 §7): if nothing is heard for two smoothed
+        RTTs, resend the newest segment, so that a loss at the tail of a burst
+        (or a lost retransmission with nothing sent after it) is found by
+        RACK from the probe's ACK instead of by the much longer RTO."""
+        srtt = self.rtt.srtt
+        if srtt is None or not self._tlp_allowed:
+            self._tlp_deadline = None
+            return
+        self._tlp_deadline = now + min(max(2 * srtt, 0.01), self.rto())
+
+    def _fast_retransmit(self, snd_nxt: int, now: float) -> None:
+        self._recover = snd_nxt
+        order = self.board.order
+        if self.gbn:
+            # the segments past the hole, less those whose duplicates came already
+            self._gone_back(len(order) - 1 - self.dupacks)
+            # Three duplicate ACKs: the peer is alive; only a timeout counts
+            # toward the retry limit (as for RACK's resends).
+            for rec in order:
+                if not self._mark_lost(rec, "fast", count=False):
+                    return
+            self.gbn_deadline = now + self.rto()
+        else:
+            for rec in order:
+                if not rec.sacked:
+                    # Resent already (the SACK rule, RACK): that resend is on
+                    # its way, and if it is lost, RACK finds it; a second one
+                    # now is needless, and its D-SACK widens RACK's window.
+                    if not rec.lost:
+                        self._mark_lost(rec, "fast")
+                    break
+
+    def _gone_back(self, old_dupacks: int) -> None:
+        """Go-Back-N resent everything outstanding.  Duplicate ACKs of the same
+        hole count anew once those the old window can still draw are through:
+        the peer sends one for each segment past the hole that reaches it,
+        ``old_dupacks`` of them, at most.  (A new ACK moves on to another
+        hole, whose duplicates all count.)"""
+        self.dupacks = 0
+        self._dup_ignore = max(0, old_dupacks)
+
+    def _mark_lost(self, rec: Outstanding, why: str, count: bool = True) -> bool:
+        """Queue ``rec`` for resending, for cause ``why``; False (and
+        ``gave_up`` set) past the retry limit.
+
+        ``count`` is False where the peer is known to be alive (it keeps
+        acknowledging: the segments Go-Back-N resends behind the oldest one,
+        RACK's and the SACK rule's): only a silent peer's timeouts count
+        against the retry limit."""
+        if rec.queued:
+            return True
+        rec.lost = True  # Karn: no RTT sample from it any more
+        recent = self._recent_rexmits
+        recent[rec.off] = why
+        if len(recent) > 4096:
+            recent.popitem(last=False)
+        rec.why = "probe" if rec.probe and why == "timeout" else why
+        if count:
+            rec.rexmits += 1
+            if rec.rexmits > self.retries:
+                self.gave_up = rec
+                return False
+        if why in LOSS_CAUSES:
+            self.lost_bytes += rec.end - rec.off
+            if rec.sent_at > self.lost_sent_at:
+                self.lost_sent_at = rec.sent_at
+        rec.queued = True
+        self.rexmit.append(rec)
+        return True
+
+    # ---------------------------------------------------------------- timers
+    def next_deadline(self) -> float | None:
+        """The earliest of the retransmission, reordering and probe timers."""
+        if self.gbn:
+            return self.gbn_deadline
+        timed = self.board.timed
+        if not timed:
+            return None
+        first = self.board.timed[next(iter(timed))].sent_at + self.rto()
+        if self._tlp_deadline is not None and self._tlp_deadline < first:
+            first = self._tlp_deadline
+        if self._rack_deadline is not None and self._rack_deadline < first:
+            first = self._rack_deadline
+        return first
+
+    def on_timer(self, now: float, snd_una: int, snd_nxt: int, answered) -> None:
+        """Fire what is due at ``now``.  ``answered(rec)``: whether ``rec`` is
+        a zero-window probe the peer answered (no backoff for it)."""
+        if self.gbn:
+            if self.gbn_deadline is not None and now >= self.gbn_deadline:
+                self._gbn_timeout(snd_nxt, now, answered)
+        elif self.board.timed:
+            if self._rack_deadline is not None and now >= self._rack_deadline:
+                self._rack_detect(now)  # RFC 8985 §6.3: the reordering timer
+            if self._tlp_deadline is not None and now >= self._tlp_deadline:
+                self._tail_loss_probe(snd_una)
+            if self.gave_up is None:
+                self._sr_timeout(now, snd_una, answered)
+
+    def _tail_loss_probe(self, snd_una: int) -> None:
+        self._tlp_deadline = None
+        self._tlp_allowed = False  # one probe until the peer reports progress
+        for rec in reversed(self.board.timed.values()):
+            if rec.fin and rec.off > snd_una:
+                continue  # held back by the peer until the data is in; see _sr_timeout
+            if not rec.sacked:
+                if not rec.queued:
+                    self._mark_lost(rec, "tlp")
+                return
+
+    def _gbn_timeout(self, snd_nxt: int, now: float, answered) -> None:
+        order = self.board.order
+        if not order:
+            self.gbn_deadline = None
+            return
+        if not answered(order[0]):
+            self.backoff(now)
+        n = 0
+        for rec in order:
+            if not self._mark_lost(rec, "timeout", count=n == 0):
+                return
+            n += 1
+        self.stats.timeouts += 1
+        self.rto_fired = True
+        self._recover = snd_nxt
+        self._gone_back(0)  # a timeout: the old window's duplicates are long in
+        self.gbn_deadline = now + self.rto()
+        if self.trace:
+            self._emit(now, "timeout", rto=self.rto(), n=n)
+
+    def _sr_timeout(self, now: float, snd_una: int, answered) -> None:
+        rto = self.rto()
+        timed = self.board.timed
+        expired = []
+        for rec in timed.values():
+            if rec.sent_at + rto > now:
+                break
+            expired.append(rec)
+        if not expired:
+            return
+        n = 0
+        backoff = False
+        for rec in expired:
+            if rec.fin and rec.off > snd_una:
+                # The peer holds a FIN back until every byte before it is in:
+                # resending it then proves nothing (and must not use up the
+                # retries).  Its timer starts again when it is the oldest.
+                timed.move_to_end(rec.off)
+                rec.sent_at = now
+                continue
+            # A SACKed segment waits only for the cumulative ACK, except the one
+            # at the left edge: SACK is advisory, a timeout resends it anyway
+            # (RFC 2018 §8), so a peer that reneges (or lies) cannot stall us.
+            if rec.off > snd_una and rec.sacked:
+                del timed[rec.off]
+                continue
+            if not answered(rec):
+                backoff = True
+            timed.move_to_end(rec.off)
+            rec.sent_at = now  # rearmed; the resend itself sets it again
+            if not self._mark_lost(rec, "timeout"):
+                return
+            n += 1
+        if n:
+            if backoff:
+                self.backoff(now)
+            self.stats.timeouts += 1
+            self.rto_fired = True
+            if self.trace:
+                self._emit(now, "timeout", rto=self.rto(), n=n)
