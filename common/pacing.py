@@ -20,6 +20,8 @@ from __future__ import annotations
 PACE_GAIN = 1.5
 #: The largest burst, in seconds' worth of the rate.
 PACE_BURST = 0.001
+#: The most bytes an allowance ever names.
+NO_LIMIT = 1 << 62
 
 
 class Pacer:
@@ -47,7 +49,11 @@ class Pacer:
             self.deadline = due
             return 0
         self._start = start
-        return max(need, int((now - start) * rate))
+        room = (now - start) * rate
+        if room <= need:
+            return need
+        # (A tiny SRTT makes the rate, and so the room, infinite: no limit.)
+        return int(room) if room < NO_LIMIT else NO_LIMIT
 
     def spent(self, nbytes: int, rate: float, next_need: int = 0) -> None:
         """``nbytes`` of what :meth:`allowance` allowed went; ``next_need``,

@@ -30,19 +30,13 @@ from __future__ import annotations
 
 from collections import OrderedDict, deque
 
+from .rack import Rack
 from .rtt import RttEstimator
 from .scoreboard import Outstanding, Scoreboard
 from .sender_stats import Stats
 
 #: RFC 5681 §3.2: duplicate ACKs that trigger a fast retransmit.
 DUP_THRESH = 3
-#: A resent segment reported within this share of the smallest RTT sample
-#: after the resend is taken as a report of its earlier copy (may_use).
-EARLY_REPORT = 0.75
-#: Round trips the widened reordering window lasts (RFC 8985's reo_wnd_persist).
-REO_PERSIST = 16
-#: RACK's "nothing delivered": (send time, end) of the newest delivery.
-NO_DELIVERY = (0.0, 0)
 #: The causes that are losses to the congestion controller (not timer expiries).
 LOSS_CAUSES = ("fast", "sack", "rack")
 
@@ -85,16 +79,9 @@ class Recovery:
         self._last_backoff = -1e18
         self._loss_scan = 0  # offset below which the SACK loss rule has looked
         self._recent_rexmits: OrderedDict[int, str] = OrderedDict()  # off -> why, for DSACK
-        self.reo_mult = 1  # RACK's reordering window, in quarters of the min RTT
-        self._reo_round_end = 0  # snd_nxt when reo_mult last grew: once per round trip
-        self._reo_rounds_left = 0  # round trips until reo_mult goes back to 1
         self._tlp_deadline: float | None = None
         self._tlp_allowed = True
-        # RACK (RFC 8985 §6.2): the newest delivery (send time, end), the RTT
-        # it took, and when the segments sent just before it may be lost.
-        self._rack_xmit = NO_DELIVERY
-        self._rack_rtt = 0.0
-        self._rack_deadline: float | None = None
+        self.rack = Rack(rtt)
         self.losses_due = False  # the SACK rule or RACK has news to look at
         self._last_sample: float | None = None  # for take_sample
         self._rack_news = False  # an ACK reported a delivery RACK can use
@@ -133,25 +120,35 @@ class Recovery:
         if self.gbn and self.gbn_deadline is None:
             self.gbn_deadline = first_sent_at + self.rto()
 
-    # ---------------------------------------------------------------- ACKs
-    def may_use(self, rec: Outstanding, now: float) -> bool:
-        """Whether ``rec``'s latest send time may stand for when what the peer
-        just reported was sent (RACK.xmit_ts).  Not for a resent segment
-        reported sooner than the smallest RTT after the resend: that report
-        is of an earlier copy (RFC 8985 §6.2 step 2).  Our RTT samples run
-        from when a segment was taken to when its ACK was read, a little
-        longer than the path's, so "sooner" is EARLY_REPORT of the smallest:
-        a resend that is the only thing in flight (a tail loss probe) comes
-        back in about the path's RTT, and must count, or the holes behind it
-        wait for the RTO.  Taking the resend's time there makes everything
-        sent before it look lost, segments still on their way included, and
-        each such spurious resend widens the reordering window (DSACK) until
-        loss detection is slow."""
-        if not rec.lost:
-            return True
-        rtt = self.rtt
-        return not rtt.samples or now - rec.sent_at >= EARLY_REPORT * rtt.sample_min
+    def take_resends(self, now: float, snd_una: int) -> list[Outstanding]:
+        """The segments declared lost that still need a resend, now going:
+        each counted by cause here, when it really goes (a queued segment
+        may be acknowledged first), and timed anew."""
+        out = []
+        rexmit = self.rexmit
+        stats = self.stats
+        board = self.board
+        gbn = self.gbn
+        while rexmit:
+            rec = rexmit.popleft()
+            rec.queued = False
+            if rec.end <= snd_una or rec.off not in board.records:
+                continue
+            if not gbn and rec.off > snd_una and rec.sacked:
+                continue
+            rec.sent_at = now
+            if not gbn:
+                board.retime(rec)
+            counter, tag = REXMIT_KIND[rec.why]
+            setattr(stats, counter, getattr(stats, counter) + 1)
+            rec.sent_why = tag
+            if self.trace and rec.why not in ("timeout", "probe"):
+                self._emit(now, "fast_rexmit", off=rec.off, len=rec.end - rec.off,
+                           why="dupack" if rec.why == "fast" else rec.why)
+            out.append(rec)
+        return out
 
+    # ---------------------------------------------------------------- ACKs
     def on_dsack(self, off: int, ack_off: int, snd_nxt: int) -> None:
         """RFC 2883: the peer got [off, ...) twice.  If it was a segment we
         resent, the resend was spurious (reordering, not loss): widen RACK's
@@ -161,10 +158,8 @@ class Recovery:
         # RFC 8985 §6.2 step 4: once per round trip, and only for resends
         # the reordering window decided (a needless tail probe or RTO says
         # nothing about reordering, §7.4).
-        if why in ("fast", "sack", "rack") and ack_off >= self._reo_round_end:
-            self.reo_mult = min(self.reo_mult + 1, 16)
-            self._reo_round_end = snd_nxt
-            self._reo_rounds_left = REO_PERSIST
+        if why in ("fast", "sack", "rack"):
+            self.rack.on_spurious(ack_off, snd_nxt)
 
     def on_sack_block(self, left: int, right: int, ack_off: int, now: float,
                       newest: tuple[float, int]) -> tuple[float, int]:
@@ -175,14 +170,15 @@ class Recovery:
         ending the block: a resend that fills a hole inside a block (a tail
         loss probe, typically) is the newest delivery there is."""
         board = self.board
+        may_use = self.rack.may_use
         end_rec = board.by_end.get(right)
         if (end_rec is not None and (end_rec.sent_at, end_rec.end) > newest
-                and self.may_use(end_rec, now)):
+                and may_use(end_rec, now)):
             newest = (end_rec.sent_at, end_rec.end)
         high = board.high_sacked
         nbytes, recs = board.add_sack(left, right, ack_off)
         for rec in recs:
-            if (rec.sent_at, rec.end) > newest and self.may_use(rec, now):
+            if (rec.sent_at, rec.end) > newest and may_use(rec, now):
                 newest = (rec.sent_at, rec.end)
         self.stats.sacked_bytes += nbytes
         if board.high_sacked > high:
@@ -202,7 +198,7 @@ class Recovery:
         hole at the left edge is often the newest delivery there is."""
         gone = self.board.pop_acked(ack_off, not self.gbn)
         sample_rec = None
-        may_use = self.may_use
+        may_use = self.rack.may_use
         for rec in gone:
             if (rec.sent_at, rec.end) > newest and may_use(rec, now):
                 newest = (rec.sent_at, rec.end)
@@ -216,13 +212,7 @@ class Recovery:
                 sample_rec = rec
         if sample_rec is not None and not sample_rec.sacked:
             self.sample(now - sample_rec.sent_at, now)
-        if self.reo_mult > 1 and ack_off >= self._reo_round_end:
-            # RFC 8985 §6.2 step 4: after 16 round trips without a spurious
-            # resend, the reordering window goes back to its smallest.
-            self._reo_round_end = snd_nxt
-            self._reo_rounds_left -= 1
-            if self._reo_rounds_left <= 0:
-                self.reo_mult = 1
+        self.rack.on_new_ack(ack_off, snd_nxt)
         self.dupacks = 0
         self._dup_ignore = 0  # gbn: a new hole's duplicates all count (_gone_back)
         if self._loss_scan < ack_off:
@@ -249,11 +239,8 @@ class Recovery:
     def on_delivery(self, delivered_at: tuple[float, int], now: float) -> None:
         """An ACK (sr, with SACK) was taken; ``delivered_at`` is the newest
         delivery it reported (NO_DELIVERY if none)."""
-        if delivered_at[0] and delivered_at > self._rack_xmit:
-            # RACK's newest delivery (RACK.xmit_ts, end_seq) and its RTT.
-            self._rack_xmit = delivered_at
-            self._rack_rtt = now - delivered_at[0]
         if delivered_at[0]:
+            self.rack.on_delivery(delivered_at, now)
             self._rack_news = True
         self.losses_due = True
 
@@ -276,7 +263,7 @@ class Recovery:
         # (Linux's "reordering" metric works alike).
         board = self.board
         records = board.records
-        threshold = board.high_sacked - DUP_THRESH * self.reo_mult * self.mss
+        threshold = board.high_sacked - DUP_THRESH * self.rack.reo_mult * self.mss
         rec = records.get(self._loss_scan)
         while rec is not None and rec.end <= threshold:
             if not rec.lost and not rec.fin and not rec.sacked:
@@ -285,48 +272,12 @@ class Recovery:
             rec = records.get(rec.end)
 
     def _rack_detect(self, now: float) -> None:
-        """RACK (RFC 8985 §6.2), on the per-segment timer queue, which is in
+        """RACK (RFC 8985 §6.2) over the per-segment timer queue, which is in
         order of last transmission, against the newest delivery reported so
-        far (on_delivery; the reordering timer calls it with no news).  A
-        segment sent before the newest delivery (at the same time: with a
-        lower end, as RACK_sent_after breaks ties) is lost once the RTT of
-        that delivery and a reordering window have passed since it went; the
-        first one not yet that old sets the reordering timer, so that a
-        resend lost again at the tail, with nothing sent after it to report,
-        is found then and not by the tail loss probe or the RTO.  This also
-        catches a lost retransmission, which the duplicate-ACK rules never
-        see again."""
-        xmit, xmit_end = self._rack_xmit
-        rtt = self.rtt
-        reo_wnd = max(0.001, rtt.sample_min / 4 if rtt.samples else 0.0)
-        if rtt.srtt is not None:
-            # The window grows while RACK's losses turn out spurious (RFC 8985
-            # §6.2 step 4, with "the segment had already arrived" as the sign).
-            reo_wnd = min(reo_wnd * self.reo_mult, rtt.srtt)
-        wait = self._rack_rtt + reo_wnd
-        next_due = None
-        lost = []
-        for rec in self.board.timed.values():
-            if rec.sent_at >= xmit:
-                if rec.sent_at > xmit:
-                    break
-                if rec.end >= xmit_end:
-                    continue  # sent with it, after it
-            if rec.sacked:
-                # Only the left edge stays on the queue once SACKed (RFC 2018
-                # §8): the scoreboard takes every other SACKed segment off.
-                continue
-            if not rec.queued and not rec.fin:
-                # (The peer holds a FIN back until every byte is in, so a FIN
-                # waiting behind a hole is not lost.)
-                due = rec.sent_at + wait
-                if due > now:
-                    # What comes after went no earlier: none of it is lost yet.
-                    next_due = due
-                    break
-                lost.append(rec)
-        self._rack_deadline = next_due
-        for rec in lost:
+        far (the reordering timer calls it with no news): what common.rack
+        finds overdue is lost.  This also catches a lost retransmission,
+        which the duplicate-ACK rules never see again."""
+        for rec in self.rack.overdue(self.board.timed.values(), now):
             # The peer just showed it is alive: not a retry toward giving up.
             if not self._mark_lost(rec, "rack", count=False):
                 return
@@ -413,8 +364,9 @@ class Recovery:
         first = self.board.timed[next(iter(timed))].sent_at + self.rto()
         if self._tlp_deadline is not None and self._tlp_deadline < first:
             first = self._tlp_deadline
-        if self._rack_deadline is not None and self._rack_deadline < first:
-            first = self._rack_deadline
+        rack_due = self.rack.deadline
+        if rack_due is not None and rack_due < first:
+            first = rack_due
         return first
 
     def on_timer(self, now: float, snd_una: int, snd_nxt: int, answered) -> None:
@@ -424,7 +376,7 @@ class Recovery:
             if self.gbn_deadline is not None and now >= self.gbn_deadline:
                 self._gbn_timeout(snd_nxt, now, answered)
         elif self.board.timed:
-            if self._rack_deadline is not None and now >= self._rack_deadline:
+            if self.rack.deadline is not None and now >= self.rack.deadline:
                 self._rack_detect(now)  # RFC 8985 §6.3: the reordering timer
             if self._tlp_deadline is not None and now >= self._tlp_deadline:
                 self._tail_loss_probe(snd_una)

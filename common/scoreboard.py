@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections import OrderedDict, deque
 
 from .ranges import RangeSet
+from .seq import unwrap
 
 
 class Outstanding:
@@ -104,6 +105,40 @@ class Scoreboard:
             # always timed, whatever the SACK blocks claimed about it.
             queue[order[0].off] = order[0]
         return out
+
+    def read_sack(self, blocks, base: int, ack_off: int,
+                  snd_nxt: int) -> tuple[int | None, list[tuple[int, int]]]:
+        """An ACK's wire SACK blocks (``base``: the wire number of offset 0):
+        the left edge of its D-SACK block if it has one (RFC 2883: the first
+        block, below the cumulative ACK or inside the second block), and
+        the other blocks that are news, as stream offsets: not in the last
+        ACK too (as three of four blocks usually are: on the board already),
+        and inside what is outstanding (others make no sense: ignored, as
+        Linux's tcp_is_sackblock_valid does, never trimmed to fit)."""
+        left = unwrap(blocks[0][0], base, ack_off)
+        right = unwrap(blocks[0][1], base, ack_off)
+        dsack = right <= ack_off
+        if not dsack and len(blocks) > 1:
+            dsack = (unwrap(blocks[1][0], base, ack_off) <= left
+                     and right <= unwrap(blocks[1][1], base, ack_off))
+        dsack_left = left if dsack else None
+        if dsack:
+            blocks = blocks[1:]
+        seen = self.last_sack
+        kept = []
+        news = []
+        for block in blocks:
+            if block in seen:
+                kept.append(block)
+                continue
+            left = unwrap(block[0], base, ack_off)
+            right = unwrap(block[1], base, ack_off)
+            if left < ack_off or right > snd_nxt or right <= left:
+                continue
+            kept.append(block)
+            news.append((left, right))
+        self.last_sack = tuple(kept)
+        return dsack_left, news
 
     def add_sack(self, left: int, right: int, ack_off: int) -> tuple[int, list[Outstanding]]:
         """Take the SACK block ``[left, right)`` (stream offsets inside what

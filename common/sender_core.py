@@ -27,8 +27,10 @@ from enum import Enum
 from typing import NamedTuple
 
 from . import congestion
+from .flow import PeerWindow
 from .pacing import PACE_GAIN, Pacer
-from .recovery import NO_DELIVERY, REXMIT_KIND, Recovery
+from .rack import NO_DELIVERY
+from .recovery import Recovery
 from .rtt import RttEstimator
 from .scoreboard import Outstanding, Scoreboard
 from .segment import ACK, FIN, PSH, RST, SYN, Segment
@@ -106,6 +108,7 @@ class SenderCore:
                                  give_up=give_up, emit=self._event, trace=trace)
         self.cc = congestion.create(congestion_control, mss=mss, window=window)
         self.pacer = Pacer(pacing)
+        self.flow = PeerWindow()
         self.cwnd_limited = False  # the last send stopped at cwnd (RFC 7661)
         self.recovery_point: int | None = None  # snd_nxt when loss recovery began
         self._acked_news = 0  # bytes newly acknowledged by the ACKs not yet told to cc
@@ -117,22 +120,16 @@ class SenderCore:
         self.eff_mss = mss
         self.sack_ok = False
         self.gbn = True  # until the handshake says SACK is on
-        self.snd_wscale = 0
         self.irs = 0
         self.handshake_done = False
         self.established_at: float | None = None  # when the SYN-ACK came
         self.rcv_nxt = 0  # wire number we expect from the peer (its FIN)
         self.snd_una = 0
         self.snd_nxt = 0
-        self.right_edge = 0  # stream offset the peer's window ends at
-        self.peer_window = 0  # bytes, as last advertised
-        self._last_ack_window = -1
         self._in_burst = False  # on_segments: loss detection waits for the burst's end
         self._syn_sent_at = 0.0
         self._syn_deadline: float | None = None
         self._syn_rexmits = 0
-        self._probe_deadline: float | None = None
-        self._probe_due = False
         self._tw_deadline: float | None = None
         self._fin_record: Outstanding | None = None
         self.digest: bytes | None = None
@@ -206,6 +203,20 @@ class SenderCore:
         return self.cc.cwnd
 
     @property
+    def right_edge(self) -> int:
+        """The stream offset the peer's advertised window ends at."""
+        return self.flow.right_edge
+
+    @property
+    def peer_window(self) -> int:
+        """The peer's window as last advertised, in bytes."""
+        return self.flow.window
+
+    @property
+    def snd_wscale(self) -> int:
+        return self.flow.wscale
+
+    @property
     def outstanding(self) -> int:
         """Bytes sent and not cumulatively acknowledged."""
         return self.snd_nxt - self.snd_una
@@ -255,15 +266,11 @@ class SenderCore:
         if self.eff_mss <= 0:
             self.abort(now, "the receiver announced an MSS of 0")
             return
-        # RFC 7323: scaling is on only when both SYNs carry the option.
-        self.snd_wscale = seg.wscale if seg.wscale is not None else 0
         self.sack_ok = self.mode == "sr" and seg.sack_permitted
         self.gbn = self.recovery.gbn = not self.sack_ok
         self.recovery.mss = self.eff_mss
         self.queue.fit(self.eff_mss)  # read ahead in our MSS: the peer's may be smaller
-        self.peer_window = seg.window  # never scaled in a SYN-ACK
-        self.right_edge = seg.window
-        self._last_ack_window = seg.window
+        self.flow.on_syn_ack(seg.window, seg.wscale)
         if self._syn_rexmits == 0:
             self.recovery.sample(now - self._syn_sent_at, now)
         self._syn_deadline = None
@@ -293,7 +300,8 @@ class SenderCore:
         SACK, the pipe is simply everything past snd_una."""
         if not self.wants_data():
             return 0
-        limit = min(self.snd_una + self.cc.cwnd + self.board.sacked.covered, self.right_edge)
+        limit = min(self.snd_una + self.cc.cwnd + self.board.sacked.covered,
+                    self.flow.right_edge)
         return max(0, limit - self.snd_nxt)
 
     def take(self, now: float, max_new: int = 64,
@@ -315,21 +323,23 @@ class SenderCore:
         if self.state in FINAL_STATES:
             return out
         if self.recovery.rexmit:
-            self._take_resends(now, segments, out)
+            for rec in self.recovery.take_resends(now, self.snd_una):
+                out.append((self.segment_for(rec) if segments or rec.fin else None, rec))
         if not self.wants_data():
             return out
         queue = self.queue
         chunks = queue.chunks
         if chunks and max_new > 0:
+            right_edge = self.flow.right_edge
             cwnd_edge = self.snd_una + self.cc.cwnd + self.board.sacked.covered
-            limit = min(cwnd_edge, self.right_edge)
+            limit = min(cwnd_edge, right_edge)
             if self.snd_nxt + len(chunks[0]) <= limit:
                 self._take_paced(now, limit, max_new, segments, out)
                 self.cwnd_limited = bool(chunks) and \
-                    self.snd_nxt + len(chunks[0]) > cwnd_edge <= self.right_edge
-            elif self._probe_due and self.snd_nxt == self.snd_una:
+                    self.snd_nxt + len(chunks[0]) > cwnd_edge <= right_edge
+            elif self.flow.probe_due and self.snd_nxt == self.snd_una:
                 # Zero-window probe: one byte past the window (RFC 9293 §3.8.6.1).
-                self._probe_due = False
+                self.flow.probe_due = False
                 self.stats.probes += 1
                 payload, residue = queue.take_byte()
                 rec = Outstanding(self.snd_nxt, payload, residue, False, now, True)
@@ -337,7 +347,7 @@ class SenderCore:
                 self.stats.data_segments += 1
                 out.append((self.segment_for(rec) if segments else None, rec))
             else:
-                self.cwnd_limited = cwnd_edge <= self.right_edge
+                self.cwnd_limited = cwnd_edge <= right_edge
         if (queue.eof and not chunks and self._fin_record is None
                 and (self.file_size is None or self.snd_nxt == self.file_size)):
             if self.file_size is None:
@@ -357,30 +367,6 @@ class SenderCore:
     def pace_deadline(self) -> float | None:
         """When new data held back by pacing (only) may go; None if none is."""
         return self.pacer.deadline
-
-    def _take_resends(self, now: float, segments: bool, out: list) -> None:
-        """The segments recovery declared lost, each counted by cause here,
-        when it really goes (a queued segment may be acknowledged first)."""
-        rexmit = self.recovery.rexmit
-        stats = self.stats
-        board = self.board
-        while rexmit:
-            rec = rexmit.popleft()
-            rec.queued = False
-            if rec.end <= self.snd_una or rec.off not in board.records:
-                continue
-            if not self.gbn and rec.off > self.snd_una and rec.sacked:
-                continue
-            rec.sent_at = now
-            if not self.gbn:
-                board.retime(rec)
-            counter, tag = REXMIT_KIND[rec.why]
-            setattr(stats, counter, getattr(stats, counter) + 1)
-            rec.sent_why = tag
-            if self.trace and rec.why not in ("timeout", "probe"):
-                self._event(now, "fast_rexmit", off=rec.off, len=rec.end - rec.off,
-                            why="dupack" if rec.why == "fast" else rec.why)
-            out.append((self.segment_for(rec) if segments or rec.fin else None, rec))
 
     def _take_paced(self, now: float, limit: int, max_new: int, segments: bool,
                     out: list) -> None:
@@ -407,22 +393,10 @@ class SenderCore:
         """New data, one segment after another from snd_nxt up to ``limit``:
         taken and registered a batch at a time, since this is most of the
         sender's work per segment."""
-        fresh = []
-        off = self.snd_nxt
-        queue = self.queue
-        chunks = queue.chunks
-        residues = queue.residues
-        while chunks and len(fresh) < max_new:
-            chunk = chunks[0]
-            if off + len(chunk) > limit:
-                break
-            chunks.popleft()
-            rec = Outstanding(off, chunk, residues.popleft(), False, now, False)
-            fresh.append(rec)
-            off = rec.end
+        fresh = self.queue.take_run(self.snd_nxt, limit, max_new, now)
         if not fresh:
             return
-        nbytes = off - self.snd_nxt
+        nbytes = fresh[-1].end - self.snd_nxt
         self._register(fresh)
         self.stats.data_segments += len(fresh)
         self.cc.on_sent(nbytes, now)
@@ -439,16 +413,9 @@ class SenderCore:
         self.recovery.on_sent_new(recs[0].sent_at)
 
     def _update_probe_timer(self, now: float) -> None:
-        # Persist timer (RFC 9293 §3.8.6.1): nothing in flight and no room for
-        # a full segment, so only a window update could restart us; if that
-        # update is lost, the probe asks again.
-        closed = self.snd_nxt == self.snd_una and self.right_edge - self.snd_nxt < self.eff_mss
-        if closed and self.wants_data():
-            if self._probe_deadline is None:
-                self._probe_deadline = now + self.recovery.rto()
-        else:
-            self._probe_deadline = None
-            self._probe_due = False
+        closed = (self.snd_nxt == self.snd_una and self.wants_data()
+                  and self.flow.right_edge - self.snd_nxt < self.eff_mss)
+        self.flow.update_probe_timer(now, closed, self.recovery.rto())
 
     # ------------------------------------------------------------ receiving ACKs
     def on_segment(self, seg: Segment, now: float) -> None:
@@ -520,30 +487,30 @@ class SenderCore:
         self.outbox.clear()  # never answer an RST with an RST
 
     def _on_ack(self, seg: Segment, ack_off: int, now: float) -> None:
-        window = seg.window << self.snd_wscale
+        flow = self.flow
+        window_changed = flow.on_ack(ack_off, seg.window)
         advanced = ack_off > self.snd_una
-        window_changed = window != self._last_ack_window
-        self._last_ack_window = window
-        self.peer_window = window
-        if ack_off + window > self.right_edge:
-            self.right_edge = ack_off + window
         recovery = self.recovery
         acked_before = self.snd_una + self.board.sacked.covered
         # The newest delivery this ACK reports: (send time, end), RACK's
         # (xmit_ts, end_seq); (0, 0) for none.
         delivered_at = NO_DELIVERY
         if self.sack_ok and seg.sack:
-            delivered_at = self._on_sack(seg.sack, ack_off, now)
+            dsack, blocks = self.board.read_sack(seg.sack, self.base, ack_off, self.snd_nxt)
+            if dsack is not None:
+                recovery.on_dsack(dsack, ack_off, self.snd_nxt)
+            for left, right in blocks:
+                delivered_at = recovery.on_sack_block(left, right, ack_off, now, delivered_at)
         if advanced:
             delivered_at = recovery.on_new_ack(ack_off, self.snd_nxt, now, delivered_at)
             self.snd_una = ack_off
             self._on_new_ack(ack_off, now)
         elif (not seg.payload and not seg.flags & FIN and self.snd_nxt > self.snd_una
-              and not window_changed and self.right_edge > self.snd_una):
+              and not window_changed and flow.right_edge > self.snd_una):
             recovery.on_dupack(self.snd_una, self.snd_nxt, now)
             self._recovery_news(now)
         self._acked_news += self.snd_una + self.board.sacked.covered - acked_before
-        if window == 0:
+        if flow.window == 0:
             # The peer is alive and says it has no room: probes are not losses.
             for rec in self.board.order:
                 if rec.probe:
@@ -553,45 +520,8 @@ class SenderCore:
         if self.trace:
             self._event(now, "inflight", bytes=self.snd_nxt - self.snd_una,
                         pipe=self.in_flight, cwnd=self.cc.cwnd,
-                        rwnd=self.right_edge - self.snd_una, acked=self.snd_una)
+                        rwnd=flow.right_edge - self.snd_una, acked=self.snd_una)
         self._update_probe_timer(now)
-
-    def _on_sack(self, blocks, ack_off: int, now: float) -> tuple[float, int]:
-        """Fold the wire SACK blocks into the scoreboard (through recovery,
-        which reads what they say about deliveries); returns the newest
-        delivery they report, (send time, end) (NO_DELIVERY if none)."""
-        base = self.base
-        delivered_at = NO_DELIVERY
-        left = unwrap(blocks[0][0], base, ack_off)
-        right = unwrap(blocks[0][1], base, ack_off)
-        # RFC 2883: a D-SACK block lies below the cumulative ACK, or inside
-        # the second block.
-        dsack = right <= ack_off
-        if not dsack and len(blocks) > 1:
-            dsack = (unwrap(blocks[1][0], base, ack_off) <= left
-                     and right <= unwrap(blocks[1][1], base, ack_off))
-        if dsack:
-            self.recovery.on_dsack(left, ack_off, self.snd_nxt)
-            blocks = blocks[1:]
-        board = self.board
-        seen = board.last_sack
-        merged = []
-        for block in blocks:
-            if block in seen:
-                # In the last ACK too (as three of four blocks usually are):
-                # on the board already, and no news for RACK.
-                merged.append(block)
-                continue
-            left = unwrap(block[0], base, ack_off)
-            right = unwrap(block[1], base, ack_off)
-            # Blocks outside what is outstanding make no sense: ignore them
-            # (as Linux's tcp_is_sackblock_valid does), never trim them to fit.
-            if left < ack_off or right > self.snd_nxt or right <= left:
-                continue
-            merged.append(block)
-            delivered_at = self.recovery.on_sack_block(left, right, ack_off, now, delivered_at)
-        board.last_sack = tuple(merged)
-        return delivered_at
 
     def _on_new_ack(self, ack_off: int, now: float) -> None:
         """The cumulative ACK moved (recovery has updated the books): the end
@@ -676,9 +606,9 @@ class SenderCore:
             due = self.recovery.next_deadline()
             if due is not None and due < first:
                 first = due
-            if (self._probe_deadline is not None and not self._probe_due
-                    and self._probe_deadline < first):
-                first = self._probe_deadline
+            due = self.flow.next_deadline()
+            if due is not None and due < first:
+                first = due
         return first
 
     def on_timer(self, now: float) -> None:
@@ -708,10 +638,7 @@ class SenderCore:
         self._recovery_news(now)
         if self.state in FINAL_STATES:
             return
-        if (self._probe_deadline is not None and now >= self._probe_deadline
-                and not self._probe_due):
-            self._probe_due = True
-            self._probe_deadline = None
+        self.flow.on_timer(now)
 
     def _syn_timeout(self, now: float) -> None:
         self._syn_rexmits += 1
@@ -726,5 +653,4 @@ class SenderCore:
         self._send_syn(now)
 
     def _answered_probe(self, rec: Outstanding) -> bool:
-        """A zero-window probe the peer answered (with a zero window): not a loss."""
-        return rec.probe and self.last_heard >= rec.sent_at and self.peer_window == 0
+        return self.flow.answered(rec, self.last_heard)

@@ -13,6 +13,7 @@ from collections import deque
 
 from .batch import chunk_residues
 from .checksum import ones_residue
+from .scoreboard import Outstanding
 
 
 class SendQueue:
@@ -56,6 +57,22 @@ class SendQueue:
         view = memoryview(held)
         self.chunks = deque(view[i:i + mss] for i in range(0, len(held), mss))
         self.residues = deque(chunk_residues(held, mss))
+
+    def take_run(self, off: int, limit: int, max_new: int, now: float) -> list[Outstanding]:
+        """Records for the chunks that fit, one after another from offset
+        ``off`` up to ``limit``, at most ``max_new`` of them, sent at ``now``."""
+        fresh = []
+        chunks = self.chunks
+        residues = self.residues
+        while chunks and len(fresh) < max_new:
+            chunk = chunks[0]
+            if off + len(chunk) > limit:
+                break
+            chunks.popleft()
+            rec = Outstanding(off, chunk, residues.popleft(), False, now, False)
+            fresh.append(rec)
+            off = rec.end
+        return fresh
 
     def take_byte(self) -> tuple[memoryview | bytes, int]:
         """The first byte alone (a zero-window probe), with its residue."""

@@ -632,7 +632,7 @@ def test_reordering_window_grows_once_per_round_trip():
     # ... and reported twice (DSACK), in one round trip: one step wider
     h.feed(h.rx.ack(600, sack=[(0, 100)]))
     h.feed(h.rx.ack(600, sack=[(100, 200)]))
-    assert h.s.recovery.reo_mult == 2
+    assert h.s.recovery.rack.reo_mult == 2
     assert h.s.stats.dsacks == 2
 
 
