@@ -13,36 +13,10 @@ MASK = MOD - 1
 HALF = 1 << 31
 
 
-def seq_add(a: int, n: int) -> int:
-    """``a + n`` modulo 2**32."""
-    return (a + n) & MASK
-
-
 def seq_diff(a: int, b: int) -> int:
     """The signed distance ``a - b`` in [-2**31, 2**31)."""
     d = (a - b) & MASK
     return d - MOD if d >= HALF else d
-
-
-def seq_lt(a: int, b: int) -> bool:
-    return seq_diff(a, b) < 0
-
-
-def seq_le(a: int, b: int) -> bool:
-    return seq_diff(a, b) <= 0
-
-
-def seq_gt(a: int, b: int) -> bool:
-    return seq_diff(a, b) > 0
-
-
-def seq_ge(a: int, b: int) -> bool:
-    return seq_diff(a, b) >= 0
-
-
-def seq_in_window(s: int, left: int, size: int) -> bool:
-    """True when ``left <= s < left + size`` in sequence space."""
-    return 0 <= ((s - left) & MASK) < size
 
 
 def wrap(offset: int, base: int) -> int:

@@ -22,10 +22,6 @@ class UsageError(Exception):
     """Bad usage or input: exit 2 with this message."""
 
 
-class TransferFailed(Exception):
-    """The transfer did not complete: exit 1 with this message."""
-
-
 class Interrupted(BaseException):
     """SIGINT or SIGTERM: exit 130.  A BaseException like KeyboardInterrupt."""
 
