@@ -9,7 +9,8 @@ from, so its shape is a contract.  Every line has:
 ``th``
     the name of the thread that produced the event;
 ``ev``
-    the event name; the other keys depend on it (see ``EVENTS``).
+    the event name; the other keys depend on it and on the writer (see
+    ``EVENTS``, and docs/TRACE.md for what each means).
 
 The first line of every trace is a ``meta`` event naming the role
 (``sender``, ``receiver`` or ``emulator``) and the settings of the run.
@@ -25,32 +26,52 @@ import json
 import threading
 from typing import IO, Any
 
-#: Event names and the keys they carry (besides ``t``, ``th`` and ``ev``).
-EVENTS: dict[str, str] = {
-    "meta": "role, and the run's settings (mode, mss, isn, window, file size...)",
-    "send": "seq, ack, flags, len, win, off (stream offset of the payload), "
-    "rexmit (absent, or why: timeout|fast|sack|probe)",
-    "recv": "seq, ack, flags, len, win, off, sack (list of [left, right) offsets)"
-    "; emulator: n, len, and with -s qp, qb (datagrams, bytes in its queue on arrival)",
-    "drop": "why (checksum|malformed|foreign|window|old|...), len; "
-    "emulator: n (datagram index), why (noport|list|blackhole|burst|loss|queue|red|codel|"
-    "send_error), sojourn (codel: seconds it waited in the queue)",
-    "timeout": "rto (the RTO that expired), n (segments resent)",
-    "fast_rexmit": "off, len, why (dupack|sack)",
-    "rtt": "sample, srtt, rttvar, rto",
-    "rto": "rto, backoff",
-    "inflight": "bytes (outstanding), rwnd (peer's window in bytes), acked (stream offset)",
-    "rwnd": "win (advertised bytes), queue (bytes waiting for the writer), ooo (bytes held "
-    "out of order)",
-    "write": "bytes, queue (bytes still waiting for the writer after this write)",
-    "state": "old, new",
-    "summary": "the final counters of the process",
-    # emulator
-    "fwd": "n, len, delay (seconds the datagram was held), sojourn (with -s: seconds it "
-    "waited in the queue before the link), port (with --forward-by-port)",
-    "corrupt": "n, bits (flipped; the datagram is forwarded, not dropped)",
-    "dup": "n",
-    "reorder": "n",
+#: Every event, who writes it (``role``) and the keys it carries besides
+#: ``t``, ``th`` and ``ev``; what each means is in docs/TRACE.md.  A key may
+#: be absent where the page says so (``off``, ``sack``, ``rexmit``).
+EVENTS: dict[str, dict[str, tuple[str, ...]]] = {
+    "meta": {
+        "sender": ("role", "mode", "mss", "window", "isn", "file_size", "path", "min_rto",
+                   "max_rto"),
+        "receiver": ("role", "mode", "mss", "capacity", "isn", "path"),
+        "emulator": ("role", "impairments", "accept", "out", "bind", "seed", "seeded"),
+    },
+    "send": {
+        "sender": ("seq", "ack", "flags", "len", "win", "off", "rexmit"),
+        "receiver": ("seq", "ack", "flags", "len", "win", "sack"),
+    },
+    "recv": {
+        "sender": ("seq", "ack", "flags", "len", "win", "sack"),
+        "receiver": ("seq", "ack", "flags", "len", "win", "off"),
+        "emulator": ("n", "len", "qp", "qb"),
+    },
+    "drop": {
+        "sender": ("why", "len"),
+        "receiver": ("why", "len"),
+        "emulator": ("n", "why", "len", "sojourn"),
+    },
+    "state": {"sender": ("old", "new"), "receiver": ("old", "new")},
+    "timeout": {"sender": ("rto", "n")},
+    "fast_rexmit": {"sender": ("off", "len", "why")},
+    "rtt": {"sender": ("sample", "srtt", "rttvar", "rto")},
+    "rto": {"sender": ("rto", "backoff")},
+    "inflight": {"sender": ("bytes", "pipe", "cwnd", "rwnd", "acked")},
+    "rwnd": {"receiver": ("win", "queue", "ooo")},
+    "write": {"receiver": ("bytes", "queue")},
+    "summary": {
+        "sender": ("counters",),
+        "receiver": ("counters",),
+        "emulator": ("received", "bytes_received", "forwarded", "bytes_forwarded", "dropped",
+                     "dropped_total", "queue_drops", "corrupted", "bits_flipped",
+                     "duplicated", "reordered", "reorder_timeouts", "delayed", "mean_delay",
+                     "max_delay", "send_errors", "dup_send_errors", "unsent_at_exit",
+                     "ignored_foreign", "batched_in", "batched_out", "duration", "queue",
+                     "seed", "signal"),
+    },
+    "fwd": {"emulator": ("n", "len", "delay", "sojourn", "port")},
+    "corrupt": {"emulator": ("n", "bits")},
+    "dup": {"emulator": ("n", "len", "delay", "sojourn", "port")},
+    "reorder": {"emulator": ("n",)},
 }
 
 

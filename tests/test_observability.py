@@ -172,6 +172,23 @@ def test_every_trace_starts_with_meta(run):
     assert meta["mode"] == "sr" and meta["mss"] == MSS and meta["file_size"] == SIZE
 
 
+def test_every_event_and_key_written_is_in_the_event_list(run):
+    """runtime.trace.EVENTS (and docs/TRACE.md with it) names every event each
+    program writes and every key it carries."""
+    from runtime.trace import EVENTS
+    unknown = set()
+    for role, events in (("sender", run.sender), ("receiver", run.receiver),
+                         ("emulator", run.emu["emu-data"]), ("emulator", run.emu["emu-ack"])):
+        for e in events:
+            listed = EVENTS.get(e["ev"], {}).get(role)
+            if listed is None:
+                unknown.add((role, e["ev"]))
+                continue
+            unknown.update((role, e["ev"], k) for k in e.keys() - {"t", "th", "ev"}
+                           if k not in listed)
+    assert not unknown, sorted(unknown)
+
+
 def test_sender_states(run):
     states = of(run.sender, "state")
     assert [e["new"] for e in states] == SENDER_STATES, states
@@ -225,7 +242,7 @@ def test_sender_timer_and_window_events(run):
         assert ev[name] > 0, f"no {name} event in the sender trace: {dict(ev)}"
     required = {"timeout": {"rto", "n"}, "fast_rexmit": {"off", "len", "why"},
                 "rtt": {"sample", "srtt", "rttvar", "rto"}, "rto": {"rto", "backoff"},
-                "inflight": {"bytes", "rwnd", "acked"},
+                "inflight": {"bytes", "pipe", "cwnd", "rwnd", "acked"},
                 "recv": {"seq", "ack", "flags", "len", "win"}}
     for e in run.sender:
         keys = required.get(e["ev"])
@@ -236,6 +253,11 @@ def test_sender_timer_and_window_events(run):
     # ACKs carrying SACK blocks reached the sender (sr mode under loss)
     assert any(e.get("sack") for e in of(run.sender, "recv"))
     assert max(e["acked"] for e in of(run.sender, "inflight")) >= SIZE
+    # the pipe leaves out what SACK blocks reported; the fixed window never moves
+    for e in of(run.sender, "inflight"):
+        assert 0 <= e["pipe"] <= e["bytes"], e
+        assert e["cwnd"] == run.sender[0]["window"], e
+    assert any(e["pipe"] < e["bytes"] for e in of(run.sender, "inflight"))
 
 
 def test_sender_thread_names(run):
