@@ -201,10 +201,7 @@ class Sender(EndpointBase):
         # Segment objects; otherwise headers are built from the records.
         segments = self.pcap is not None or self.tracer is not None or self.log_segments
         traced = self.tracer is not None
-        remaining = self.file_size  # None: read to EOF
-        eof = False
-        hasher = hashlib.sha256()
-        digest = None
+        reader = _FileReader(self.file, self.cfg.path, self.file_size)
         tx_ready = self.tx_ready
         # Only a file of known size is read during the handshake: a read from
         # a pipe may wait for its writer, and the SYN's resends with it.
@@ -218,8 +215,8 @@ class Sender(EndpointBase):
                 if pending is not None:
                     core.supply(*pending)  # the core's from now on
                     pending = None
-                if eof and not ended:
-                    core.end_of_stream(digest)
+                if reader.eof and not ended:
+                    core.end_of_stream(reader.digest)
                     ended = True
                 while True:
                     if self.stop:
@@ -230,7 +227,7 @@ class Sender(EndpointBase):
                         break
                     if core.finished:
                         return
-                    if may_read() and not eof and len(core.queue) < READAHEAD // 2:
+                    if may_read() and not reader.eof and len(core.queue) < READAHEAD // 2:
                         break
                     paced = core.pace_deadline
                     if paced is not None:
@@ -258,27 +255,12 @@ class Sender(EndpointBase):
                 with self.lock:
                     self.done.notify_all()
                 continue
-            if reading and not eof and queued < READAHEAD // 2:
+            if reading and not reader.eof and queued < READAHEAD // 2:
                 # Read ahead, outside the lock: whole segments, MSS-sized.  The
                 # first read overlaps the handshake (0.5 ms for the first 255
                 # KiB here, as long as a loopback handshake): data is ready
                 # when the SYN-ACK comes.
-                want = (READAHEAD - queued) * mss
-                if remaining is not None:
-                    want = min(want, remaining)
-                block = self.file.read(want) if want else b""
-                if block:
-                    hasher.update(block)
-                    pending = (list(_slices(memoryview(block), mss)),
-                               chunk_residues(block, mss))
-                    if remaining is not None:
-                        remaining -= len(block)
-                if not block or remaining == 0:
-                    if remaining:
-                        raise OSError(f"{self.cfg.path} shrank while being sent: "
-                                      f"{remaining} bytes short")
-                    eof = True
-                    digest = hasher.digest()
+                pending = reader.read(READAHEAD - queued, mss)
 
     def _send_batch(self, batch, fields=None, view=None, tags=None) -> None:
         """Send (segment, record) pairs in order, outside the lock: as few
@@ -493,6 +475,41 @@ class Sender(EndpointBase):
 
 
 # -------------------------------------------------------------- helpers
+class _FileReader:
+    """The transmitter's file, read in MSS-sized chunks and hashed as read."""
+
+    __slots__ = ("file", "path", "remaining", "hasher", "eof", "digest")
+
+    def __init__(self, file, path: str, size: int | None):
+        self.file = file
+        self.path = path
+        self.remaining = size  # None: read to EOF
+        self.hasher = hashlib.sha256()
+        self.eof = False
+        self.digest: bytes | None = None  # once eof is set
+
+    def read(self, chunks: int, mss: int) -> tuple[list, list] | None:
+        """Up to ``chunks`` chunks of ``mss`` bytes and their checksum
+        residues (common.batch), or None at the end of the file."""
+        want = chunks * mss
+        if self.remaining is not None:
+            want = min(want, self.remaining)
+        block = self.file.read(want) if want else b""
+        out = None
+        if block:
+            self.hasher.update(block)
+            out = (list(_slices(memoryview(block), mss)), chunk_residues(block, mss))
+            if self.remaining is not None:
+                self.remaining -= len(block)
+        if not block or self.remaining == 0:
+            if self.remaining:
+                raise OSError(f"{self.path} shrank while being sent: "
+                              f"{self.remaining} bytes short")
+            self.eof = True
+            self.digest = self.hasher.digest()
+        return out
+
+
 def _slices(view: memoryview, mss: int):
     return (view[i:i + mss] for i in range(0, len(view), mss))
 
