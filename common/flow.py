@@ -45,17 +45,17 @@ class PeerWindow:
             self.right_edge = ack_off + window
         return changed
 
-    def update_probe_timer(self, now: float, closed: bool, rto: float) -> None:
-        """Persist timer (RFC 9293 §3.8.6.1): ``closed`` when nothing is in
-        flight and the window has no room for a full segment, so that only a
-        window update could restart us; if that update is lost, the probe
+    def arm_probe(self, deadline: float) -> None:
+        """Persist timer (RFC 9293 §3.8.6.1): the window is closed (no room
+        for a full segment) and nothing is in flight, so only a window update
+        could restart us; if that update is lost, the probe at ``deadline``
         asks again."""
-        if closed:
-            if self.probe_deadline is None:
-                self.probe_deadline = now + rto
-        else:
-            self.probe_deadline = None
-            self.probe_due = False
+        self.probe_deadline = deadline
+
+    def disarm_probe(self) -> None:
+        """The window opened, or something is in flight: no probe."""
+        self.probe_deadline = None
+        self.probe_due = False
 
     def next_deadline(self) -> float | None:
         return None if self.probe_due else self.probe_deadline

@@ -189,7 +189,7 @@ class ReceiverCore:
         self.last_window = field << self.rcv_wscale
         sack = ()
         if self.sack_ok:
-            sack = self.reassembly.sack_blocks(self.base) if self.reassembly.held else ()
+            sack = self.reassembly.sack_blocks(self.base) if self.reassembly.pieces else ()
             if self._dsack is not None:
                 # RFC 2883: a duplicate is reported once, as the first block.
                 left, right = self._dsack
@@ -259,7 +259,7 @@ class ReceiverCore:
         if end > rcv_nxt + self._window():
             return False
         if off == rcv_nxt:
-            return not self.reassembly
+            return not self.reassembly.pieces
         if off < rcv_nxt or not (self.sack_ok and self.ack_per_burst):
             return False
         return not self.reassembly.held.overlaps(off, end)
@@ -382,7 +382,7 @@ class ReceiverCore:
                 payload = payload[rcv_nxt - off:]
             self.stats.in_order += count
             self._deliver(payload)
-            if self.reassembly:
+            if self.reassembly.pieces:
                 for data in self.reassembly.pull(self.rcv_nxt):
                     self._deliver(data)
                 self._ack_soon(now)  # RFC 5681 §4.2: a segment that fills a gap

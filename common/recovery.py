@@ -198,10 +198,14 @@ class Recovery:
         hole at the left edge is often the newest delivery there is."""
         gone = self.board.pop_acked(ack_off, not self.gbn)
         sample_rec = None
-        may_use = self.rack.may_use
-        for rec in gone:
-            if (rec.sent_at, rec.end) > newest and may_use(rec, now):
-                newest = (rec.sent_at, rec.end)
+        if not self.gbn:  # (RACK runs with SACK only)
+            may_use = self.rack.may_use
+            n_at, n_end = newest
+            for rec in gone:
+                at = rec.sent_at
+                if (at > n_at or at == n_at and rec.end > n_end) and may_use(rec, now):
+                    n_at, n_end = at, rec.end
+            newest = (n_at, n_end)
         if gone:
             rec = gone[-1]
             if rec.end == ack_off and not rec.lost and not rec.fin:
@@ -212,7 +216,8 @@ class Recovery:
                 sample_rec = rec
         if sample_rec is not None and not sample_rec.sacked:
             self.sample(now - sample_rec.sent_at, now)
-        self.rack.on_new_ack(ack_off, snd_nxt)
+        if self.rack.reo_mult > 1:
+            self.rack.on_new_ack(ack_off, snd_nxt)
         self.dupacks = 0
         self._dup_ignore = 0  # gbn: a new hole's duplicates all count (_gone_back)
         if self._loss_scan < ack_off:

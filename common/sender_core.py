@@ -413,9 +413,13 @@ class SenderCore:
         self.recovery.on_sent_new(recs[0].sent_at)
 
     def _update_probe_timer(self, now: float) -> None:
-        closed = (self.snd_nxt == self.snd_una and self.wants_data()
-                  and self.flow.right_edge - self.snd_nxt < self.eff_mss)
-        self.flow.update_probe_timer(now, closed, self.recovery.rto())
+        flow = self.flow
+        if (self.snd_nxt == self.snd_una and flow.right_edge - self.snd_nxt < self.eff_mss
+                and self.wants_data()):
+            if flow.probe_deadline is None:
+                flow.arm_probe(now + self.recovery.rto())
+        elif flow.probe_deadline is not None or flow.probe_due:
+            flow.disarm_probe()
 
     # ------------------------------------------------------------ receiving ACKs
     def on_segment(self, seg: Segment, now: float) -> None:
@@ -504,7 +508,8 @@ class SenderCore:
         if advanced:
             delivered_at = recovery.on_new_ack(ack_off, self.snd_nxt, now, delivered_at)
             self.snd_una = ack_off
-            self._on_new_ack(ack_off, now)
+            if self.recovery_point is not None or self._fin_record is not None:
+                self._on_new_ack(ack_off, now)
         elif (not seg.payload and not seg.flags & FIN and self.snd_nxt > self.snd_una
               and not window_changed and flow.right_edge > self.snd_una):
             recovery.on_dupack(self.snd_una, self.snd_nxt, now)
