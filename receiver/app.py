@@ -322,7 +322,10 @@ class Receiver(EndpointBase):
             finished = core.finished
             if finished:
                 self.done.notify_all()
-            self._view = view = core.view()
+            if self.tracer is not None:  # (only the trace reads it)
+                self._view = view = core.view()
+            else:
+                view = None
         return deadline, finished, deliver, fin_in, out, events, view
 
     _fin_queued = False
@@ -402,6 +405,7 @@ class Receiver(EndpointBase):
         delay = self.cfg.write_delay
         fail_after = self.cfg.fail_after
         writeback = Writeback(_writeback_starter(), WRITEBACK_BYTES)
+        watched = self.tracer is not None or self.progress is not None
         while True:
             item = self.queue.get()
             if item is None:
@@ -431,7 +435,8 @@ class Receiver(EndpointBase):
                 self.core.on_written(n, now)
                 queued = self.core.unwritten
                 outbox = self.take_outbox()
-                view = self.core.view()
+                # (read by the trace and the progress bar only)
+                view = self.core.view() if watched else None
                 events = self.take_events()
             if self.tracer is not None:
                 self.tracer.emit(now, "write", bytes=n, queue=queued)

@@ -363,6 +363,7 @@ class Sender(EndpointBase):
         buf = bytearray(RECV_BUFFER)
         data = memoryview(buf)
         core = self.core
+        traced = self.tracer is not None
         with self.lock:
             view = core.view()  # what _parse reads of the core, renewed under the lock
         while True:
@@ -404,7 +405,8 @@ class Sender(EndpointBase):
                 events = self.take_events()
                 acked = min(core.snd_una, core.file_size or core.snd_una)  # not the FIN
                 rexmits = core.stats.retransmissions
-                view = core.view()
+                if traced:  # (the trace's SACK offsets need snd_una)
+                    view = core.view()
             self.emit(events)
             if self.progress is not None:
                 self.progress.update(acked, rexmits)
