@@ -5,13 +5,14 @@
   writer's queue and sends the ACKs, outside the lock.  When the socket is
   empty it waits in ``poll`` until the next datagram or the core's deadline
   (give-up time, FIN retransmission).
-* ``writer``: takes lists of in-order chunks from a bounded ``queue.Queue``,
-  writes them to ``FILE.part`` and hashes them, tells the core what it wrote
-  (the buffer's free room is the advertised window, so a slow disk throttles
-  the sender by flow control), starts the disk's write-back of every
-  ``WRITEBACK_BYTES`` written (so the FIN's fsync waits for the tail, not the
-  whole file), and at the FIN flushes, fsyncs, checks the SHA-256 and renames
-  ``FILE.part`` to ``FILE`` only if it matches.
+* ``writer`` (receiver/writer.py): takes lists of in-order chunks from a
+  bounded ``queue.Queue``, writes them to ``FILE.part`` and hashes them,
+  tells the core what it wrote (the buffer's free room is the advertised
+  window, so a slow disk throttles the sender by flow control), starts the
+  disk's write-back of every ``WRITEBACK_BYTES`` written (receiver/disk.py:
+  so the FIN's fsync waits for the tail, not the whole file), and at the FIN
+  flushes, fsyncs, checks the SHA-256 and renames ``FILE.part`` to ``FILE``
+  only if it matches.
 * the main thread: start, wait on ``done``, join, clean up.
 
 Shared state and its guard (``lock``): the core, ``stop``, ``outcome``.
@@ -21,15 +22,10 @@ hash (writer).  No socket call, file write or log line under ``lock``.
 
 from __future__ import annotations
 
-import ctypes
-import errno
-import hashlib
 import os
 import queue
 import select
 import socket
-import stat
-import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -41,6 +37,10 @@ from common.receiver_core import ReceiverCore, ReceiverState
 from common.rtt import RttEstimator
 from common.segment import SYN, SegmentError, decode, encode, flag_str
 from common.seq import unwrap
+from receiver.disk import (
+    free_space,
+)
+from receiver.writer import FINISH, Writer
 from runtime.endpoint import EndpointBase
 from runtime.pcap import PcapWriter
 from runtime.progutil import debug_enabled
@@ -53,17 +53,6 @@ RECV_BURST = 64
 RECV_BUFFER = 65536
 #: Room for packing single datagrams back to back (see _network).
 PACK_BYTES = 256 * 1024
-_FINISH = object()  # the writer's cue: the FIN is in, finish and verify
-#: The writer asks the kernel to start writing to disk whenever this much
-#: more has been written (Linux ``sync_file_range``, which does not wait).
-#: Left to itself the kernel starts only after 30 s or when much memory is
-#: dirty, so the FIN's fsync would wait for the whole file (0.5 ms per MiB
-#: here), after the last byte arrived.  Each call costs about 0.1 ms plus
-#: the pages it hands over: 1 MiB steps cost the writer no more than 2 MiB
-#: ones did (7-8 ms of calls per 64 MiB either way) and halve what the last
-#: fsync waits for (a 4 MiB file: 1.8-2.0 ms -> 0.7-1.0 ms); 512 KiB steps
-#: added calls that sometimes blocked for ms.
-WRITEBACK_BYTES = 1024 * 1024
 
 
 @dataclass
@@ -95,7 +84,7 @@ class Receiver(EndpointBase):
         self.tracer = tracer
         self.pcap = pcap
         self.part_path = cfg.path + ".part"
-        limit = _free_space(cfg.path)
+        limit = free_space(cfg.path)
         if cfg.max_size is not None:
             limit = cfg.max_size if limit is None else min(limit, cfg.max_size)
         self.core = ReceiverCore(
@@ -110,8 +99,6 @@ class Receiver(EndpointBase):
         self.queue: queue.Queue = queue.Queue(maxsize=4096)
         self.dropped: dict[str, int] = {}
         self.segments_sent = 0
-        self.renamed = False
-        self.written = 0
         self.started = 0.0
         self.connected_at: float | None = None
         self.finished_at = 0.0
@@ -120,7 +107,8 @@ class Receiver(EndpointBase):
         self.max_queue = 0
         self._threads: list[threading.Thread] = []
         self._out = None
-        self._stopping = threading.Event()
+        self._write: Writer | None = None
+        self.stopping = threading.Event()
         # A pipe the other threads write to, to wake the network thread from
         # poll() when its deadline changed (FIN sent) or it must stop.
         self._wake_r, self._wake_w = os.pipe()
@@ -135,8 +123,9 @@ class Receiver(EndpointBase):
                              mss=self.cfg.mss, capacity=self.cfg.capacity, isn=self.isn,
                              path=self.cfg.path)
         self._out = open(self.part_path, "wb")  # noqa: SIM115 - closed by the writer
+        self._write = Writer(self, self._out)
         try:  # a signal may come at any point from here: shutdown() must run
-            for name, target in (("network", self._network), ("writer", self._writer)):
+            for name, target in (("network", self._network), ("writer", self._write.run)):
                 t = threading.Thread(target=self.guard(target), name=name)
                 self._threads.append(t)
                 t.start()
@@ -153,8 +142,8 @@ class Receiver(EndpointBase):
         with self.lock:
             self.stop = True
             self.done.notify_all()
-        self._stopping.set()
-        self._wake()
+        self.stopping.set()
+        self.wake()
         while True:  # make room for the writer's stop cue, whatever it held
             try:
                 self.queue.put_nowait(None)
@@ -170,7 +159,17 @@ class Receiver(EndpointBase):
         os.close(self._wake_r)
         os.close(self._wake_w)
 
-    def _wake(self) -> None:
+    @property
+    def written(self) -> int:
+        """Bytes written to FILE.part (read it after the threads are joined)."""
+        return self._write.written if self._write is not None else 0
+
+    @property
+    def renamed(self) -> bool:
+        """Whether FILE.part became FILE, complete and verified."""
+        return self._write is not None and self._write.renamed
+
+    def wake(self) -> None:
         try:
             os.write(self._wake_w, b"x")
         except (BlockingIOError, OSError):
@@ -216,7 +215,7 @@ class Receiver(EndpointBase):
                 self.queue.put(deliver)
             if fin_in and not self._fin_queued:
                 self._fin_queued = True
-                self.queue.put(_FINISH)
+                self.queue.put(FINISH)
             self.emit(events)  # they happened under the lock, before these sends
             self.send_control(out, view)
             if segs:
@@ -398,177 +397,3 @@ class Receiver(EndpointBase):
                              seg.src_port, *self.cfg.ack_to, seg.seq, seg.ack,
                              flag_str(seg.flags), seg.window, list(seg.sack))
 
-    # ----------------------------------------------------------------- writer
-    def _writer(self) -> None:
-        out = self._out
-        hasher = hashlib.sha256()
-        delay = self.cfg.write_delay
-        fail_after = self.cfg.fail_after
-        writeback = Writeback(_writeback_starter(), WRITEBACK_BYTES)
-        watched = self.tracer is not None or self.progress is not None
-        while True:
-            item = self.queue.get()
-            if item is None:
-                return
-            if item is _FINISH:
-                self._finish(out, hasher)
-                continue
-            # One write and one hash update per burst: fewer system calls, and
-            # hashlib lets go of the GIL for large buffers.
-            data = item[0] if len(item) == 1 else b"".join(item)
-            n = len(data)
-            try:
-                if fail_after is not None and self.written + n > fail_after:
-                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-                if delay and self._stopping.wait(delay * len(item)):  # test hook: slow disk
-                    return
-                out.write(data)
-                hasher.update(data)
-                out.flush()
-            except OSError as exc:
-                self._write_failed(exc)
-                return
-            self.written += n
-            writeback.written(out.fileno(), self.written)
-            now = time.monotonic()
-            with self.lock:
-                self.core.on_written(n, now)
-                queued = self.core.unwritten
-                outbox = self.take_outbox()
-                # (read by the trace and the progress bar only)
-                view = self.core.view() if watched else None
-                events = self.take_events()
-            if self.tracer is not None:
-                self.tracer.emit(now, "write", bytes=n, queue=queued)
-            self.emit(events)
-            self.send_control(outbox, view)
-            if self.progress is not None:
-                self.progress.update(self.written, total=view.file_size)
-
-    def _write_failed(self, exc: OSError) -> None:
-        reason = f"cannot write {self.part_path}: {exc.strerror or exc}"
-        logger.error(reason)
-        with self.lock:
-            self.core.abort(time.monotonic(), reason)
-            outbox = self.take_outbox()
-            view = self.core.view()
-            self.done.notify_all()
-        self.send_control(outbox, view)
-
-    def _finish(self, out, hasher) -> None:
-        try:
-            out.flush()
-            os.fsync(out.fileno())
-            out.close()
-        except OSError as exc:
-            self._write_failed(exc)
-            return
-        with self.lock:
-            expected = self.core.digest
-        ok = hasher.digest() == expected
-        reason = ""
-        replaced = None
-        if ok:
-            try:
-                replaced = _hold_replaced(self.cfg.path)
-                os.replace(self.part_path, self.cfg.path)
-                _fsync_dir(self.cfg.path)
-                self.renamed = True
-                logger.info("{} complete: {} bytes, SHA-256 {}", self.cfg.path, self.written,
-                            expected.hex())
-            except OSError as exc:
-                ok = False
-                reason = f"cannot rename {self.part_path}: {exc.strerror or exc}"
-        else:
-            reason = "SHA-256 mismatch: the file arrived damaged"
-        if not ok:
-            logger.error(reason)
-        with self.lock:
-            self.core.on_verified(ok, time.monotonic(), reason)
-            outbox = self.take_outbox()
-            events = self.take_events()
-            view = self.core.view()
-            self.done.notify_all()
-        self.emit(events)
-        self.send_control(outbox, view)
-        self._wake()  # the FIN timer started: the network thread must know
-        if replaced is not None:
-            os.close(replaced)  # now the kernel frees the file it replaced
-
-
-# -------------------------------------------------------------- helpers
-def _free_space(path: str) -> int | None:
-    try:
-        st = os.statvfs(os.path.dirname(os.path.abspath(path)))
-    except OSError:
-        return None
-    return st.f_bavail * st.f_frsize
-
-
-SYNC_FILE_RANGE_WRITE = 2  # <linux/fs.h>: start write-out, do not wait
-
-
-class Writeback:
-    """Asks for the write-back of each further ``every`` bytes written, in order."""
-
-    __slots__ = ("start", "every", "started_to")
-
-    def __init__(self, start, every: int):
-        self.start = start  # start(fd, offset, nbytes), or None: leave it to the kernel
-        self.every = every
-        self.started_to = 0  # write-back asked for up to here
-
-    def written(self, fd: int, total: int) -> None:
-        """``total`` bytes of the file are written."""
-        if self.start is not None and total - self.started_to >= self.every:
-            self.start(fd, self.started_to, total - self.started_to)
-            self.started_to = total
-
-
-def _writeback_starter():
-    """``start(fd, offset, nbytes)``: begin writing that range to disk and
-    return at once (sync_file_range(2), Linux); None elsewhere.  Errors are
-    not reported here: the fsync at the end reports them."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        fn = ctypes.CDLL(None, use_errno=True).sync_file_range
-    except (OSError, AttributeError):
-        return None
-    fn.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
-    fn.restype = ctypes.c_int
-
-    def start(fd: int, offset: int, nbytes: int) -> int:
-        return fn(fd, offset, nbytes, SYNC_FILE_RANGE_WRITE)
-
-    return start
-
-
-def _hold_replaced(path: str) -> int | None:
-    """A descriptor of the regular file at ``path`` (--force: the file the
-    verified one replaces), or None.  Renaming over a file frees it within
-    the rename while nothing else holds it: the kernel drops its cached
-    pages and its blocks, 1.2-1.4 ms for a 4 MiB file here, more for a
-    larger one, and the FIN-ACK would wait for that.  Held open across the
-    rename, it is freed when this descriptor is closed, after the FIN-ACK
-    has gone.  Only a regular file, and not through a symbolic link (the
-    rename replaces the link, not what it points to): opening a FIFO or a
-    device can block or act."""
-    try:
-        if not stat.S_ISREG(os.lstat(path).st_mode):
-            return None
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError:
-        return None  # nothing there, or not ours to read: rename as it is
-    if not stat.S_ISREG(os.fstat(fd).st_mode):  # (swapped since the lstat)
-        os.close(fd)
-        return None
-    return fd
-
-
-def _fsync_dir(path: str) -> None:
-    fd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -10,7 +10,9 @@ import sys
 
 import pytest
 
-from receiver.app import WRITEBACK_BYTES, Writeback, _hold_replaced, _writeback_starter
+from receiver.disk import WRITEBACK_BYTES, Writeback
+from receiver.disk import hold_replaced as _hold_replaced
+from receiver.disk import writeback_starter as _writeback_starter
 
 
 def test_writeback_asks_for_each_range_once_in_order():

@@ -1,0 +1,138 @@
+"""The receiver's writer thread: in-order bytes to ``FILE.part``, then the check.
+
+It owns the output file, the running SHA-256 and the count of bytes
+written.  It takes lists of in-order chunks from the receiver's bounded
+queue, writes them (one write and one hash update per list: fewer system
+calls, and hashlib lets go of the GIL for large buffers), tells the core
+what it wrote under the receiver's lock (the buffer's free room is the
+advertised window, so a slow disk throttles the sender by flow control),
+starts the disk's write-back of every ``WRITEBACK_BYTES`` written, and at
+the FIN flushes, fsyncs, checks the SHA-256 and renames ``FILE.part`` to
+``FILE`` only if it matches.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import time
+
+from loguru import logger
+
+from receiver.disk import WRITEBACK_BYTES, Writeback, fsync_dir, hold_replaced, writeback_starter
+
+#: The writer's cue: the FIN is in, finish and verify.
+FINISH = object()
+
+
+class Writer:
+    """The writer thread's state; ``rx`` is the receiver (its lock, core and sends)."""
+
+    def __init__(self, rx, out):
+        self.rx = rx
+        self.out = out  # FILE.part, open for writing
+        self.hasher = hashlib.sha256()
+        self.written = 0
+        self.renamed = False  # FILE.part became FILE: complete and verified
+
+    def run(self) -> None:
+        rx = self.rx
+        out = self.out
+        hasher = self.hasher
+        delay = rx.cfg.write_delay
+        fail_after = rx.cfg.fail_after
+        writeback = Writeback(writeback_starter(), WRITEBACK_BYTES)
+        watched = rx.tracer is not None or rx.progress is not None
+        while True:
+            item = rx.queue.get()
+            if item is None:
+                return
+            if item is FINISH:
+                self._finish()
+                continue
+            # One write and one hash update per burst: fewer system calls, and
+            # hashlib lets go of the GIL for large buffers.
+            data = item[0] if len(item) == 1 else b"".join(item)
+            n = len(data)
+            try:
+                if fail_after is not None and self.written + n > fail_after:
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                if delay and rx.stopping.wait(delay * len(item)):  # test hook: slow disk
+                    return
+                out.write(data)
+                hasher.update(data)
+                out.flush()
+            except OSError as exc:
+                self._write_failed(exc)
+                return
+            self.written += n
+            writeback.written(out.fileno(), self.written)
+            now = time.monotonic()
+            with rx.lock:
+                rx.core.on_written(n, now)
+                queued = rx.core.unwritten
+                outbox = rx.take_outbox()
+                # (read by the trace and the progress bar only)
+                view = rx.core.view() if watched else None
+                events = rx.take_events()
+            if rx.tracer is not None:
+                rx.tracer.emit(now, "write", bytes=n, queue=queued)
+            rx.emit(events)
+            rx.send_control(outbox, view)
+            if rx.progress is not None:
+                rx.progress.update(self.written, total=view.file_size)
+
+    def _write_failed(self, exc: OSError) -> None:
+        rx = self.rx
+        reason = f"cannot write {rx.part_path}: {exc.strerror or exc}"
+        logger.error(reason)
+        with rx.lock:
+            rx.core.abort(time.monotonic(), reason)
+            outbox = rx.take_outbox()
+            view = rx.core.view()
+            rx.done.notify_all()
+        rx.send_control(outbox, view)
+
+    def _finish(self) -> None:
+        """The FIN is in: sync, check the SHA-256, rename, tell the core."""
+        rx = self.rx
+        out = self.out
+        try:
+            out.flush()
+            os.fsync(out.fileno())
+            out.close()
+        except OSError as exc:
+            self._write_failed(exc)
+            return
+        with rx.lock:
+            expected = rx.core.digest
+        ok = self.hasher.digest() == expected
+        reason = ""
+        replaced = None
+        if ok:
+            try:
+                replaced = hold_replaced(rx.cfg.path)
+                os.replace(rx.part_path, rx.cfg.path)
+                fsync_dir(rx.cfg.path)
+                self.renamed = True
+                logger.info("{} complete: {} bytes, SHA-256 {}", rx.cfg.path, self.written,
+                            expected.hex())
+            except OSError as exc:
+                ok = False
+                reason = f"cannot rename {rx.part_path}: {exc.strerror or exc}"
+        else:
+            reason = "SHA-256 mismatch: the file arrived damaged"
+        if not ok:
+            logger.error(reason)
+        with rx.lock:
+            rx.core.on_verified(ok, time.monotonic(), reason)
+            outbox = rx.take_outbox()
+            events = rx.take_events()
+            view = rx.core.view()
+            rx.done.notify_all()
+        rx.emit(events)
+        rx.send_control(outbox, view)
+        rx.wake()  # the FIN timer started: the network thread must know
+        if replaced is not None:
+            os.close(replaced)  # now the kernel frees the file it replaced
