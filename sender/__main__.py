@@ -16,7 +16,8 @@ from runtime import progutil as pu
 from runtime.progress import Progress, wanted
 from runtime.progutil import ArgumentParser, Interrupted, UsageError
 
-from .app import Sender, SenderConfig, open_input
+from .app import Sender, SenderConfig
+from .reading import open_input
 
 DESCRIPTION = """\
 Send FILE, byte for byte, to a receiver over UDP with a reliable one-way TCP

@@ -26,30 +26,21 @@ line happens while ``lock`` is held.
 
 from __future__ import annotations
 
-import hashlib
-import os
 import socket
-import stat
-import sys
 import threading
 import time
 from dataclasses import dataclass
 
 from loguru import logger
 
-from common.batch import chunk_residues
 from common.pacing import PACE_GAIN
 from common.rtt import RttEstimator
 from common.segment import (
     ACK,
-    HEADER_LEN,
-    PSH,
     RST,
     SYN,
     SegmentError,
-    data_header,
     decode,
-    encode,
     flag_str,
 )
 from common.sender_core import SenderCore, SenderState
@@ -58,7 +49,8 @@ from runtime.endpoint import EndpointBase
 from runtime.pcap import PcapWriter
 from runtime.progutil import debug_enabled
 from runtime.trace import Tracer
-from runtime.udpgso import GSO_MAX_BYTES, GSO_MAX_SEGMENTS, GSO_REFUSED, gso_cmsg
+from sender.output import Output
+from sender.reading import FileReader
 
 #: How many MSS-sized chunks the transmitter keeps read ahead of the window.
 READAHEAD = 176
@@ -119,9 +111,7 @@ class Sender(EndpointBase):
         self.peer: tuple[str, int] | None = None
         self.dropped: dict[str, int] = {}
         self.foreign = 0
-        self.segments_sent = 0
-        self.gso = sys.platform.startswith("linux")
-        self._syn_sent = False  # trace: a second SYN is a retransmission
+        self.output = Output(sock, cfg.link, tracer, pcap)
         self.started = 0.0
         self.finished_at = 0.0
         self.log_segments = False
@@ -130,7 +120,7 @@ class Sender(EndpointBase):
 
     # ---------------------------------------------------------------- running
     def run(self) -> None:
-        self.log_segments = debug_enabled()
+        self.log_segments = self.output.log_segments = debug_enabled()
         try:  # a signal may come at any point from here: shutdown() must run
             # The threads first: with the core still CLOSED they have nothing
             # to do and wait.  The transfer's clock starts at the SYN, not at
@@ -163,8 +153,13 @@ class Sender(EndpointBase):
             self.shutdown()
         self.finished_at = time.monotonic()
 
+    @property
+    def segments_sent(self) -> int:
+        """Datagrams sent (read it after the threads are joined)."""
+        return self.output.sent
+
     def send_control(self, segments: list, view=None) -> None:
-        self._send_batch([(seg, None) for seg in segments], view=view)
+        self.output.send([(seg, None) for seg in segments], view=view)
 
     def wake_all(self) -> None:
         self.done.notify_all()
@@ -201,7 +196,7 @@ class Sender(EndpointBase):
         # Segment objects; otherwise headers are built from the records.
         segments = self.pcap is not None or self.tracer is not None or self.log_segments
         traced = self.tracer is not None
-        reader = _FileReader(self.file, self.cfg.path, self.file_size)
+        reader = FileReader(self.file, self.cfg.path, self.file_size)
         tx_ready = self.tx_ready
         # Only a file of known size is read during the handshake: a read from
         # a pipe may wait for its writer, and the SYN's resends with it.
@@ -250,7 +245,7 @@ class Sender(EndpointBase):
                 # (the trace's tag of each resend, read here: the record is the core's)
                 tags = [rec.sent_why if rec else "" for _, rec in batch] if traced else None
             self.emit(events)  # they happened under the lock, before these sends
-            self._send_batch(batch, fields, view, tags)
+            self.output.send(batch, fields, view, tags)
             if finished:
                 with self.lock:
                     self.done.notify_all()
@@ -261,101 +256,6 @@ class Sender(EndpointBase):
                 # KiB here, as long as a loopback handshake): data is ready
                 # when the SYN-ACK comes.
                 pending = reader.read(READAHEAD - queued, mss)
-
-    def _send_batch(self, batch, fields=None, view=None, tags=None) -> None:
-        """Send (segment, record) pairs in order, outside the lock: as few
-        system calls as possible (UDP GSO), then the per-segment records.
-        Header and payload go to the kernel as separate buffers: no copy.
-        A data record without its segment (take(segments=False)) gets its
-        header from the record and ``fields`` (core.data_header_fields()).
-        ``view`` is the core's state (core.view()) for the debug log, ``tags``
-        each record's ``sent_why`` for the trace, both read under the lock
-        (the records' off, end, payload, residue and fin never change)."""
-        datagrams = []
-        sizes = []
-        if fields is not None:
-            src, dst, base, ack, window, end = fields
-        for seg, rec in batch:
-            if seg is None:
-                payload = rec.payload
-                datagrams.append((data_header(src, dst, (base + rec.off) & 0xFFFFFFFF, ack,
-                                              ACK | PSH if rec.end == end else ACK, window,
-                                              rec.residue), payload))
-                sizes.append(HEADER_LEN + len(payload))
-            elif rec is not None and seg.payload:
-                header = data_header(seg.src_port, seg.dst_port, seg.seq, seg.ack, seg.flags,
-                                     seg.window, rec.residue)
-                datagrams.append((header, seg.payload))
-                sizes.append(HEADER_LEN + len(seg.payload))
-            else:
-                datagram = encode(seg)
-                datagrams.append((datagram,))
-                sizes.append(len(datagram))
-        self._transmit(datagrams, sizes)
-        self.segments_sent += len(datagrams)
-        if self.pcap is not None or self.tracer is not None or self.log_segments:
-            for i, ((seg, rec), parts) in enumerate(zip(batch, datagrams, strict=True)):
-                self._record_sent(seg, rec, b"".join(parts), view, tags[i] if tags else "")
-
-    def _transmit(self, datagrams: list[tuple], sizes: list[int]) -> None:
-        """Send ``datagrams`` (each a tuple of buffers) of ``sizes`` bytes."""
-        sock, dest = self.sock, self.dest
-        i, n = 0, len(datagrams)
-        while i < n:
-            # UDP GSO (Linux): one sendmsg carries up to GSO_MAX_SEGMENTS
-            # datagrams of one size (the last may be shorter); the kernel
-            # splits them.  Where it is refused, send one at a time.
-            size = sizes[i]
-            j = i + 1
-            if self.gso:
-                limit = min(n, i + min(GSO_MAX_SEGMENTS, GSO_MAX_BYTES // size))
-                while j < limit and sizes[j] == size:
-                    j += 1
-                if j < limit and sizes[j] < size:
-                    j += 1  # a shorter one may close the group
-            try:
-                if j - i > 1:
-                    buffers = [buf for parts in datagrams[i:j] for buf in parts]
-                    try:
-                        sock.sendmsg(buffers, gso_cmsg(size), 0, dest)
-                    except OSError as exc:
-                        if exc.errno not in GSO_REFUSED:
-                            raise
-                        logger.info("UDP GSO refused ({}); sending datagrams one by one", exc)
-                        self.gso = False
-                        continue
-                else:
-                    sock.sendmsg(datagrams[i], [], 0, dest)
-            except OSError as exc:
-                # ICMP errors (port unreachable) surface on a later call; the
-                # retransmission timer copes and the give-up time decides.
-                logger.debug("send failed: {}", exc)
-            i = j
-
-    def _record_sent(self, seg, rec, data: bytes, view=None, tag: str = "") -> None:
-        t = time.monotonic()
-        payload_len = len(seg.payload)
-        if self.pcap is not None:
-            self.pcap.write(time.time(), True, data)
-        if self.tracer is not None:
-            fields = dict(seq=seg.seq, ack=seg.ack, flags=flag_str(seg.flags),
-                          len=payload_len, win=seg.window)
-            if rec is not None:
-                fields["off"] = rec.off
-                if tag:
-                    fields["rexmit"] = tag
-            elif seg.flags & SYN:
-                if self._syn_sent:
-                    fields["rexmit"] = "timeout"
-                self._syn_sent = True
-            self.tracer.emit(t, "send", **fields)
-        if self.log_segments:
-            srtt = None if view is None else view.srtt
-            logger.debug("send {}:{} -> {}:{} seq={} ack={} flags={} len={} srtt={} rto={}",
-                         "local", seg.src_port, self.dest[0], self.dest[1], seg.seq, seg.ack,
-                         flag_str(seg.flags), payload_len,
-                         "n/a" if srtt is None else f"{srtt:.4f}",
-                         "n/a" if view is None else f"{view.rto:.3f}")
 
     # ----------------------------------------------------------- ack listener
     def _ack_listener(self) -> None:
@@ -476,52 +376,3 @@ class Sender(EndpointBase):
             self.emit(events)
 
 
-# -------------------------------------------------------------- helpers
-class _FileReader:
-    """The transmitter's file, read in MSS-sized chunks and hashed as read."""
-
-    __slots__ = ("file", "path", "remaining", "hasher", "eof", "digest")
-
-    def __init__(self, file, path: str, size: int | None):
-        self.file = file
-        self.path = path
-        self.remaining = size  # None: read to EOF
-        self.hasher = hashlib.sha256()
-        self.eof = False
-        self.digest: bytes | None = None  # once eof is set
-
-    def read(self, chunks: int, mss: int) -> tuple[list, list] | None:
-        """Up to ``chunks`` chunks of ``mss`` bytes and their checksum
-        residues (common.batch), or None at the end of the file."""
-        want = chunks * mss
-        if self.remaining is not None:
-            want = min(want, self.remaining)
-        block = self.file.read(want) if want else b""
-        out = None
-        if block:
-            self.hasher.update(block)
-            out = (list(_slices(memoryview(block), mss)), chunk_residues(block, mss))
-            if self.remaining is not None:
-                self.remaining -= len(block)
-        if not block or self.remaining == 0:
-            if self.remaining:
-                raise OSError(f"{self.path} shrank while being sent: "
-                              f"{self.remaining} bytes short")
-            self.eof = True
-            self.digest = self.hasher.digest()
-        return out
-
-
-def _slices(view: memoryview, mss: int):
-    return (view[i:i + mss] for i in range(0, len(view), mss))
-
-
-def open_input(path: str):
-    """Open the file to send; its size, or None when it cannot be known (a pipe)."""
-    f = open(path, "rb", buffering=0)  # noqa: SIM115 - closed by the caller
-    st = os.fstat(f.fileno())
-    if stat.S_ISDIR(st.st_mode):
-        f.close()
-        raise IsADirectoryError(f"{path} is a directory")
-    size = st.st_size if stat.S_ISREG(st.st_mode) else None
-    return f, size

@@ -1,0 +1,124 @@
+"""What the sender puts on the wire: datagrams from the core's (segment,
+record) pairs, sent with as few system calls as the kernel allows (UDP GSO),
+then recorded (pcap, trace, debug log).  Called outside the lock; it reads
+nothing of the core but what the caller copied under it.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from loguru import logger
+
+from common.segment import ACK, HEADER_LEN, PSH, SYN, data_header, encode, flag_str
+from runtime.udpgso import GSO_MAX_BYTES, GSO_MAX_SEGMENTS, GSO_REFUSED, gso_cmsg
+
+
+class Output:
+    """The sending side of the socket: ``send`` a batch; ``sent`` counts datagrams."""
+
+    def __init__(self, sock, dest: tuple[str, int], tracer=None, pcap=None):
+        self.sock = sock
+        self.dest = dest
+        self.tracer = tracer
+        self.pcap = pcap
+        self.log_segments = False
+        self.gso = sys.platform.startswith("linux")
+        self.sent = 0  # datagrams
+        self._syn_sent = False  # trace: a second SYN is a retransmission
+
+    def send(self, batch, fields=None, view=None, tags=None) -> None:
+        """Send (segment, record) pairs in order, outside the lock: as few
+        system calls as possible (UDP GSO), then the per-segment records.
+        Header and payload go to the kernel as separate buffers: no copy.
+        A data record without its segment (take(segments=False)) gets its
+        header from the record and ``fields`` (core.data_header_fields()).
+        ``view`` is the core's state (core.view()) for the debug log, ``tags``
+        each record's ``sent_why`` for the trace, both read under the lock
+        (the records' off, end, payload, residue and fin never change)."""
+        datagrams = []
+        sizes = []
+        if fields is not None:
+            src, dst, base, ack, window, end = fields
+        for seg, rec in batch:
+            if seg is None:
+                payload = rec.payload
+                datagrams.append((data_header(src, dst, (base + rec.off) & 0xFFFFFFFF, ack,
+                                              ACK | PSH if rec.end == end else ACK, window,
+                                              rec.residue), payload))
+                sizes.append(HEADER_LEN + len(payload))
+            elif rec is not None and seg.payload:
+                header = data_header(seg.src_port, seg.dst_port, seg.seq, seg.ack, seg.flags,
+                                     seg.window, rec.residue)
+                datagrams.append((header, seg.payload))
+                sizes.append(HEADER_LEN + len(seg.payload))
+            else:
+                datagram = encode(seg)
+                datagrams.append((datagram,))
+                sizes.append(len(datagram))
+        self._transmit(datagrams, sizes)
+        self.sent += len(datagrams)
+        if self.pcap is not None or self.tracer is not None or self.log_segments:
+            for i, ((seg, rec), parts) in enumerate(zip(batch, datagrams, strict=True)):
+                self._record(seg, rec, b"".join(parts), view, tags[i] if tags else "")
+
+    def _transmit(self, datagrams: list[tuple], sizes: list[int]) -> None:
+        """Send ``datagrams`` (each a tuple of buffers) of ``sizes`` bytes."""
+        sock, dest = self.sock, self.dest
+        i, n = 0, len(datagrams)
+        while i < n:
+            # UDP GSO (Linux): one sendmsg carries up to GSO_MAX_SEGMENTS
+            # datagrams of one size (the last may be shorter); the kernel
+            # splits them.  Where it is refused, send one at a time.
+            size = sizes[i]
+            j = i + 1
+            if self.gso:
+                limit = min(n, i + min(GSO_MAX_SEGMENTS, GSO_MAX_BYTES // size))
+                while j < limit and sizes[j] == size:
+                    j += 1
+                if j < limit and sizes[j] < size:
+                    j += 1  # a shorter one may close the group
+            try:
+                if j - i > 1:
+                    buffers = [buf for parts in datagrams[i:j] for buf in parts]
+                    try:
+                        sock.sendmsg(buffers, gso_cmsg(size), 0, dest)
+                    except OSError as exc:
+                        if exc.errno not in GSO_REFUSED:
+                            raise
+                        logger.info("UDP GSO refused ({}); sending datagrams one by one", exc)
+                        self.gso = False
+                        continue
+                else:
+                    sock.sendmsg(datagrams[i], [], 0, dest)
+            except OSError as exc:
+                # ICMP errors (port unreachable) surface on a later call; the
+                # retransmission timer copes and the give-up time decides.
+                logger.debug("send failed: {}", exc)
+            i = j
+
+    def _record(self, seg, rec, data: bytes, view=None, tag: str = "") -> None:
+        t = time.monotonic()
+        payload_len = len(seg.payload)
+        if self.pcap is not None:
+            self.pcap.write(time.time(), True, data)
+        if self.tracer is not None:
+            fields = dict(seq=seg.seq, ack=seg.ack, flags=flag_str(seg.flags),
+                          len=payload_len, win=seg.window)
+            if rec is not None:
+                fields["off"] = rec.off
+                if tag:
+                    fields["rexmit"] = tag
+            elif seg.flags & SYN:
+                if self._syn_sent:
+                    fields["rexmit"] = "timeout"
+                self._syn_sent = True
+            self.tracer.emit(t, "send", **fields)
+        if self.log_segments:
+            srtt = None if view is None else view.srtt
+            logger.debug("send {}:{} -> {}:{} seq={} ack={} flags={} len={} srtt={} rto={}",
+                         "local", seg.src_port, self.dest[0], self.dest[1], seg.seq, seg.ack,
+                         flag_str(seg.flags), payload_len,
+                         "n/a" if srtt is None else f"{srtt:.4f}",
+                         "n/a" if view is None else f"{view.rto:.3f}")
