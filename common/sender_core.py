@@ -9,11 +9,13 @@ Offsets are absolute stream offsets: byte 0 is the first byte of the file,
 the SYN sits at -1 and the FIN at the file size.  Only ``Segment`` objects
 carry wrapped 32-bit sequence numbers.
 
-The core composes the parts that own the data (docs/ARCHITECTURE.md):
-:mod:`common.sendqueue` (bytes not yet sent), :mod:`common.scoreboard`
-(bytes sent and not yet acknowledged, SACK), :mod:`common.recovery` (which
-are lost, the timers), :mod:`common.pacing` and :mod:`common.congestion`
-(how much may be in flight).
+This module is the connection (docs/ARCHITECTURE.md): its states, the
+handshake, the teardown, the give-up timer, and the segments on the wire.
+The data path, from the first byte queued to the FIN acknowledged, is
+:class:`common.transfer.Transfer`, which composes the parts that own that
+data: the send queue, the scoreboard, recovery (which segments are lost,
+the timers), the congestion controller and the pacer (how much may be in
+flight, how fast) and the peer's window.
 
 Modes (PROTOCOL.md): ``gbn``, one timer and every outstanding segment
 resent; ``sr``, SACK, a timer per segment and only the holes resent.
@@ -26,17 +28,13 @@ from __future__ import annotations
 from enum import Enum
 from typing import NamedTuple
 
-from . import congestion
-from .flow import PeerWindow
-from .pacing import PACE_GAIN, Pacer
-from .rack import NO_DELIVERY
-from .recovery import Recovery
+from .pacing import PACE_GAIN
 from .rtt import RttEstimator
-from .scoreboard import Outstanding, Scoreboard
+from .scoreboard import Outstanding
 from .segment import ACK, FIN, PSH, RST, SYN, Segment
 from .sender_stats import Stats
-from .sendqueue import SendQueue
 from .seq import unwrap, wrap
+from .transfer import Transfer
 
 #: The window we advertise: the sender receives nothing but control segments.
 SENDER_WINDOW = 0xFFFF
@@ -102,16 +100,13 @@ class SenderCore:
         self.stats = Stats()
         self.outbox: list[Segment] = []
 
-        self.queue = SendQueue()
-        self.board = Scoreboard()
-        self.recovery = Recovery(self.board, self.rtt, self.stats, retries=retries,
-                                 give_up=give_up, emit=self._event, trace=trace)
-        self.cc = congestion.create(congestion_control, mss=mss, window=window)
-        self.pacer = Pacer(pacing)
-        self.flow = PeerWindow()
-        self.cwnd_limited = False  # the last send stopped at cwnd (RFC 7661)
-        self.recovery_point: int | None = None  # snd_nxt when loss recovery began
-        self._acked_news = 0  # bytes newly acknowledged by the ACKs not yet told to cc
+        self.transfer = t = Transfer(mss=mss, window=window, rtt=self.rtt, stats=self.stats,
+                                     retries=retries, give_up=give_up, emit=self._event,
+                                     trace=trace, pacing=pacing,
+                                     congestion_control=congestion_control)
+        # (the data path's parts, for the programs' and the tests' reading)
+        self.queue, self.board, self.recovery, self.cc = t.queue, t.board, t.recovery, t.cc
+        self.pacer, self.flow = t.pacer, t.flow
 
         self.state = SenderState.CLOSED
         self.error: str | None = None
@@ -124,8 +119,6 @@ class SenderCore:
         self.handshake_done = False
         self.established_at: float | None = None  # when the SYN-ACK came
         self.rcv_nxt = 0  # wire number we expect from the peer (its FIN)
-        self.snd_una = 0
-        self.snd_nxt = 0
         self._in_burst = False  # on_segments: loss detection waits for the burst's end
         self._syn_sent_at = 0.0
         self._syn_deadline: float | None = None
@@ -150,7 +143,7 @@ class SenderCore:
         send_rst = self.state != SenderState.CLOSED
         self.error = reason
         self._set_state(SenderState.ABORTED, now)
-        self.recovery.rexmit.clear()
+        self.transfer.recovery.rexmit.clear()
         if send_rst:
             # RFC 5961: the peer takes an RST only inside its window, which
             # starts somewhere in [snd_una, snd_nxt] (ACKs may have been lost):
@@ -217,6 +210,16 @@ class SenderCore:
         return self.flow.wscale
 
     @property
+    def snd_una(self) -> int:
+        """The oldest byte not yet acknowledged (stream offset)."""
+        return self.transfer.snd_una
+
+    @property
+    def snd_nxt(self) -> int:
+        """The next byte to send for the first time (stream offset)."""
+        return self.transfer.snd_nxt
+
+    @property
     def outstanding(self) -> int:
         """Bytes sent and not cumulatively acknowledged."""
         return self.snd_nxt - self.snd_una
@@ -224,7 +227,7 @@ class SenderCore:
     @property
     def in_flight(self) -> int:
         """Bytes sent and neither cumulatively nor selectively acknowledged (the pipe)."""
-        return self.snd_nxt - self.snd_una - self.board.sacked.covered
+        return self.transfer.in_flight
 
     @property
     def finished(self) -> bool:
@@ -267,10 +270,8 @@ class SenderCore:
             self.abort(now, "the receiver announced an MSS of 0")
             return
         self.sack_ok = self.mode == "sr" and seg.sack_permitted
-        self.gbn = self.recovery.gbn = not self.sack_ok
-        self.recovery.mss = self.eff_mss
-        self.queue.fit(self.eff_mss)  # read ahead in our MSS: the peer's may be smaller
-        self.flow.on_syn_ack(seg.window, seg.wscale)
+        self.gbn = not self.sack_ok
+        self.transfer.on_path(self.eff_mss, self.sack_ok, seg.window, seg.wscale)
         if self._syn_rexmits == 0:
             self.recovery.sample(now - self._syn_sent_at, now)
         self._syn_deadline = None
@@ -293,16 +294,8 @@ class SenderCore:
         return self.established and self._fin_record is None
 
     def room(self) -> int:
-        """New bytes the windows let us send now: the congestion window bounds
-        the pipe (bytes neither cumulatively nor selectively acknowledged,
-        RFC 6675), so in sr mode sending goes on while a hole is repaired, as
-        far as the receiver's advertised window lets it; in gbn mode, without
-        SACK, the pipe is simply everything past snd_una."""
-        if not self.wants_data():
-            return 0
-        limit = min(self.snd_una + self.cc.cwnd + self.board.sacked.covered,
-                    self.flow.right_edge)
-        return max(0, limit - self.snd_nxt)
+        """New bytes the windows let us send now (Transfer.room)."""
+        return self.transfer.room() if self.wants_data() else 0
 
     def take(self, now: float, max_new: int = 64,
              segments: bool = True) -> list[tuple[Segment | None, Outstanding | None]]:
@@ -316,110 +309,41 @@ class SenderCore:
         itself (:meth:`data_header_fields`) saves making one object per
         segment."""
         out: list[tuple[Segment | None, Outstanding | None]] = []
-        self.pacer.deadline = None  # set again below if pacing holds data back
         if self.outbox:
             out.extend((seg, None) for seg in self.outbox)
             self.outbox.clear()
         if self.state in FINAL_STATES:
             return out
-        if self.recovery.rexmit:
-            for rec in self.recovery.take_resends(now, self.snd_una):
+        t = self.transfer
+        if t.recovery.rexmit:
+            for rec in t.recovery.take_resends(now, t.snd_una):
                 out.append((self.segment_for(rec) if segments or rec.fin else None, rec))
         if not self.wants_data():
             return out
-        queue = self.queue
-        chunks = queue.chunks
-        if chunks and max_new > 0:
-            right_edge = self.flow.right_edge
-            cwnd_edge = self.snd_una + self.cc.cwnd + self.board.sacked.covered
-            limit = min(cwnd_edge, right_edge)
-            if self.snd_nxt + len(chunks[0]) <= limit:
-                self._take_paced(now, limit, max_new, segments, out)
-                self.cwnd_limited = bool(chunks) and \
-                    self.snd_nxt + len(chunks[0]) > cwnd_edge <= right_edge
-            elif self.flow.probe_due and self.snd_nxt == self.snd_una:
-                # Zero-window probe: one byte past the window (RFC 9293 §3.8.6.1).
-                self.flow.probe_due = False
-                self.stats.probes += 1
-                payload, residue = queue.take_byte()
-                rec = Outstanding(self.snd_nxt, payload, residue, False, now, True)
-                self._register([rec])
-                self.stats.data_segments += 1
-                out.append((self.segment_for(rec) if segments else None, rec))
+        fresh = t.take_new(now, max_new)
+        if fresh:
+            if segments:
+                out.extend((self.segment_for(rec), rec) for rec in fresh)
             else:
-                self.cwnd_limited = cwnd_edge <= right_edge
-        if (queue.eof and not chunks and self._fin_record is None
-                and (self.file_size is None or self.snd_nxt == self.file_size)):
+                out.extend((None, rec) for rec in fresh)
+        queue = t.queue
+        if (queue.eof and not queue.chunks and self._fin_record is None
+                and (self.file_size is None or t.snd_nxt == self.file_size)):
             if self.file_size is None:
-                self.file_size = self.snd_nxt
+                self.file_size = t.snd_nxt
             self.digest = queue.digest
-            rec = Outstanding(self.snd_nxt, b"", 0, True, now, False)
+            rec = Outstanding(t.snd_nxt, b"", 0, True, now, False)
             self._fin_record = rec
-            self._register([rec])
+            t.register([rec])
             self._set_state(SenderState.FIN_WAIT_1, now)
             out.append((self.segment_for(rec), rec))
-        if out and not self.gbn:
-            self.recovery.arm_tlp(now)
-        self._update_probe_timer(now)
+        t.after_take(now, bool(out), self.wants_data())
         return out
 
     @property
     def pace_deadline(self) -> float | None:
         """When new data held back by pacing (only) may go; None if none is."""
         return self.pacer.deadline
-
-    def _take_paced(self, now: float, limit: int, max_new: int, segments: bool,
-                    out: list) -> None:
-        """New data as _take_new takes it, at the pacer's pace (common.pacing):
-        off with a gain of 0, and until the first RTT sample."""
-        srtt = self.rtt.srtt
-        pacer = self.pacer
-        if not pacer.gain or not srtt:
-            self._take_new(now, limit, max_new, segments, out)
-            return
-        rate = self.cc.pacing_rate(srtt, pacer.gain)  # bytes per second
-        chunks = self.queue.chunks
-        allowed = pacer.allowance(now, len(chunks[0]), rate)
-        if not allowed:
-            return
-        before = self.snd_nxt
-        self._take_new(now, min(limit, before + allowed), max_new, segments, out)
-        nxt = self.snd_nxt
-        pacer.spent(nxt - before, rate,
-                    len(chunks[0]) if chunks and nxt + len(chunks[0]) <= limit else 0)
-
-    def _take_new(self, now: float, limit: int, max_new: int, segments: bool,
-                  out: list) -> None:
-        """New data, one segment after another from snd_nxt up to ``limit``:
-        taken and registered a batch at a time, since this is most of the
-        sender's work per segment."""
-        fresh = self.queue.take_run(self.snd_nxt, limit, max_new, now)
-        if not fresh:
-            return
-        nbytes = fresh[-1].end - self.snd_nxt
-        self._register(fresh)
-        self.stats.data_segments += len(fresh)
-        self.cc.on_sent(nbytes, now)
-        if segments:
-            out.extend((self.segment_for(rec), rec) for rec in fresh)
-        else:
-            out.extend((None, rec) for rec in fresh)
-
-    def _register(self, recs: list[Outstanding]) -> None:
-        """Book new records that follow one another from snd_nxt: outstanding,
-        in order, and timed (one timer in gbn mode, one each in sr mode)."""
-        self.board.register(recs, not self.gbn)
-        self.snd_nxt = recs[-1].end
-        self.recovery.on_sent_new(recs[0].sent_at)
-
-    def _update_probe_timer(self, now: float) -> None:
-        flow = self.flow
-        if (self.snd_nxt == self.snd_una and flow.right_edge - self.snd_nxt < self.eff_mss
-                and self.wants_data()):
-            if flow.probe_deadline is None:
-                flow.arm_probe(now + self.recovery.rto())
-        elif flow.probe_deadline is not None or flow.probe_due:
-            flow.disarm_probe()
 
     # ------------------------------------------------------------ receiving ACKs
     def on_segment(self, seg: Segment, now: float) -> None:
@@ -453,14 +377,18 @@ class SenderCore:
             return
         if not seg.flags & ACK:
             return
-        ack_off = unwrap(seg.ack, self.base, self.snd_una)
-        if ack_off > self.snd_nxt or ack_off < self.snd_una - (1 << 30):
+        t = self.transfer
+        ack_off = unwrap(seg.ack, self.base, t.snd_una)
+        if ack_off > t.snd_nxt or ack_off < t.snd_una - (1 << 30):
             return  # acknowledges what we never sent, or hopelessly old
         self.last_heard = now
         self.stats.acks_received += 1
-        if ack_off >= self.snd_una:
-            self._on_ack(seg, ack_off, now)
-            if not self._in_burst:
+        if ack_off >= t.snd_una:
+            t.on_ack(seg, ack_off, self.base, now, self.wants_data())
+            fin = self._fin_record
+            if fin is not None and ack_off >= fin.end:
+                self._fin_acked(now)
+            if not self._in_burst or t.recovery.gave_up is not None:
                 self._acks_done(now)
         if seg.flags & FIN:
             self._on_peer_fin(seg, now)
@@ -490,92 +418,20 @@ class SenderCore:
         self.abort(now, "the receiver reset the connection" + (f": {why}" if why else ""))
         self.outbox.clear()  # never answer an RST with an RST
 
-    def _on_ack(self, seg: Segment, ack_off: int, now: float) -> None:
-        flow = self.flow
-        window_changed = flow.on_ack(ack_off, seg.window)
-        advanced = ack_off > self.snd_una
-        recovery = self.recovery
-        acked_before = self.snd_una + self.board.sacked.covered
-        # The newest delivery this ACK reports: (send time, end), RACK's
-        # (xmit_ts, end_seq); (0, 0) for none.
-        delivered_at = NO_DELIVERY
-        if self.sack_ok and seg.sack:
-            dsack, blocks = self.board.read_sack(seg.sack, self.base, ack_off, self.snd_nxt)
-            if dsack is not None:
-                recovery.on_dsack(dsack, ack_off, self.snd_nxt)
-            for left, right in blocks:
-                delivered_at = recovery.on_sack_block(left, right, ack_off, now, delivered_at)
-        if advanced:
-            delivered_at = recovery.on_new_ack(ack_off, self.snd_nxt, now, delivered_at)
-            self.snd_una = ack_off
-            if self.recovery_point is not None or self._fin_record is not None:
-                self._on_new_ack(ack_off, now)
-        elif (not seg.payload and not seg.flags & FIN and self.snd_nxt > self.snd_una
-              and not window_changed and flow.right_edge > self.snd_una):
-            recovery.on_dupack(self.snd_una, self.snd_nxt, now)
-            self._recovery_news(now)
-        self._acked_news += self.snd_una + self.board.sacked.covered - acked_before
-        if flow.window == 0:
-            # The peer is alive and says it has no room: probes are not losses.
-            for rec in self.board.order:
-                if rec.probe:
-                    rec.rexmits = 0
-        if self.sack_ok:
-            recovery.on_delivery(delivered_at, now)
-        if self.trace:
-            self._event(now, "inflight", bytes=self.snd_nxt - self.snd_una,
-                        pipe=self.in_flight, cwnd=self.cc.cwnd,
-                        rwnd=flow.right_edge - self.snd_una, acked=self.snd_una)
-        self._update_probe_timer(now)
-
-    def _on_new_ack(self, ack_off: int, now: float) -> None:
-        """The cumulative ACK moved (recovery has updated the books): the end
-        of loss recovery, of the FIN's wait."""
-        if self.recovery_point is not None and ack_off >= self.recovery_point:
-            self.recovery_point = None
-            self.cc.on_recovery_end(now)
-        fin = self._fin_record
-        if fin is not None and ack_off >= fin.end and not self.delivered:
-            self.delivered = True
-            self.delivered_at = now
-            self._fin_record = None
-            self._set_state(SenderState.FIN_WAIT_2, now)
+    def _fin_acked(self, now: float) -> None:
+        """The peer acknowledged our FIN: it has the file, verified."""
+        self.delivered = True
+        self.delivered_at = now
+        self._fin_record = None
+        self._set_state(SenderState.FIN_WAIT_2, now)
 
     def _acks_done(self, now: float) -> None:
-        """The end of the ACKs read together: loss detection (sr), then what
-        the congestion controller must hear."""
-        recovery = self.recovery
-        if recovery.losses_due:
-            recovery.detect_losses(now)
-            self._recovery_news(now)
-        if self._acked_news and self.state not in FINAL_STATES:
-            self.cc.on_acked(self._acked_news, recovery.take_sample(), now, self.in_flight,
-                             self.cwnd_limited)
-            self._acked_news = 0
-
-    def _recovery_news(self, now: float) -> None:
-        """After recovery ran: a segment past its retry limit ends the
-        connection; losses and timer expiries go to the controller."""
-        recovery = self.recovery
-        rec = recovery.gave_up
-        if rec is not None:
-            if self.state not in FINAL_STATES:
-                what = "FIN" if rec.fin else f"the segment at byte {rec.off}"
-                self.abort(now, f"{what} was retransmitted {self.retries} times without an "
-                                "acknowledgment; the receiver is gone")
+        """The end of the ACKs read together (Transfer.acks_done)."""
+        if self.state in FINAL_STATES:
             return
-        if recovery.lost_bytes:
-            pipe = self.in_flight
-            if self.recovery_point is None:
-                self.recovery_point = self.snd_nxt
-                self.cc.on_recovery_start(now, pipe)
-            self.cc.on_lost(recovery.lost_bytes, recovery.lost_sent_at, now, pipe)
-            recovery.lost_bytes = 0
-            recovery.lost_sent_at = 0.0
-        if recovery.rto_fired:
-            recovery.rto_fired = False
-            self.recovery_point = None
-            self.cc.on_rto(now)
+        reason = self.transfer.acks_done(now)
+        if reason:
+            self.abort(now, reason)
 
     def _on_peer_fin(self, seg: Segment, now: float) -> None:
         fin_seq = (seg.seq + len(seg.payload)) & 0xFFFFFFFF
@@ -608,10 +464,7 @@ class SenderCore:
         if st == SenderState.SYN_SENT:
             return min(first, self._syn_deadline)
         if st != SenderState.FIN_WAIT_2:
-            due = self.recovery.next_deadline()
-            if due is not None and due < first:
-                first = due
-            due = self.flow.next_deadline()
+            due = self.transfer.next_deadline()
             if due is not None and due < first:
                 first = due
         return first
@@ -639,11 +492,9 @@ class SenderCore:
             return
         if st == SenderState.FIN_WAIT_2:
             return
-        self.recovery.on_timer(now, self.snd_una, self.snd_nxt, self._answered_probe)
-        self._recovery_news(now)
-        if self.state in FINAL_STATES:
-            return
-        self.flow.on_timer(now)
+        reason = self.transfer.on_timer(now, self.last_heard)
+        if reason:
+            self.abort(now, reason)
 
     def _syn_timeout(self, now: float) -> None:
         self._syn_rexmits += 1
@@ -656,6 +507,3 @@ class SenderCore:
         if self.trace:
             self._event(now, "timeout", rto=self.recovery.rto(), n=1)
         self._send_syn(now)
-
-    def _answered_probe(self, rec: Outstanding) -> bool:
-        return self.flow.answered(rec, self.last_heard)
