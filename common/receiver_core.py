@@ -6,12 +6,9 @@ leave what to do in two lists the network thread drains: ``outbox``
 writer reports what it wrote with ``on_written`` and the end-to-end check with
 ``on_verified``.
 
-Flow control: the receive buffer holds ``capacity`` bytes, counting both the
-bytes handed to the writer and not yet written and the out-of-order store.
-The advertised window is what is free of it, measured from ``rcv_nxt``; its
-right edge never moves left (RFC 9293 §3.8.6.2.2), so the out-of-order store
-never holds anything outside the window.  A slow disk shrinks the window to
-zero; once the writer frees room again a window update goes out.
+What arrived past a hole is :mod:`common.reassembly`'s; the buffer and the
+window advertised are :mod:`common.rcv_window`'s (a slow disk shrinks the
+window to zero; once the writer frees room again a window update goes out).
 """
 
 from __future__ import annotations
@@ -19,26 +16,18 @@ from __future__ import annotations
 from enum import Enum
 from typing import NamedTuple
 
+from .rcv_window import ReceiveWindow
 from .reassembly import Reassembly
 from .rtt import RttEstimator
 from .segment import ACK, FIN, RST, SYN, Segment
 from .seq import unwrap, wrap
 
 DEFAULT_CAPACITY = 4 << 20
-MAX_WINDOW_FIELD = 0xFFFF
 #: With ack_per_burst, at least every this many out-of-order arrivals (or
 #: gap fills, or duplicates) get an ACK at once (see _ack_soon).
 ACK_EVERY = 8
 #: FIN resends in LAST_ACK before the receiver stops waiting for the final ACK.
 LAST_ACK_RETRIES = 3
-
-
-def window_shift(capacity: int) -> int:
-    """The smallest window-scale shift that lets ``capacity`` be advertised."""
-    shift = 0
-    while (capacity >> shift) > MAX_WINDOW_FIELD and shift < 14:
-        shift += 1
-    return shift
 
 
 class ReceiverState(Enum):
@@ -102,7 +91,7 @@ class ReceiverCore:
         self.isn = isn & 0xFFFFFFFF
         self.mode = mode
         self.mss = mss
-        self.capacity = capacity
+        self.rwnd = ReceiveWindow(capacity, mss)  # the buffer and the window advertised
         self.size_limit = size_limit
         self.rtt = rtt or RttEstimator()
         self.retries = retries
@@ -122,13 +111,8 @@ class ReceiverCore:
         self.digest: bytes | None = None  # the sender's SHA-256, from its FIN
         self.fin_off: int | None = None
         self._early_fin: tuple[int, bytes | None] | None = None  # a FIN past a hole
-        self.rcv_wscale = 0  # the shift we apply to what we advertise
         self.sack_ok = False
         self.rcv_nxt = 0  # stream offset
-        self.right_edge = 0
-        self._sws_step = min(mss, capacity // 2)
-        self.unwritten = 0
-        self.last_window = 0  # bytes, as last advertised
         self.reassembly = Reassembly()  # what arrived past a hole: pieces, SACK blocks
         self.ack_pending = False
         self._dsack: tuple[int, int] | None = None  # a duplicate to report (RFC 2883)
@@ -158,6 +142,27 @@ class ReceiverCore:
         return ReceiverView(self.state, self.base, self.rcv_nxt, self.file_size)
 
     @property
+    def capacity(self) -> int:
+        return self.rwnd.capacity
+
+    @property
+    def unwritten(self) -> int:
+        """Bytes delivered to the writer and not yet written."""
+        return self.rwnd.unwritten
+
+    @property
+    def right_edge(self) -> int:
+        return self.rwnd.right_edge
+
+    @property
+    def last_window(self) -> int:
+        return self.rwnd.last_window
+
+    @property
+    def rcv_wscale(self) -> int:
+        return self.rwnd.wscale
+
+    @property
     def ooo(self) -> dict[int, bytes]:
         """The pieces held out of order, by offset (read them, never change them)."""
         return self.reassembly.pieces
@@ -167,26 +172,15 @@ class ReceiverCore:
         """Bytes held out of order."""
         return self.reassembly.held.covered
 
-    def _window(self) -> int:
-        # Receiver SWS avoidance (RFC 1122 §4.2.3.3): the right edge moves only
-        # by at least min(MSS, buffer / 2), so the sender is never offered a
-        # sliver it could fill with a tiny segment; the window then reads 0.
-        edge = self.rcv_nxt + self.capacity - self.unwritten
-        if edge - self.right_edge >= self._sws_step:
-            self.right_edge = edge
-        return self.right_edge - self.rcv_nxt
-
     def _ack_no(self) -> int:
         off = self.rcv_nxt + (1 if self.state in (ReceiverState.LAST_ACK, ReceiverState.DONE)
                               else 0)
         return wrap(off, self.base)
 
     def make_ack(self, now: float, flags: int = ACK) -> Segment:
-        win = self._window()
-        field = min(win >> self.rcv_wscale, MAX_WINDOW_FIELD)
-        if field == 0 and self.last_window:
+        field, closes = self.rwnd.advertise(self.rcv_nxt)
+        if closes:
             self.stats.zero_windows += 1
-        self.last_window = field << self.rcv_wscale
         sack = ()
         if self.sack_ok:
             sack = self.reassembly.sack_blocks(self.base) if self.reassembly.pieces else ()
@@ -200,7 +194,7 @@ class ReceiverCore:
         self.reassembly.fresh = 0
         self.stats.acks_sent += 1
         if self.trace:
-            self._event(now, "rwnd", win=self.last_window, queue=self.unwritten,
+            self._event(now, "rwnd", win=self.rwnd.last_window, queue=self.rwnd.unwritten,
                         ooo=self.ooo_bytes)
         seq_off = 1 if self.state in (ReceiverState.LAST_ACK, ReceiverState.DONE) else 0
         return Segment(
@@ -256,7 +250,7 @@ class ReceiverCore:
         end = off + len(seg.payload)
         if self.file_size is not None and end > self.file_size:
             return False
-        if end > rcv_nxt + self._window():
+        if end > rcv_nxt + self.rwnd.size(rcv_nxt):
             return False
         if off == rcv_nxt:
             return not self.reassembly.pieces
@@ -315,26 +309,18 @@ class ReceiverCore:
         self.file_size = seg.file_size
         self.last_heard = now
         self.src_port, self.dst_port = self.src_port or seg.dst_port, self.dst_port or seg.src_port
-        if seg.wscale is not None:
-            self.rcv_wscale = window_shift(self.capacity)
-        else:
-            self.rcv_wscale = 0
-            self.capacity = min(self.capacity, MAX_WINDOW_FIELD)
+        window = self.rwnd.on_syn(seg.wscale is not None)
         self.sack_ok = self.mode == "sr" and seg.sack_permitted
-        self.right_edge = self.capacity
-        self._sws_step = min(self.mss, self.capacity // 2)
         self._set_state(ReceiverState.SYN_RECEIVED, now)
         if (self.size_limit is not None and seg.file_size is not None
                 and seg.file_size > self.size_limit):
             self.abort(now, f"the file ({seg.file_size} bytes) is larger than this receiver "
                             f"accepts ({self.size_limit} bytes free or allowed)")
             return
-        window = min(self.capacity, MAX_WINDOW_FIELD)
-        self.last_window = window
         self._synack = Segment(
             seq=self.isn, ack=self.base, flags=SYN | ACK, window=window,
             src_port=self.src_port, dst_port=self.dst_port, mss=self.mss,
-            wscale=self.rcv_wscale if seg.wscale is not None else None,
+            wscale=self.rwnd.wscale if seg.wscale is not None else None,
             sack_permitted=self.sack_ok,
         )
         self._synack_at = now
@@ -343,7 +329,7 @@ class ReceiverCore:
     def _on_rst(self, seg: Segment, now: float) -> None:
         # RFC 5961 §3: only an RST inside the receive window is taken.
         off = unwrap(seg.seq, self.base, self.rcv_nxt)
-        win = self.right_edge - self.rcv_nxt  # as advertised: not moved on here
+        win = self.rwnd.right_edge - self.rcv_nxt  # as advertised: not moved on here
         if off == self.rcv_nxt or self.rcv_nxt <= off < self.rcv_nxt + win:
             why = bytes(seg.payload[:200]).decode("ascii", "replace").strip()
             self.abort(now, "the sender reset the connection" + (f": {why}" if why else ""),
@@ -367,7 +353,7 @@ class ReceiverCore:
             self._dsack = (off, end)
             self._ack_soon(now)
             return
-        edge = rcv_nxt + self._window()
+        edge = rcv_nxt + self.rwnd.size(rcv_nxt)
         if self.file_size is not None and end > self.file_size:
             edge = min(edge, self.file_size)
         if off >= edge:
@@ -425,7 +411,7 @@ class ReceiverCore:
         n = len(data)
         self.deliver.append(data)
         self.rcv_nxt += n
-        self.unwritten += n
+        self.rwnd.unwritten += n
         self.stats.bytes_delivered += n
 
     def _on_fin(self, seg: Segment, now: float) -> None:
@@ -435,7 +421,7 @@ class ReceiverCore:
                 # Data is missing before it: keep it (like out-of-order data) so
                 # that the hole's repair ends the transfer without waiting for
                 # the FIN to come again; say what we have.
-                if self.rcv_nxt < fin_off <= self.right_edge:
+                if self.rcv_nxt < fin_off <= self.rwnd.right_edge:
                     self._early_fin = (fin_off, seg.digest)
                 self._ack_now(now)
                 return
@@ -463,14 +449,7 @@ class ReceiverCore:
     # ----------------------------------------------------------- writer side
     def on_written(self, n: int, now: float) -> None:
         """The writer wrote ``n`` bytes; room opens in the buffer."""
-        before = self.last_window
-        self.unwritten -= n
-        if self.state != ReceiverState.ESTABLISHED:
-            return
-        win = self._window()
-        # Receiver SWS avoidance (RFC 9293 §3.8.6.2.2): tell the sender once
-        # the window has opened by a full segment or half the buffer.
-        if before < self.mss and win - before >= min(self.mss, self.capacity // 2):
+        if self.rwnd.written(n, self.rcv_nxt, self.state == ReceiverState.ESTABLISHED):
             self.stats.window_updates += 1
             self._ack_now(now)
 
@@ -489,7 +468,7 @@ class ReceiverCore:
     def _fin_segment(self, now: float) -> Segment:
         return Segment(
             seq=(self.isn + 1) & 0xFFFFFFFF, ack=self._ack_no(), flags=FIN | ACK,
-            window=self.last_window >> self.rcv_wscale, src_port=self.src_port,
+            window=self.rwnd.last_window >> self.rwnd.wscale, src_port=self.src_port,
             dst_port=self.dst_port,
         )
 

@@ -13,7 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from common.receiver_core import ReceiverCore, ReceiverState, window_shift
+from common.rcv_window import window_shift
+from common.receiver_core import ReceiverCore, ReceiverState
 from common.rtt import RttEstimator
 from common.segment import ACK, FIN, RST, SYN, Segment, decode, encode
 
