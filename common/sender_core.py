@@ -309,12 +309,13 @@ class SenderCore:
         itself (:meth:`data_header_fields`) saves making one object per
         segment."""
         out: list[tuple[Segment | None, Outstanding | None]] = []
+        t = self.transfer
+        t.pacer.deadline = None  # set again if pacing holds new data back
         if self.outbox:
             out.extend((seg, None) for seg in self.outbox)
             self.outbox.clear()
         if self.state in FINAL_STATES:
             return out
-        t = self.transfer
         if t.recovery.rexmit:
             for rec in t.recovery.take_resends(now, t.snd_una):
                 out.append((self.segment_for(rec) if segments or rec.fin else None, rec))

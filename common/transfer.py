@@ -77,9 +77,9 @@ class Transfer:
     def take_new(self, now: float, max_new: int) -> list[Outstanding]:
         """New data from the queue, each chunk one record, as far as the
         windows and the pacer allow (at most ``max_new``); or a zero-window
-        probe when the persist timer fired."""
+        probe when the persist timer fired.  (The caller clears the pacer's
+        deadline first: it is set again if pacing holds data back.)"""
         chunks = self.queue.chunks
-        self.pacer.deadline = None  # set again if pacing holds data back
         if not chunks or max_new <= 0:
             return []
         right_edge = self.flow.right_edge
