@@ -58,6 +58,8 @@ class SenderState(Enum):
 
 #: States in which the connection is over, one way or the other.
 FINAL_STATES = (SenderState.DONE, SenderState.ABORTED)
+#: States in which the connection is established (data, then the FIN, may go).
+OPEN_STATES = (SenderState.ESTABLISHED, SenderState.FIN_WAIT_1)
 
 
 class SenderView(NamedTuple):
@@ -125,6 +127,7 @@ class SenderCore:
         self._syn_rexmits = 0
         self._tw_deadline: float | None = None
         self._fin_record: Outstanding | None = None
+        self._open = False  # wants_data(): established, no FIN sent yet
         self.digest: bytes | None = None
         self.last_heard = 0.0
 
@@ -135,6 +138,8 @@ class SenderCore:
     def _set_state(self, new: SenderState, now: float) -> None:
         self._event(now, "state", old=self.state.value, new=new.value)  # always: rare
         self.state = new
+        # (every change of _fin_record comes with a change of state)
+        self._open = new in OPEN_STATES and self._fin_record is None
 
     def abort(self, now: float, reason: str) -> None:
         """Give up the connection: an RST to the peer, and ``error`` says why."""
@@ -235,7 +240,7 @@ class SenderCore:
 
     @property
     def established(self) -> bool:
-        return self.state in (SenderState.ESTABLISHED, SenderState.FIN_WAIT_1)
+        return self.state in OPEN_STATES
 
     @property
     def syns_sent(self) -> int:
@@ -291,11 +296,12 @@ class SenderCore:
         self.queue.finish(digest)
 
     def wants_data(self) -> bool:
-        return self.established and self._fin_record is None
+        """Whether data may still go: established, and no FIN sent yet."""
+        return self._open
 
     def room(self) -> int:
         """New bytes the windows let us send now (Transfer.room)."""
-        return self.transfer.room() if self.wants_data() else 0
+        return self.transfer.room() if self._open else 0
 
     def take(self, now: float, max_new: int = 64,
              segments: bool = True) -> list[tuple[Segment | None, Outstanding | None]]:
@@ -319,7 +325,7 @@ class SenderCore:
         if t.recovery.rexmit:
             for rec in t.recovery.take_resends(now, t.snd_una):
                 out.append((self.segment_for(rec) if segments or rec.fin else None, rec))
-        if not self.wants_data():
+        if not self._open:
             return out
         fresh = t.take_new(now, max_new)
         if fresh:
@@ -338,7 +344,7 @@ class SenderCore:
             t.register([rec])
             self._set_state(SenderState.FIN_WAIT_1, now)
             out.append((self.segment_for(rec), rec))
-        t.after_take(now, bool(out), self.wants_data())
+        t.after_take(now, bool(out), self._open)
         return out
 
     @property
@@ -385,7 +391,7 @@ class SenderCore:
         self.last_heard = now
         self.stats.acks_received += 1
         if ack_off >= t.snd_una:
-            t.on_ack(seg, ack_off, self.base, now, self.wants_data())
+            t.on_ack(seg, ack_off, self.base, now, self._open)
             fin = self._fin_record
             if fin is not None and ack_off >= fin.end:
                 self._fin_acked(now)

@@ -243,7 +243,8 @@ class Transfer:
     def next_deadline(self) -> float | None:
         """The earliest of the retransmission, RACK, TLP and persist timers."""
         first = self.recovery.next_deadline()
-        due = self.flow.next_deadline()
+        flow = self.flow
+        due = None if flow.probe_due else flow.probe_deadline  # (flow.next_deadline)
         if due is not None and (first is None or due < first):
             return due
         return first
