@@ -18,7 +18,11 @@ from .seq import unwrap
 
 
 class Outstanding:
-    """One segment sent and not yet cumulatively acknowledged."""
+    """One segment sent and not yet cumulatively acknowledged.
+
+    ``off``, ``end``, ``payload``, ``residue`` and ``fin`` never change once
+    it is made: the sending program reads them outside the lock to build the
+    datagram.  Everything else is the core's, read and written under it."""
 
     __slots__ = ("off", "end", "payload", "residue", "fin", "sent_at", "rexmits", "probe",
                  "queued", "lost", "sacked", "why", "sent_why")
