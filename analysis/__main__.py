@@ -5,6 +5,10 @@ stcp-send, stcp-recv and stcp-link write.
     stcp-analyze RUN_DIR --html [--out FILE]
     stcp-analyze TRACE --pcap OUT.pcap
 
+Thread traces (``--thread-trace``, ``*.threads.json``) given or found in a
+run directory add a contention table per trace (in ``--json`` too) and a
+timeline PNG of every thread, and a thread panel to the HTML report.
+
 Exit status: 0 when every trace was read; 2 when a trace is missing,
 unreadable or garbled (the others are still analysed) or the arguments are
 wrong; 1 when an output cannot be written (or bokeh, which draws the
@@ -21,7 +25,7 @@ import os
 import sys
 from pathlib import Path
 
-from .rundir import find_traces, load_run
+from .rundir import find_thread_traces, find_traces, load_run
 from .summary import summarize
 from .text import format_summary
 
@@ -63,9 +67,10 @@ def _parser() -> argparse.ArgumentParser:
                     "an interactive HTML report of a run directory (--html); a pcap made "
                     "from a trace (--pcap).  Every figure is defined in docs/MEASURES.md.")
     p.add_argument("traces", nargs="+", metavar="TRACE", type=Path,
-                   help="trace files (JSON lines, optionally .gz), or run directories "
-                        "(their *.trace.jsonl files); the role comes from each file's "
-                        "meta line")
+                   help="trace files (JSON lines, optionally .gz), thread traces "
+                        "(*.threads.json, from --thread-trace), or run directories (their "
+                        "*.trace.jsonl and *.threads.json files); the role comes from each "
+                        "file's meta line")
     p.add_argument("--out", "-o", type=Path, default=None, metavar="PATH",
                    help="directory for the PNG plots (default: RUN_DIR/plots for a run "
                         "directory, else the current directory); with --html, the report "
@@ -82,19 +87,26 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _expand(paths: list[Path]) -> tuple[list[Path], Path | None, list[str]]:
-    """Trace files, the run directory (the first directory given), errors."""
-    files, run_dir, errors = [], None, []
+def _expand(paths: list[Path]) -> tuple[list[Path], list[Path], Path | None, list[str]]:
+    """Trace files, thread-trace files, the run directory (the first
+    directory given), errors."""
+    from .threads import is_thread_trace
+
+    files, threads, run_dir, errors = [], [], None, []
     for p in paths:
         if p.is_dir():
-            found = find_traces(p)
-            if not found:
-                errors.append(f"{p}: no *.trace.jsonl files in this directory")
+            found, found_threads = find_traces(p), find_thread_traces(p)
+            if not found and not found_threads:
+                errors.append(f"{p}: no *.trace.jsonl or *.threads.json files in this "
+                              "directory")
             run_dir = run_dir or p
             files += found
+            threads += found_threads
+        elif is_thread_trace(p):
+            threads.append(p)
         else:
             files.append(p)
-    return files, run_dir, errors
+    return files, threads, run_dir, errors
 
 
 def _err(msg: str) -> None:
@@ -125,8 +137,8 @@ def _main(argv) -> int:
         return 2
     if args.pcap is not None:
         return _to_pcap(args)
-    files, run_dir, errors = _expand(args.traces)
-    run = load_run(files, run_dir)
+    files, thread_files, run_dir, errors = _expand(args.traces)
+    run = load_run(files, run_dir, thread_files)
     status = 2 if errors or run.errors else 0
     for e in errors + run.errors:
         _err(e)
@@ -135,7 +147,7 @@ def _main(argv) -> int:
             _err(f"{tr.path}: {w}")
     if args.html:
         return _html(args, run, run_dir, status)
-    if not run.traces:
+    if not run.traces and not run.threads:
         return status or 2
     return _summaries(args, run, run_dir, status)
 
@@ -167,10 +179,35 @@ def _summaries(args, run, run_dir, status) -> int:
                 print(f"  plot: {f}", file=stream)
             for n in notes:
                 print(f"  plot {n}", file=stream)
+    _threads(args, run, out, summaries)
     if args.json:
         print(json.dumps(summaries, indent=2))
     sys.stdout.flush()
     return status
+
+
+def _threads(args, run, out, summaries) -> None:
+    """The thread traces' contention tables and their timeline PNG."""
+    if not run.threads:
+        return
+    from .contention import contention, format_contention
+
+    for tt in run.threads:
+        c = contention(tt)
+        if args.json:
+            summaries.append(c)
+        else:
+            print("\n" + format_contention(c))
+    if not args.no_plots:
+        from .png_threads import make_thread_plot
+
+        written, notes = make_thread_plot(run.threads, out, run.zero,
+                                          run.zero_what or "the first event")
+        stream = sys.stderr if args.json else sys.stdout
+        for f in written:
+            print(f"  plot: {f}", file=stream)
+        for n in notes:
+            print(f"  plot {n}", file=stream)
 
 
 def _link_rate(run) -> float | None:
@@ -184,7 +221,7 @@ def _link_rate(run) -> float | None:
 
 
 def _html(args, run, run_dir, status) -> int:
-    if not run.traces:
+    if not run.traces and not run.threads:
         _err("no trace to report on")
         return status or 2
     try:

@@ -30,6 +30,8 @@ from .derive import Derived, derive, zero_of
 from .load import Trace, TraceError, load_trace
 
 TRACE_PATTERNS = ("*.trace.jsonl", "*.trace.jsonl.gz", "*.trace")
+#: The thread traces (--thread-trace) a run directory may hold.
+THREAD_PATTERN = "*.threads.json"
 
 
 def find_traces(run_dir: Path) -> list[Path]:
@@ -38,6 +40,11 @@ def find_traces(run_dir: Path) -> list[Path]:
     for pat in TRACE_PATTERNS:
         found.update(p for p in run_dir.glob(pat) if p.is_file())
     return sorted(found)
+
+
+def find_thread_traces(run_dir: Path) -> list[Path]:
+    """The thread traces of a run directory, sorted by name."""
+    return sorted(p for p in run_dir.glob(THREAD_PATTERN) if p.is_file())
 
 
 @dataclass
@@ -49,6 +56,7 @@ class Run:
     zero_what: str = ""
     errors: list[str] = field(default_factory=list)
     info: dict = field(default_factory=dict)  # run.json, when present
+    threads: list = field(default_factory=list)  # thread traces (analysis.threads)
 
     def of(self, role: str) -> list[tuple[Trace, Derived]]:
         return [(t, d) for t, d in zip(self.traces, self.derived, strict=True)
@@ -85,21 +93,39 @@ def align(traces: list[Trace]) -> tuple[list[Derived], float, str]:
     return derived, zero, what
 
 
-def load_run(paths: list[Path], run_dir: Path | None = None) -> Run:
-    """Load traces (errors collected, not raised) and align them."""
-    traces, errors = [], []
+def load_run(paths: list[Path], run_dir: Path | None = None,
+             thread_paths: list[Path] = ()) -> Run:
+    """Load traces and thread traces (errors collected, not raised) and
+    align them."""
+    from .threads import load_thread_trace
+
+    traces, errors, threads = [], [], []
     for p in paths:
         try:
             traces.append(load_trace(p))
         except TraceError as e:
             errors.append(str(e))
+    for p in thread_paths:
+        try:
+            threads.append(load_thread_trace(p))
+        except TraceError as e:
+            errors.append(str(e))
     order = {"sender": 0, "receiver": 1, "emulator": 2}
     traces.sort(key=lambda t: order.get(t.role, 3))  # stable: names stay in order
+    threads.sort(key=lambda t: order.get(t.role, 3))
     derived, zero, what = align(traces)
-    run = Run(traces, derived, run_dir, zero, what, errors)
+    run = Run(traces, derived, run_dir, zero, what, errors, threads=threads)
+    if not traces and threads:  # thread traces alone: their first event is zero
+        run.zero = min(s for tt in threads for s in _starts(tt))
+        run.zero_what = "the first event of the thread traces"
     if run_dir is not None:
         run.info = read_info(run_dir, errors)
     return run
+
+
+def _starts(tt):
+    return [r[2] for r in tt.holds + tt.lock_waits + tt.syscalls] + \
+        [r[3] for r in tt.cond_waits] or [0.0]
 
 
 def read_info(run_dir: Path, errors: list[str]) -> dict:

@@ -24,7 +24,8 @@ from pathlib import Path
 
 from ..rundir import Run, command_lines, verdict
 from ..series import x_end
-from . import panels, panels_more
+from ..threads import trace_span
+from . import panel_threads, panels, panels_more
 from .decimate import MARKS_KEPT, PANEL_POINTS, SERIES_POINTS
 from .table import definitions_html, summary_table
 
@@ -98,9 +99,13 @@ class Context:
 
         self.zero = run.zero
         self.bin_s = bin_s
-        ends = [x_end(t) - run.zero for t in run.traces] or [1.0]
+        ends = [x_end(t) - run.zero for t in run.traces]
         firsts = [c.t[0] for t in run.traces for c in (t["send"], t["recv"]) if len(c)]
         starts = [min(0.0, min(firsts) - run.zero)] if firsts else [0.0]
+        for span in filter(None, map(trace_span, run.threads)):  # thread traces too
+            starts.append(span[0] - run.zero)
+            ends.append(span[1] - run.zero)
+        ends = ends or [1.0]
         lo, hi = min(starts), max(ends)
         pad = (hi - lo) * 0.02 or 0.01
         self.x_range = Range1d(lo - pad, hi + pad)
@@ -150,6 +155,7 @@ def build_panels(run: Run, ctx: Context) -> tuple[list, list[str]]:
         add(panels_more.receiver_buffers(ctx, tr, f"-{i + 1}" if len(recvs) > 1 else ""))
     if senders:
         add(panels_more.goodput(ctx, senders, _link_rate(run)))
+    add(panel_threads.threads_panel(ctx, run.threads))
     return figs, notes
 
 
@@ -204,6 +210,7 @@ def render(run: Run, bin_s: float | None = None) -> str:
                 f"{divs[pid]}</section>" for pid, title, _ in figs]
     body = [_header(run), "<h2>Summary</h2>", summary_table(run), definitions_html(),
             _notes(notes, run.errors), "\n".join(sections),
+            panel_threads.contention_html(run.threads),
             f'<p class="src" id="render-status">panels not rendered yet ({len(figs)} '
             "expected)</p>", '<pre id="js-errors"></pre>']
     title = html.escape(f"simplex-tcp run {run.dir.name if run.dir else ''}".strip())
