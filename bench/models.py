@@ -6,6 +6,8 @@ independent segment loss p.  All rates in payload bytes per second.
 - selective repeat:     (1 - p) * B        every loss costs just its own resend
 - Go-Back-N:            (1 - p) / (1 + (N - 1) p) * B, N = W / MSS segments in
                         the window: every loss also resends the N - 1 behind it
+- congestion control:   MSS / RTT * sqrt(3/2) / sqrt(p) (Mathis et al., 1997):
+                        an AIMD window halved once per loss settles there
 """
 
 from __future__ import annotations
@@ -40,3 +42,12 @@ def model(mode: str, p: float, window: int, rtt: float, ceiling: float) -> float
     if mode == "sr":
         return selective_repeat(p, window, rtt, ceiling)
     return go_back_n(p, window, rtt, ceiling)
+
+
+def mathis(p: float, rtt: float, mss: int = MSS, ceiling: float | None = None) -> float:
+    """Congestion-controlled (Reno-style AIMD) throughput under random loss p
+    (Mathis et al., 1997): MSS / RTT * sqrt(3/2) / sqrt(p), at most ``ceiling``."""
+    if p <= 0:
+        return float("inf") if ceiling is None else ceiling
+    rate = mss / rtt * (1.5 ** 0.5) / p ** 0.5
+    return rate if ceiling is None else min(rate, ceiling)
