@@ -83,6 +83,17 @@ def _line(ev: tuple, head: str) -> str:
     raise ValueError(f"unknown thread-trace event {kind!r}")
 
 
+def _copy(events) -> list:
+    """The ring's events; a thread still running (one that was never joined,
+    after a failure) may append meanwhile: try again, then take what is safe."""
+    for _ in range(5):
+        try:
+            return list(events)
+        except RuntimeError:  # deque mutated during iteration
+            continue
+    return [events[i] for i in range(len(events) - 1)]
+
+
 def write_chrome(f, rec) -> int:
     """Write ``rec``'s buffers to the open text file ``f``; the event count."""
     pid = os.getpid()
@@ -93,7 +104,7 @@ def write_chrome(f, rec) -> int:
     for order, buf in enumerate(list(rec.buffers)):
         if buf.pending is not None:
             buf.settle(None)  # the program ended inside a wait loop
-        events = list(buf.events)
+        events = _copy(buf.events)
         head = f'"pid":{pid},"tid":{buf.tid}'
         out.append(f'{{"name":"thread_name","ph":"M",{head},"args":{{"name":{_q(buf.name)}}}}}')
         out.append(f'{{"name":"thread_sort_index","ph":"M",{head},'
