@@ -47,6 +47,17 @@ program's exit path, so also after SIGINT or a failure).
 Times are ``time.monotonic_ns()``, the clock of the programs' JSON-lines
 traces, so the two line up; in the file, ``ts`` and ``dur`` are
 microseconds of that clock.
+
+How a program uses it (``sender/``, ``receiver/``; a server the same way):
+``__main__`` calls ``runtime.progutil.open_thread_trace`` before it builds
+anything (that enables recording and writes the file when the program
+ends); every lock, condition and queue comes from :func:`lock`,
+:func:`condition` and :func:`queue`, named as a reader should see it (a
+server names each connection's: ``EndpointBase(lock_name=...)``); a
+system call a thread makes outside a socket goes through :func:`syscall`;
+and ``runtime.threadhooks.attach(endpoint)`` adds the socket, the core's
+counters and the retransmission marks.  Threads are named
+(``threading.Thread(name=...)``): the name is the track's.
 """
 
 from __future__ import annotations
