@@ -97,7 +97,7 @@ def _expand(paths: list[Path]) -> tuple[list[Path], list[Path], Path | None, lis
         if p.is_dir():
             found, found_threads = find_traces(p), find_thread_traces(p)
             if not found and not found_threads:
-                errors.append(f"{p}: no *.trace.jsonl or *.threads.json files in this "
+                errors.append(f"{p}: no *.trace.jsonl files (nor *.threads.json) in this "
                               "directory")
             run_dir = run_dir or p
             files += found

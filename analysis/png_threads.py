@@ -6,9 +6,11 @@ Three panels, one x-axis each (seconds since the run's time zero):
 1. the whole run: for each thread, the share of each time bin it spent in
    each state (analysis/threads.py defines the states), stacked in its row;
 2. a close-up, drawn exactly, one bar per state change: around the longest
-   wait for a lock (or, with none, the longest condition wait that ended in
-   work), with that wait named; retransmissions, RTO firings, zero windows
-   and probes are marked on the row of the thread that saw them;
+   wait for a lock (with none, from 10 ms before the first zero window to
+   40 ms after it; with none, around the longest condition wait of a worker
+   that ended in work), with what it shows named; retransmissions, RTO
+   firings, zero windows and probes are marked on the row of the thread
+   that saw them;
 3. the counters over the close-up: the sender's bytes in flight under its
    window limit, the receiver's writer queue and advertised window.
 """
@@ -82,7 +84,10 @@ def _whole(ax, rows: Rows) -> None:
 
 
 def _focus(rows: Rows) -> tuple[float, float, str]:
-    """The close-up's window (absolute times) and what it is centred on."""
+    """The close-up's window (absolute times) and what it is centred on: the
+    longest wait for a lock; with none, the first zero window; with none,
+    the longest condition wait of a worker that ended in work (not one that
+    spans the run, as the main thread's)."""
     best = None
     for label, tt, tid, _ in rows.rows:
         for lock, t, s, e, holder, _after in tt.lock_waits:
@@ -90,11 +95,19 @@ def _focus(rows: Rows) -> tuple[float, float, str]:
                 best = (s, e, f"{label} waited {1000 * (e - s):.3f} ms for {lock}, "
                               f"held by {holder}")
     if best is None:
+        zeros = [(t, label) for label, tt, tid, _ in rows.rows for name, th, t, _a
+                 in tt.instants if th == tid and name == "zero window"]
+        if zeros:
+            t, label = min(zeros)
+            return (max(rows.lo, t - 0.010), min(rows.hi, t + 0.040),
+                    f"no thread waited for a lock; the first zero window ({label})")
+    if best is None:
+        limit = (rows.hi - rows.lo) / 4
         for label, tt, tid, _ in rows.rows:
             for cond, _lock, t, s, e, outcome, _p in tt.cond_waits:
-                if t == tid and outcome == "notified" and (
+                if t == tid and outcome == "notified" and e - s < limit and (
                         best is None or e - s > best[1] - best[0]):
-                    best = (s, e, f"no thread ever waited for a lock; {label} waited "
+                    best = (s, e, f"no thread waited for a lock; {label} waited "
                                   f"{1000 * (e - s):.3f} ms on {cond}, then worked")
     if best is None:
         mid = (rows.lo + rows.hi) / 2

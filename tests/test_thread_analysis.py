@@ -189,3 +189,30 @@ def test_a_garbled_thread_trace_is_one_line_and_exit_2(tmp_path, content):
     r = analyze(p, "--no-plots")
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert r.stderr.count("\n") == 1 and "bad.threads.json" in r.stderr
+
+
+def test_the_thread_panel_renders_in_a_browser(trace_file, tmp_path):
+    """The page with only a thread trace, in headless chromium: the panel is
+    drawn and no script fails (skipped where no chromium is installed)."""
+    import os
+    import re
+    import shutil
+
+    pytest.importorskip("bokeh")
+    browser = next((shutil.which(b) for b in ("chromium", "chromium-browser", "google-chrome")
+                    if shutil.which(b)), None)
+    if browser is None:
+        pytest.skip("no chromium on this machine")
+    d = trace_file.parent
+    assert analyze(d, "--html").returncode == 0
+    profile = tmp_path / "profile"
+    profile.mkdir()
+    res = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu",
+                          "--no-first-run", "--virtual-time-budget=15000",
+                          f"--user-data-dir={profile}", "--dump-dom",
+                          (d / "report.html").as_uri()], capture_output=True, text=True,
+                         timeout=120, env=dict(os.environ, HOME=str(tmp_path)))
+    dom = res.stdout
+    m = re.search(r'id="js-errors">([^<]*)<', dom)
+    assert m is not None and m.group(1).strip() == "", m and m.group(1)
+    assert "rendered 1 of 1 panels" in dom, re.search(r'render-status"[^<]*<', dom)
