@@ -28,7 +28,6 @@ from pathlib import Path
 
 PAGE = Path(__file__).resolve().parents[1] / "docs" / "LABS.md"
 _MARK = re.compile(r"<!--\s*lab:\s*([a-z0-9-]+)\s*(;[^>]*)?-->")
-_BLOCK = re.compile(r"```sh\n(.*?)```\s*$", re.S)
 PROGRAMS = {"./run_pair.sh": "run_pair", "stcp-experiment": "experiment",
             ".venv/bin/stcp-experiment": "experiment"}
 
@@ -55,11 +54,16 @@ def read(page: Path = PAGE) -> dict[str, Lab]:
     labs: dict[str, Lab] = {}
     for m in _MARK.finditer(text):
         name = m.group(1)
-        block = _BLOCK.search(text[:m.start()].rstrip() + "\n")
-        if block is None:
-            raise LabError(f"{page}: lab {name} has no ```sh block before its marker")
-        command = block.group(1).replace("\\\n", " ").strip()
-        words = shlex.split(command)
+        before = text[:m.start()].rstrip()
+        start = before.rfind("```sh\n")
+        if start < 0 or not before.endswith("```") or before.find("```", start + 6) != \
+                len(before) - 3:
+            raise LabError(f"{page}: lab {name} has no ```sh block just before its marker")
+        command = before[start + 6:-3].replace("\\\n", " ").strip()
+        try:
+            words = shlex.split(command)
+        except ValueError as exc:
+            raise LabError(f"{page}: lab {name}'s command cannot be read: {exc}") from None
         if not words or words[0] not in PROGRAMS:
             raise LabError(f"{page}: lab {name}'s command starts with "
                            f"{words[0] if words else 'nothing'!r}, not one of "
