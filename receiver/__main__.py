@@ -62,7 +62,10 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--ready-file", metavar="FILE",
                    help="once bound, write the actual port there as JSON (for scripts)")
     pu.add_common_options(p, "sender", "LISTEN_PORT")
-    p.add_argument("--test-write-delay", type=float, default=0.0, help=argparse.SUPPRESS)
+    p.add_argument("--write-delay", "--test-write-delay", dest="write_delay",
+                   type=pu.nonneg_float, default=0.0, metavar="SECONDS",
+                   help="a slow disk, for flow-control experiments: the writer waits this "
+                        "long per segment before each write (default 0)")
     p.add_argument("--test-fail-write-after", type=int, default=None, help=argparse.SUPPRESS)
     return p
 
@@ -99,7 +102,7 @@ def _main(argv) -> int:
         mode=args.mode, mss=args.mss, capacity=args.buffer, min_rto=args.min_rto,
         max_rto=args.max_rto, retries=args.retries, give_up=args.give_up,
         listen_timeout=args.listen_timeout, max_size=args.max_size,
-        keep_partial=args.keep_partial, write_delay=args.test_write_delay,
+        keep_partial=args.keep_partial, write_delay=args.write_delay,
         fail_after=args.test_fail_write_after,
     )
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -135,6 +138,7 @@ def _run(cfg: ReceiverConfig, args, sock, isn: int) -> int:
     with ExitStack() as stack:
         tracer, pcap = pu.open_outputs(stack, args, local=("127.0.0.2", sock.getsockname()[1]),
                                        remote=("127.0.0.1", cfg.ack_to[1]))
+        pu.open_thread_trace(stack, args, "receiver")
         receiver = Receiver(cfg, sock, isn, tracer, pcap)
         pu.install_signal_handlers(stack)
         progress = None

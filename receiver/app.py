@@ -40,7 +40,8 @@ from common.seq import unwrap
 from receiver.disk import (
     free_space,
 )
-from receiver.writer import FINISH, Writer
+from receiver.writer import FINISH, Writer, queued_size
+from runtime import threadhooks, threadtrace
 from runtime.endpoint import EndpointBase
 from runtime.pcap import PcapWriter
 from runtime.progutil import debug_enabled
@@ -71,7 +72,7 @@ class ReceiverConfig:
     listen_timeout: float | None = None
     max_size: int | None = None
     keep_partial: bool = False
-    write_delay: float = 0.0  # test hook: a deliberately slow disk
+    write_delay: float = 0.0  # --write-delay: a deliberately slow disk, per segment
     fail_after: int | None = None  # test hook: the disk is full after this many bytes
 
 
@@ -91,12 +92,12 @@ class Receiver(EndpointBase):
             isn=isn, mode=cfg.mode, mss=cfg.mss, capacity=cfg.capacity, size_limit=limit,
             rtt=RttEstimator(min_rto=cfg.min_rto, max_rto=cfg.max_rto), retries=cfg.retries,
             give_up=cfg.give_up, src_port=sock.getsockname()[1], dst_port=cfg.ack_to[1],
-            trace=tracer is not None, ack_per_burst=True,
+            trace=threadhooks.core_trace(tracer), ack_per_burst=True,
         )
         super().__init__()
         self.stop = False
         self.peer: tuple[str, int] | None = None
-        self.queue: queue.Queue = queue.Queue(maxsize=4096)
+        self.queue: queue.Queue = threadtrace.queue(4096, "writer queue", queued_size)
         self.dropped: dict[str, int] = {}
         self.segments_sent = 0
         self.started = 0.0
@@ -113,6 +114,7 @@ class Receiver(EndpointBase):
         # poll() when its deadline changed (FIN sent) or it must stop.
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
+        threadhooks.attach(self)  # --thread-trace: counters, sockets
 
     # ---------------------------------------------------------------- running
     def run(self) -> None:
@@ -195,6 +197,7 @@ class Receiver(EndpointBase):
         poller = select.poll()
         poller.register(self.sock, select.POLLIN)
         poller.register(self._wake_r, select.POLLIN)
+        poll = threadtrace.syscall(poller.poll, "poll")
         gro = enable_gro(self.sock)
         listen_deadline = (self.started + self.cfg.listen_timeout
                            if self.cfg.listen_timeout else None)
@@ -223,7 +226,7 @@ class Receiver(EndpointBase):
             if finished:
                 return
             timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
-            poller.poll(None if timeout is None else int(timeout * 1000) + 1)
+            poll(None if timeout is None else int(timeout * 1000) + 1)
             try:
                 os.read(self._wake_r, 512)
             except BlockingIOError:

@@ -21,6 +21,7 @@ import time
 from loguru import logger
 
 from receiver.disk import WRITEBACK_BYTES, Writeback, fsync_dir, hold_replaced, writeback_starter
+from runtime import threadtrace
 
 #: The writer's cue: the FIN is in, finish and verify.
 FINISH = object()
@@ -42,7 +43,12 @@ class Writer:
         hasher = self.hasher
         delay = rx.cfg.write_delay
         fail_after = rx.cfg.fail_after
-        writeback = Writeback(writeback_starter(), WRITEBACK_BYTES)
+        # Each a plain call unless --thread-trace records it (runtime/threadtrace.py).
+        writeback = Writeback(threadtrace.syscall(writeback_starter(), "sync_file_range"),
+                              WRITEBACK_BYTES)
+        write = threadtrace.syscall(out.write, "write", _written)
+        flush = threadtrace.syscall(out.flush, "flush")
+        slow_disk = threadtrace.syscall(rx.stopping.wait, "write delay")
         watched = rx.tracer is not None or rx.progress is not None
         while True:
             item = rx.queue.get()
@@ -58,11 +64,11 @@ class Writer:
             try:
                 if fail_after is not None and self.written + n > fail_after:
                     raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-                if delay and rx.stopping.wait(delay * len(item)):  # test hook: slow disk
+                if delay and slow_disk(delay * len(item)):  # --write-delay: a slow disk
                     return
-                out.write(data)
+                write(data)
                 hasher.update(data)
-                out.flush()
+                flush()
             except OSError as exc:
                 self._write_failed(exc)
                 return
@@ -100,7 +106,7 @@ class Writer:
         out = self.out
         try:
             out.flush()
-            os.fsync(out.fileno())
+            threadtrace.syscall(os.fsync, "fsync")(out.fileno())
             out.close()
         except OSError as exc:
             self._write_failed(exc)
@@ -136,3 +142,14 @@ class Writer:
         rx.wake()  # the FIN timer started: the network thread must know
         if replaced is not None:
             os.close(replaced)  # now the kernel frees the file it replaced
+
+
+def queued_size(item) -> tuple[int, int]:
+    """The thread trace's depth of one writer-queue item: (segments, bytes)."""
+    if isinstance(item, list):
+        return len(item), sum(len(chunk) for chunk in item)
+    return 0, 0
+
+
+def _written(args, result) -> dict:
+    return {"bytes": len(args[0])}

@@ -14,6 +14,8 @@ import time
 
 from loguru import logger
 
+from . import threadtrace
+
 
 class EndpointBase:
     """Subclasses set ``core`` and ``tracer`` and implement ``send_control``.
@@ -24,9 +26,12 @@ class EndpointBase:
     core: object
     tracer: object | None
 
-    def __init__(self):
-        self.lock = threading.Lock()
-        self.done = threading.Condition(self.lock)
+    def __init__(self, lock_name: str = "core lock"):
+        # Through the thread-trace factory: plain threading objects unless
+        # --thread-trace asked for recording ones (runtime/threadtrace.py);
+        # a program with several cores (a server) names each one's lock.
+        self.lock = threadtrace.lock(lock_name)
+        self.done = threadtrace.condition(self.lock, "done")
         self.failure: BaseException | None = None
 
     def send_control(self, segments: list, view=None) -> None:

@@ -130,6 +130,15 @@ def add_common_options(p: argparse.ArgumentParser, peer: str, port_name: str) ->
                    help="run all of this program's threads on CPU N only (Linux); give the "
                         "sender and the receiver different ones (default: wherever the "
                         "kernel puts them)")
+    p.add_argument("--thread-trace", metavar="FILE",
+                   help="write what every thread did (lock holds and waits, condition "
+                        "waits and how they ended, system calls, the window and queue "
+                        "counters) as Chrome trace-event JSON: open it in Perfetto UI "
+                        "(ui.perfetto.dev) or chrome://tracing, or read it with "
+                        "stcp-analyze")
+    p.add_argument("--thread-trace-events", type=positive_int, default=None, metavar="N",
+                   help="keep the newest N events of each thread in the thread trace "
+                        "(default 100000; memory stays bounded in long runs)")
     p.add_argument("--test-isn", type=int, default=None, help=argparse.SUPPRESS)
 
 
@@ -187,6 +196,34 @@ def open_outputs(stack, args, local: tuple[str, int], remote: tuple[str, int]):
     except OSError as exc:
         raise UsageError(f"cannot write {exc.filename}: {exc.strerror}") from None
     return tracer, pcap
+
+
+def open_thread_trace(stack, args, role: str):
+    """Start the --thread-trace recorder, before the program makes its locks;
+    ``stack`` writes the file when it closes (a normal end, a failure or a
+    signal).  None without the option."""
+    from runtime import threadtrace
+
+    if not args.thread_trace:
+        if args.thread_trace_events is not None:
+            raise UsageError("--thread-trace-events needs --thread-trace")
+        return None
+    try:
+        rec = threadtrace.enable(args.thread_trace, role,
+                                 args.thread_trace_events or threadtrace.DEFAULT_EVENTS)
+    except OSError as exc:
+        raise UsageError(f"cannot write {args.thread_trace}: {exc.strerror or exc}") from None
+
+    def write() -> None:
+        threadtrace.disable()
+        try:
+            rec.write()
+        except OSError as exc:
+            logger.error("cannot write the thread trace {}: {}", args.thread_trace,
+                         exc.strerror or exc)
+
+    stack.callback(write)
+    return rec
 
 
 def resolve_ipv4(host: str, what: str) -> str:

@@ -2,19 +2,20 @@
 protocol's counters and instants, and their sockets' system calls.
 
 ``attach(endpoint)`` is called once, when the endpoint (a sender, a
-receiver, a server's connection) is built.  With tracing off it does
-nothing at all.  With tracing on it:
+receiver, a server's connection) is built, whose core was made with
+``trace=core_trace(tracer)`` (its events on for either trace).  With
+tracing off it does nothing at all.  With tracing on it:
 
-* turns the core's events on (``core.trace``), and routes them, on their
-  way to the log and the JSON-lines trace, into the thread trace as
+* routes the core's events, on their way to the log and the JSON-lines
+  trace, into the thread trace as
   counters (``in flight``, ``pipe``, ``rwnd``, ``cwnd``, ``ssthresh``,
   ``window limit``, ``advertised window``, ``unwritten``, ``out of order``)
   and instants (``RTO fired``, ``RTO backoff``, ``zero window``,
   ``window opened``, ``state``);
 * wraps its socket (``runtime/threadsock.py``: every send and receive);
-* wraps its ``_send_batch`` (the sender's), if it has one, to mark each
-  retransmission with its cause (``retransmit``, from the segment's
-  ``sent_why``) and each zero-window ``probe``.
+* wraps the sender's ``output.send``, to mark each resend with its cause
+  (``retransmit``; ``probe`` for a zero-window probe sent again by its
+  timer), from the tags the transmitter read under the lock.
 
 Counter values are bytes; times are the core's own (``time.monotonic()``
 at the event).
@@ -26,18 +27,25 @@ from . import threadtrace
 
 
 def attach(endpoint, window: int | None = None) -> None:
-    """Hook ``endpoint`` (it has ``core``, ``sock`` and ``emit``) into the
-    thread trace; ``window`` is the sender's WINDOW (the cap of its window
-    limit).  Nothing happens while tracing is off."""
+    """Hook ``endpoint`` (it has ``core``, ``sock`` and ``emit``; a sender
+    also an ``output`` with ``sock`` and ``send``) into the thread trace;
+    ``window`` is the sender's WINDOW (the cap of its window limit).
+    Nothing happens while tracing is off."""
     rec = threadtrace.active()
     if rec is None:
         return
-    endpoint.core.trace = True
     endpoint.sock = threadtrace.socket(endpoint.sock)
     endpoint.emit = _routed(endpoint.emit, rec, window)
-    batch = getattr(endpoint, "_send_batch", None)
-    if batch is not None:
-        endpoint._send_batch = _marked(batch, rec)
+    output = getattr(endpoint, "output", None)
+    if output is not None:
+        output.sock = endpoint.sock
+        output.send = _marked(output.send, rec)
+
+
+def core_trace(tracer) -> bool:
+    """Whether a core is to report its events: for the JSON-lines trace
+    (``tracer``), or for the thread trace's counters and marks."""
+    return tracer is not None or threadtrace.active() is not None
 
 
 def _ns(t: float) -> int:
@@ -107,20 +115,19 @@ def _ms(v) -> float | None:
     return round(v * 1000, 3) if isinstance(v, (int, float)) else None
 
 
-def _marked(send_batch, rec):
-    """The sender's ``_send_batch`` that marks retransmissions and probes."""
-    def marked(batch, *args, **kwargs):
-        result = send_batch(batch, *args, **kwargs)
-        t = threadtrace._now()  # noqa: SLF001 - the trace's own clock
-        buf = None
-        for _seg, r in batch:
-            if r is None:
-                continue
-            why = getattr(r, "sent_why", "")
-            if why or getattr(r, "probe", False):
-                buf = buf or rec.buffer()
-                name = "probe" if why == "probe" or not why else "retransmit"
-                buf.add(("I", name, t, {"cause": why or "probe", "off": getattr(r, "off", None)}))
-        return result
+def _marked(send, rec):
+    """The sender's ``output.send`` that marks each resend with its cause,
+    from the tags the transmitter read under the lock (a tag is the core's
+    ``sent_why``: timeout, fast, sack, rack, tlp, probe)."""
+    def marked(batch, fields=None, view=None, tags=None):
+        send(batch, fields, view, tags)
+        if tags:
+            t = threadtrace._now()  # noqa: SLF001 - the trace's own clock
+            buf = None
+            for tag in tags:
+                if tag:
+                    buf = buf or rec.buffer()
+                    buf.add(("I", "probe" if tag == "probe" else "retransmit", t,
+                             {"cause": tag}))
 
     return marked

@@ -117,6 +117,7 @@ def _run(cfg: SenderConfig, args, sock, file, size, isn) -> int:
     with ExitStack() as stack:
         tracer, pcap = pu.open_outputs(stack, args, local=("127.0.0.1", sock.getsockname()[1]),
                                        remote=("127.0.0.2", cfg.link[1]))
+        pu.open_thread_trace(stack, args, "sender")
         sender = Sender(cfg, sock, file, size, isn, tracer, pcap)
         pu.install_signal_handlers(stack)
         progress = None

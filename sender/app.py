@@ -45,6 +45,7 @@ from common.segment import (
 )
 from common.sender_core import SenderCore, SenderState
 from common.seq import unwrap
+from runtime import threadhooks, threadtrace
 from runtime.endpoint import EndpointBase
 from runtime.pcap import PcapWriter
 from runtime.progutil import debug_enabled
@@ -101,12 +102,12 @@ class Sender(EndpointBase):
             isn=isn, file_size=file_size, mode=cfg.mode, mss=cfg.mss, window=cfg.window,
             rtt=RttEstimator(min_rto=cfg.min_rto, max_rto=cfg.max_rto),
             retries=cfg.retries, give_up=cfg.give_up, time_wait=cfg.time_wait,
-            src_port=local_port, dst_port=cfg.link[1], trace=tracer is not None,
+            src_port=local_port, dst_port=cfg.link[1], trace=threadhooks.core_trace(tracer),
             pacing=cfg.pacing,
         )
         super().__init__()
-        self.tx_ready = threading.Condition(self.lock)
-        self.timer_ready = threading.Condition(self.lock)
+        self.tx_ready = threadtrace.condition(self.lock, "tx_ready")
+        self.timer_ready = threadtrace.condition(self.lock, "timer_ready")
         self.stop = False
         self.peer: tuple[str, int] | None = None
         self.dropped: dict[str, int] = {}
@@ -117,6 +118,7 @@ class Sender(EndpointBase):
         self.log_segments = False
         self.progress = None
         self._threads: list[threading.Thread] = []
+        threadhooks.attach(self, cfg.window)  # --thread-trace: counters, sockets
 
     # ---------------------------------------------------------------- running
     def run(self) -> None:
@@ -195,7 +197,8 @@ class Sender(EndpointBase):
         # Traces, pcaps and debug logs describe every segment: they need the
         # Segment objects; otherwise headers are built from the records.
         segments = self.pcap is not None or self.tracer is not None or self.log_segments
-        traced = self.tracer is not None
+        # The trace and the thread trace tag each resend with its cause.
+        traced = self.tracer is not None or threadtrace.active() is not None
         reader = FileReader(self.file, self.cfg.path, self.file_size)
         tx_ready = self.tx_ready
         # Only a file of known size is read during the handshake: a read from

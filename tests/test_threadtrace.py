@@ -63,7 +63,8 @@ def test_off_the_factory_gives_the_plain_objects():
     ep = Endpoint()
     emit = ep.emit
     threadhooks.attach(ep)
-    assert ep.core.trace is False and ep.emit == emit and ep.sock is Endpoint.sock
+    assert ep.emit == emit and ep.sock is Endpoint.sock
+    assert threadhooks.core_trace(None) is False and threadhooks.core_trace(object()) is True
 
 
 def test_a_blocked_acquire_names_its_holder_and_ends_after_the_hold(rec):
@@ -268,7 +269,7 @@ def test_the_core_events_become_counters_and_instants(rec):
 
     ep = Endpoint()
     threadhooks.attach(ep, window=65536)
-    assert ep.core.trace is True
+    assert threadhooks.core_trace(None) is True  # the cores report their events
     events = [(1.0, "inflight", {"bytes": 3000, "pipe": 1500, "rwnd": 20000, "acked": 0}),
               (1.1, "inflight", {"bytes": 0, "pipe": 0, "rwnd": 0, "acked": 3000}),
               (1.2, "timeout", {"rto": 0.4, "n": 2}),
