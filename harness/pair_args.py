@@ -32,6 +32,8 @@ Transfer:
       --pacing GAIN      the sender paces new data at GAIN x window / SRTT (default
                          1.5); 0 sends each window at once, as the textbook does
       --buffer BYTES     receiver buffer / largest advertised window (default 4M)
+      --write-delay S    a slow disk: the receiver's writer waits S seconds per segment
+                         before writing (default 0), for flow-control experiments
       --give-up SECONDS  both programs give up after hearing nothing from the peer
                          this long, and the receiver if no sender connects within
                          it (default 30)
@@ -73,6 +75,11 @@ Other:
                          (default: runs/run-YYYYmmdd-HHMMSS-PID); one that holds an
                          earlier run is refused, not overwritten: remove it or name another
       --no-analysis      no traces, pcaps or plots (fastest)
+      --thread-trace     sender.threads.json and receiver.threads.json: what every
+                         thread did (locks, condition waits, system calls, counters),
+                         for Perfetto UI / chrome://tracing and stcp-analyze
+      --lab NAME         the options of lab NAME in docs/LABS.md, here; options after
+                         it change them
       --snaplen BYTES    keep only the first BYTES of each packet in the pcaps (100: the
                          IP and TCP headers, no payload; default: whole packets)
       --keep-logs        keep the run directory (the default)
@@ -93,11 +100,12 @@ VALUES = {"-i": "input", "--input": "input", "--size": "size", "-o": "output",
           "--output": "output", "-w": "window", "--window": "window", "-m": "mode",
           "--mode": "mode", "--mss": "mss", "--pacing": "pacing", "--buffer": "buffer",
           "--give-up": "give_up", "--timeout": "timeout", "--seed": "seed", "--dir": "dir",
-          "--snaplen": "snaplen"}
+          "--snaplen": "snaplen", "--write-delay": "write_delay"}
 PORTS = {"--link-port": "link_port", "--recv-port": "recv_port", "--ack-port": "ack_port"}
 SWITCHES = {"--no-analysis": ("analysis", False), "--rm-logs": ("rm_logs", True),
             "--keep-logs": ("rm_logs", False), "--verbose": ("verbose", True),
-            "--dry-run": ("dry_run", True), "--clean": ("clean", True)}
+            "--dry-run": ("dry_run", True), "--clean": ("clean", True),
+            "--thread-trace": ("thread_trace", True)}
 
 _NUM = re.compile(r"^([0-9]+\.?[0-9]*|\.[0-9]+)$")
 _INT = re.compile(r"^[0-9]+$")
@@ -127,6 +135,8 @@ class PairArgs:
     seed: str = ""
     dir: str = ""
     snaplen: str = ""
+    write_delay: str = ""
+    thread_trace: bool = False
     link_port: int = 0
     recv_port: int = 0
     ack_port: int = 0
@@ -199,9 +209,31 @@ def _port(opt: str, v: str) -> int:
     return int(v)
 
 
+def expand_labs(argv: list[str]) -> list[str]:
+    """``--lab NAME`` replaced by that lab's options (docs/LABS.md, read by
+    harness/labs.py), where it stands: options after it win."""
+    from harness import labs
+
+    out, i = [], 0
+    while i < len(argv):
+        if argv[i] != "--lab":
+            out.append(argv[i])
+            i += 1
+            continue
+        if i + 1 >= len(argv) or not argv[i + 1]:
+            raise UsageError("--lab needs a value")
+        try:
+            out += labs.pair_argv(argv[i + 1])
+        except labs.LabError as exc:
+            raise UsageError(str(exc)) from None
+        i += 2
+    return out
+
+
 def parse(argv: list[str]) -> PairArgs:
     """The options, read in order (a bad value fails at once; -h stops the reading)."""
     a = PairArgs()
+    argv = expand_labs(argv)
     impairments = {f"--{k}" for k in IMPAIRMENTS} | {f"--ack-{k}" for k in IMPAIRMENTS}
     i = 0
     while i < len(argv):
@@ -252,6 +284,8 @@ def check(a: PairArgs) -> None:
     a.mss_b = int(a.mss)
     if a.pacing and not is_num(a.pacing):
         raise UsageError(f"--pacing takes a gain >= 0 (0: off), not '{a.pacing}'")
+    if a.write_delay and not is_num(a.write_delay):
+        raise UsageError(f"--write-delay takes seconds >= 0, not '{a.write_delay}'")
     if a.snaplen and not (_INT.match(a.snaplen) and 1 <= int(a.snaplen) <= 65535):
         raise UsageError(f"--snaplen takes 1..65535 bytes, not '{a.snaplen}'")
     a.size_b = _size("--size", a.size, "300K or 4M")

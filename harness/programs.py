@@ -42,6 +42,8 @@ def _endpoint(opts: Options, workdir: Path, name: str) -> list[str]:
         out += ["--bind", opts.host]
     if opts.give_up is not None:
         out += ["--give-up", str(opts.give_up)]
+    if opts.thread_trace:
+        out += ["--thread-trace", str(workdir / f"{name}.threads.json")]
     return out + _files(opts, workdir, name, log_flag="--log-file", pcap=True)
 
 

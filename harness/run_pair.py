@@ -53,12 +53,14 @@ def run_spec(a: PairArgs, workdir: Path, output: Path, input_: Path,
                    log_files=True, emulator_verbose=2 if a.verbose else 1,
                    trace=a.analysis, pcap=a.analysis,
                    snaplen=int(a.snaplen) if a.snaplen else None,
+                   thread_trace=a.thread_trace,
                    python=os.environ.get(PYTHON) or sys.executable)
     # The receiver starts a moment before the sender, which gives up GIVE_UP s
     # after its start if nobody answers: so does a receiver nobody connects to.
     receiver = ReceiverSpec(output, port=a.recv_port, mode=a.mode, mss=a.mss_b,
                             buffer=a.buffer_b, force=True,
-                            listen_timeout=f"{float(a.give_up) + 5:.6g}")
+                            listen_timeout=f"{float(a.give_up) + 5:.6g}",
+                            args=["--write-delay", a.write_delay] if a.write_delay else [])
     sender = SenderSpec(input_, a.window_b, ack_port=a.ack_port, mode=a.mode, mss=a.mss_b,
                         pacing=a.pacing or None)
     return RunSpec(workdir, receiver, [sender],
@@ -246,7 +248,8 @@ class Pair:
     def analyse(self) -> None:
         spec = self.transfer.spec  # the senders' traces first, then the receiver's
         names = [*(s.name for s in spec.senders), spec.receiver.name, "emu-data", "emu-ack"]
-        traces = [self.dir / f"{n}.trace.jsonl" for n in names]
+        traces = [self.dir / f"{n}.{ext}" for ext in ("trace.jsonl", "threads.json")
+                  for n in names]
         traces = [str(p) for p in traces if p.exists() and p.stat().st_size]
         if not traces:
             return

@@ -10,7 +10,8 @@ from pathlib import Path
 
 #: The processes whose files a run leaves (NAME.EXT for each).
 NAMES = ("sender", "receiver", "emu-data", "emu-ack")
-EXTENSIONS = ("out", "err", "log", "ready", "ready.tmp", "trace.jsonl", "pcap", "stats.json")
+EXTENSIONS = ("out", "err", "log", "ready", "ready.tmp", "trace.jsonl", "pcap", "stats.json",
+              "threads.json", "threads.json.part")
 ANALYSIS = "analysis.txt"
 REPORT = "report.html"  # stcp-analyze RUN_DIR --html: the run on one page
 REPORT_LOG = "report.log"  # what making it printed
@@ -83,7 +84,8 @@ def sizes(rundir: Path) -> dict[str, int]:
         except OSError:
             continue
         kind = ("pcaps" if path.name.endswith(".pcap")
-                else "traces" if path.name.endswith(".trace.jsonl") else "rest")
+                else "traces" if path.name.endswith((".trace.jsonl", ".threads.json"))
+                else "rest")
         out[kind] += n
     return out
 

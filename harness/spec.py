@@ -124,6 +124,7 @@ class Options:
     trace: bool = False              # NAME.trace.jsonl from every program
     pcap: bool = False               # NAME.pcap from sender and receiver
     snaplen: int | None = None       # bytes kept of each captured packet
+    thread_trace: bool = False       # NAME.threads.json from sender and receiver
     python: str = sys.executable     # the interpreter the programs run under
     ready_timeout: float = 30.0      # for a program's ready file
 
