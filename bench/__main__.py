@@ -111,6 +111,9 @@ def main(argv: list[str] | None = None) -> int:
                                 or any(str(t[0]) == "2" for t in missed))
         finally:
             ctx.drop_files()
+    from bench.bench_threads import kept_block
+
+    kept = kept_block(out / "RESULTS.md")  # bench_threads' own block stays
     for name in MANAGED:
         (out / name).unlink(missing_ok=True)
     note = None
@@ -134,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         indent=1, default=str))
     report.plots(s, ctx.facts, plan, out)
     md = report.markdown(s, ctx.facts, info, plan, a.sections, command, note)
-    (out / "RESULTS.md").write_text(md)
+    (out / "RESULTS.md").write_text(md + kept)
     print(f"wrote {out / 'RESULTS.md'} in {ctx.facts['elapsed_s'] / 60:.1f} min")
     for row, what, got, ok in s["targets"]:
         print(f"  row {row}: {what}: {got} -> {'met' if ok else 'MISSED'}")

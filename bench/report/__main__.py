@@ -39,7 +39,9 @@ def regenerate(results: Path, out: Path, with_plots: bool = True) -> Path:
     md = markdown(s, d["facts"], d["machine"], plan, d["sections"],
                   d.get("command", "python -m bench"), note)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "RESULTS.md").write_text(md)
+    from bench.bench_threads import kept_block
+
+    (out / "RESULTS.md").write_text(md + kept_block(out / "RESULTS.md"))
     if with_plots:
         plots(s, d["facts"], plan, out)
     return out / "RESULTS.md"
