@@ -24,12 +24,14 @@ transfer time (SYN to verified FIN, its summary); CPU is user + system
 seconds of both processes (``wait4``).  Figures, not pass/fail: the issue's
 targets are off within 1 % of before, on within 10 %.  ``--results`` also
 writes them into bench/results/RESULTS.md, in a block that ``python -m
-bench`` keeps when it writes that file again.
+bench`` keeps when it writes that file again, and every round's figures
+into bench/results/threads.json.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import statistics
 import subprocess
@@ -139,6 +141,22 @@ def table(m: dict) -> str:
         cr = [r[c]["cpu"] / r["before"]["cpu"] for r in rounds]
         lines.append(f"| {c} | {_spread(g, '{:,.0f}')} | {_spread(gr, '{:.3f}')} | "
                      f"{_spread(cpu, '{:.2f}')} | {_spread(cr, '{:.3f}')} |")
+    ratios = {c: [r[c]["goodput"] / r["before"]["goodput"] for r in rounds]
+              for c in ("off", "on")}
+    lo = min(min(v) for v in ratios.values())
+    hi = max(max(v) for v in ratios.values())
+    noisy = (": on this shared machine a 1 % difference is far below what these runs "
+             "can resolve") if hi - lo > 0.05 else ""
+    lines += ["", f"The targets (issue 22): off within 1 % of before, on within 10 %. "
+              f"Measured, the median of the per-round ratios: off "
+              f"{statistics.median(ratios['off']):.3f}, on "
+              f"{statistics.median(ratios['on']):.3f}. One round's ratios spread from "
+              f"{lo:.2f} to {hi:.2f}{noisy}. With tracing off, the programs run the same "
+              "code as before on every per-segment path: the factory hands out plain "
+              "threading.Lock, threading.Condition and queue.Queue objects and returns the "
+              "functions it is given (tests/test_threadtrace.py checks the types). The CPU "
+              "of 'on' includes writing the trace file at exit (about 2.6 microseconds an "
+              "event)."]
     return "\n".join(lines)
 
 
@@ -184,8 +202,10 @@ def main(argv: list[str] | None = None) -> int:
     text = table(m)
     print(text)
     if a.results:
-        write_results(text, ROOT / "bench" / "results" / "RESULTS.md")
-        print("written into bench/results/RESULTS.md")
+        results = ROOT / "bench" / "results"
+        write_results(text, results / "RESULTS.md")
+        (results / "threads.json").write_text(json.dumps(m, indent=1) + "\n")
+        print("written into bench/results/RESULTS.md (raw rounds: threads.json)")
     return 0
 
 
