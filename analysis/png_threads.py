@@ -134,7 +134,7 @@ def _close_up(ax, rows: Rows, lo: float, hi: float, what: str) -> None:
                            zorder=3, label=None if name in seen_marks else name)
                 seen_marks.add(name)
     ax.set_xlim(rows.rel(lo), rows.rel(hi))
-    ax.set_title(f"Close-up, {1000 * (hi - lo):.3g} ms, exact: {what}", fontsize="medium")
+    ax.set_title(f"Close-up, {_span(hi - lo)}, exact: {what}", fontsize="medium")
     if seen_marks:
         ax.legend(loc="upper right", fontsize="x-small")
 
@@ -213,3 +213,8 @@ def make_thread_plot(tts, outdir: Path, zero: float, zero_what: str,
     except Exception as e:  # a plot must never take the analysis down
         return [], [f"threads: failed ({type(e).__name__}: {e})"]
     return [path], []
+
+
+def _span(seconds: float) -> str:
+    """A length of time as a person reads it: 820 ms, 1.76 s (never 1.76e+03 ms)."""
+    return f"{seconds * 1000:.3g} ms" if seconds < 1 else f"{seconds:.3g} s"
