@@ -13,10 +13,11 @@ segment needs, so here numpy does it for the whole batch in one pass:
   buffer, reads their headers, and coalesces runs of consecutive data
   segments into one :class:`Run`, as Linux's GRO coalesces TCP segments.
 
-Anything out of the ordinary (options, flags other than ACK or ACK+PSH, a
-bad checksum, a short tail) goes through :func:`common.segment.decode`, so
-there is one set of rules for what a valid segment is.  The results are those
-of :func:`common.checksum.ones_residue` and :func:`common.segment.decode`,
+Anything out of the ordinary (options other than the timestamps our sender
+puts first, flags other than ACK or ACK+PSH, a bad checksum, a short tail)
+goes through :func:`common.segment.decode`, so there is one set of rules
+for what a valid segment is.  The results are those of
+:func:`common.checksum.ones_residue` and :func:`common.segment.decode`,
 segment by segment: tests/test_batch.py compares them on random input.
 """
 
@@ -32,6 +33,11 @@ from .segment import ACK, HEADER_LEN, PSH, Segment, SegmentError, decode
 _FOLD = 0xFFFF
 #: data offset 5 (no options) in the high nibble, then the flags byte
 _PLAIN_DATA = (0x5000 | ACK, 0x5000 | ACK | PSH)
+#: data offset 8: 12 option bytes, taken in bulk when they are NOP, NOP and
+#: the RFC 7323 timestamps (what our sender puts on every data segment)
+TS_HEADER_LEN = HEADER_LEN + 12
+_TS_DATA = (0x8000 | ACK, 0x8000 | ACK | PSH)
+_TS_LEAD = np.array([1, 1, 8, 10], dtype=np.uint8)
 
 
 def residues(block, size: int, count: int) -> list[int]:
@@ -73,15 +79,17 @@ def _word_sums(data: np.ndarray, rows: int) -> np.ndarray:
 class Run:
     """``count`` in-sequence data segments of one datagram burst, as one.
 
-    ``segment`` carries the first one's sequence number and all their
-    payloads joined; ``size`` is each one's payload length (the last may be
-    shorter).  :meth:`split` gives the segments back one by one, for when
-    they cannot be taken as a whole (see ReceiverCore.accepts_run).
+    ``segment`` carries the first one's sequence number (and timestamps)
+    and all their payloads joined; ``size`` is each one's payload length
+    (the last may be shorter); ``ts``, with RFC 7323 timestamps, each one's
+    (TSval, TSecr).  :meth:`split` gives the segments back one by one, for
+    when they cannot be taken as a whole (see ReceiverCore.accepts_run).
     """
 
     segment: Segment
     count: int
     size: int
+    ts: list | None = None
 
     def split(self) -> list[Segment]:
         seg = self.segment
@@ -89,10 +97,25 @@ class Run:
         out = []
         for i in range(self.count):
             part = view[i * self.size:(i + 1) * self.size]
-            out.append(Segment((seg.seq + i * self.size) & 0xFFFFFFFF, seg.ack,
-                               seg.flags if i == self.count - 1 else ACK, seg.window, part,
-                               seg.src_port, seg.dst_port))
+            piece = Segment((seg.seq + i * self.size) & 0xFFFFFFFF, seg.ack,
+                            seg.flags if i == self.count - 1 else ACK, seg.window, part,
+                            seg.src_port, seg.dst_port)
+            if self.ts is not None:
+                piece.ts_val, piece.ts_ecr = self.ts[i]
+            out.append(piece)
         return out
+
+
+def _header_lens(rows, offflags: list[int], size: int) -> list[int]:
+    """Each row's header length if it is plain data the bulk path takes (20
+    bytes; 32 with NOP, NOP and the timestamps option first), else 0."""
+    lens = [HEADER_LEN if o in _PLAIN_DATA else 0 for o in offflags]
+    if size > TS_HEADER_LEN and any(o in _TS_DATA for o in offflags):
+        lead = (rows[:, HEADER_LEN:HEADER_LEN + 4] == _TS_LEAD).all(axis=1).tolist()
+        for i, o in enumerate(offflags):
+            if o in _TS_DATA and lead[i]:
+                lens[i] = TS_HEADER_LEN
+    return lens
 
 
 def decode_burst(buf, n: int, size: int) -> tuple[list, list[tuple[str, int]]]:
@@ -106,7 +129,7 @@ def decode_burst(buf, n: int, size: int) -> tuple[list, list[tuple[str, int]]]:
     items: list = []
     drops: list[tuple[str, int]] = []
     view = memoryview(buf)[:n]
-    full = n // size if size >= HEADER_LEN and not size & 1 else 0
+    full = n // size if size > HEADER_LEN and not size & 1 else 0
     if full >= 2:
         flat = np.frombuffer(buf, dtype=np.uint8, count=full * size)
         rows = flat.reshape(full, size)
@@ -118,31 +141,37 @@ def decode_burst(buf, n: int, size: int) -> tuple[list, list[tuple[str, int]]]:
         acks = ((head[:, 4] << 16) | head[:, 5]).tolist()
         offflags = head[:, 6].tolist()
         wins = head[:, 7].tolist()
-        step = size - HEADER_LEN
-        plain_ack = _PLAIN_DATA[0]
+        hlens = _header_lens(rows, offflags, size)
+        ts = None
+        if TS_HEADER_LEN in hlens:
+            words = rows[:, HEADER_LEN + 4:TS_HEADER_LEN].view(">u4")
+            ts = list(zip(words[:, 0].tolist(), words[:, 1].tolist(), strict=True))
+        plain_ack = ACK
         i = 0
         while i < full:
-            if not (good[i] and offflags[i] in _PLAIN_DATA and step):
+            h = hlens[i]
+            if not (good[i] and h):
                 _decode_one(view[i * size:(i + 1) * size], items, drops)
                 i += 1
                 continue
+            step = size - h
             # A PSH ends a run, as it ends a GRO batch in Linux: so only the
             # last piece of a run may carry it, and split() gives it back.
             j = i + 1
-            while (j < full and offflags[j - 1] == plain_ack and good[j]
-                   and offflags[j] in _PLAIN_DATA and acks[j] == acks[i]
+            while (j < full and offflags[j - 1] & 0xFF == plain_ack and good[j]
+                   and hlens[j] == h and acks[j] == acks[i]
                    and wins[j] == wins[i] and seqs[j] == (seqs[j - 1] + step) & 0xFFFFFFFF):
                 j += 1
             flags = offflags[j - 1] & 0xFF
             ports = head[i, 0:2].tolist()
+            seg = Segment(seqs[i], acks[i], flags, wins[i], rows[i:j, h:].tobytes(),
+                          ports[0], ports[1])
+            if h == TS_HEADER_LEN:
+                seg.ts_val, seg.ts_ecr = ts[i]
             if j - i == 1:
-                seg = Segment(seqs[i], acks[i], flags, wins[i], rows[i, HEADER_LEN:].tobytes(),
-                              ports[0], ports[1])
                 items.append(seg)
             else:
-                seg = Segment(seqs[i], acks[i], flags, wins[i],
-                              rows[i:j, HEADER_LEN:].tobytes(), ports[0], ports[1])
-                items.append(Run(seg, j - i, step))
+                items.append(Run(seg, j - i, step, ts[i:j] if h == TS_HEADER_LEN else None))
             i = j
         start = full * size
     else:

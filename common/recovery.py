@@ -1,5 +1,7 @@
 """Loss detection and the retransmission timers: which segments are lost,
-and when each timer fires.  Every "this segment is lost" is decided here.
+and when each timer fires.  Every "this segment is lost" is decided here;
+the timers themselves (deadlines, the RTO's backoff, the tail loss probe)
+are in :mod:`common.timers`, Recovery's base class.
 
 Causes (``Outstanding.why``; REXMIT_KIND names their counter and trace tag):
 
@@ -34,6 +36,7 @@ from .rack import Rack
 from .rtt import RttEstimator
 from .scoreboard import Outstanding, Scoreboard
 from .sender_stats import Stats
+from .timers import Timers
 
 #: RFC 5681 §3.2: duplicate ACKs that trigger a fast retransmit.
 DUP_THRESH = 3
@@ -51,8 +54,9 @@ REXMIT_KIND = {
 }
 
 
-class Recovery:
-    """Loss detection and timers of one connection's sender."""
+class Recovery(Timers):
+    """Loss detection and timers (:class:`common.timers.Timers`) of one
+    connection's sender."""
 
     def __init__(self, board: Scoreboard, rtt: RttEstimator, stats: Stats, *, retries: int,
                  give_up: float, emit, trace: bool):
@@ -60,36 +64,26 @@ class Recovery:
         self.rtt = rtt
         self.stats = stats
         self.retries = retries
-        #: The RTO the timers use is capped, so that the peer, hearing nothing,
-        #: never gives up on a transfer that is still alive.
-        self.rto_ceiling = max(rtt.min_rto, give_up / 8)
+        self._init_timers(rtt.min_rto, give_up)
         self._emit = emit  # emit(now, ev, **fields): the sender's trace events
         self.trace = trace
         self.gbn = True  # Go-Back-N until the handshake says SACK is on
         self.mss = 1
         self.rexmit: deque[Outstanding] = deque()  # declared lost, to send again
         self.gave_up: Outstanding | None = None  # resent past the retry limit
-        self.rto_fired = False  # a retransmission timer expired (for the controller)
         self.lost_bytes = 0  # declared lost by LOSS_CAUSES since the core last looked
         self.lost_sent_at = 0.0  # the newest send time among them
         self.dupacks = 0
         self._dup_ignore = 0  # gbn: duplicate ACKs the old window may still draw
         self._recover = -1  # snd_nxt when fast recovery began (RFC 6582)
-        self.gbn_deadline: float | None = None
-        self._last_backoff = -1e18
         self._loss_scan = 0  # offset below which the SACK loss rule has looked
         self._recent_rexmits: OrderedDict[int, str] = OrderedDict()  # off -> why, for DSACK
-        self._tlp_deadline: float | None = None
-        self._tlp_allowed = True
         self.rack = Rack(rtt)
         self.losses_due = False  # the SACK rule or RACK has news to look at
         self._last_sample: float | None = None  # for take_sample
         self._rack_news = False  # an ACK reported a delivery RACK can use
 
-    # ------------------------------------------------------------ RTT and RTO
-    def rto(self) -> float:
-        """The timeout the timers use: the RTO, capped (rto_ceiling)."""
-        return min(self.rtt.rto, self.rto_ceiling)
+    # ------------------------------------------------------------ RTT
 
     def sample(self, r: float, now: float) -> None:
         """An RTT sample (Karn: the caller takes none from a resent segment)."""
@@ -106,36 +100,39 @@ class Recovery:
         self._last_sample = None
         return r
 
-    def backoff(self, now: float) -> None:
-        """RFC 6298 §5.5: double the RTO; once per expiry, even when several
-        segments' timers expire together."""
-        if now - self._last_backoff >= self.rto() / 2:
-            self.rtt.on_timeout()
-            self._last_backoff = now
-            if self.trace:
-                self._emit(now, "rto", rto=self.rto(), backoff=self.rtt.backoff)
-
-    def on_sent_new(self, first_sent_at: float) -> None:
-        """New data went (Go-Back-N's one timer starts if it is not running)."""
-        if self.gbn and self.gbn_deadline is None:
-            self.gbn_deadline = first_sent_at + self.rto()
-
-    def take_resends(self, now: float, snd_una: int) -> list[Outstanding]:
+    def take_resends(self, now: float, snd_una: int,
+                     budget: int | None = None) -> list[Outstanding]:
         """The segments declared lost that still need a resend, now going:
         each counted by cause here, when it really goes (a queued segment
-        may be acknowledged first), and timed anew."""
+        may be acknowledged first), and timed anew.  ``budget``: at most
+        that many bytes of those found lost by the loss rules (LOSS_CAUSES;
+        the congestion window's share, RFC 6675 §5) or by the timers; the
+        rest stay queued, in order.  Never held: the timeout's resend of
+        the left edge (after an RTO cwnd is one MSS, and that is the segment
+        it lets out, RFC 5681 §3.1), and probes (zero-window, tail loss)."""
         out = []
         rexmit = self.rexmit
+        held = []
         stats = self.stats
         board = self.board
         gbn = self.gbn
         while rexmit:
             rec = rexmit.popleft()
-            rec.queued = False
             if rec.end <= snd_una or rec.off not in board.records:
+                rec.queued = False
                 continue
             if not gbn and rec.off > snd_una and rec.sacked:
+                rec.queued = False
                 continue
+            if budget is not None and (rec.why in LOSS_CAUSES or rec.why == "timeout"):
+                # (A timeout's resend of the left edge goes whatever cwnd says.)
+                if rec.end - rec.off > budget and (rec.why != "timeout"
+                                                   or rec.off > snd_una):
+                    held.append(rec)
+                    budget = -1  # and everything after it: lowest first (RFC 6675 NextSeg)
+                    continue
+                budget -= rec.end - rec.off
+            rec.queued = False
             rec.sent_at = now
             if not gbn:
                 board.retime(rec)
@@ -146,6 +143,7 @@ class Recovery:
                 self._emit(now, "fast_rexmit", off=rec.off, len=rec.end - rec.off,
                            why="dupack" if rec.why == "fast" else rec.why)
             out.append(rec)
+        rexmit.extend(held)
         return out
 
     # ---------------------------------------------------------------- ACKs
@@ -189,13 +187,15 @@ class Recovery:
         return newest
 
     def on_new_ack(self, ack_off: int, snd_nxt: int, now: float,
-                   newest: tuple[float, int]) -> tuple[float, int]:
+                   newest: tuple[float, int], echo: float | None = None) -> tuple[float, int]:
         """The cumulative ACK moved to ``ack_off``: the scoreboard drops what
         it covers.  Returns the newest usable delivery (may_use) among the
         segments it acknowledges, as (send time, end), or ``newest`` if
         later: for RACK every newly acknowledged segment counts, cumulatively
         as selectively (RFC 8985 §6.2 step 2), and a resend that fills the
-        hole at the left edge is often the newest delivery there is."""
+        hole at the left edge is often the newest delivery there is.
+        ``echo``: the round trip the ACK's timestamp echo measures (RFC
+        7323), the sample when Karn's rule allows none (a resend)."""
         gone = self.board.pop_acked(ack_off, not self.gbn)
         sample_rec = None
         if not self.gbn:  # (RACK runs with SACK only)
@@ -216,6 +216,12 @@ class Recovery:
                 sample_rec = rec
         if sample_rec is not None and not sample_rec.sacked:
             self.sample(now - sample_rec.sent_at, now)
+        elif echo is not None and gone and not gone[-1].fin:  # (the FIN's waits for the disk)
+            # What Karn's rule leaves unmeasured (a resend, or a segment
+            # SACKed before), the echo measures.  Our own timing goes first,
+            # as Linux prefers it (tcp_ack_update_rtt): an echo is of the
+            # earliest segment a delayed ACK covers, so it adds that delay.
+            self.sample(echo, now)
         if self.rack.reo_mult > 1:
             self.rack.on_new_ack(ack_off, snd_nxt)
         self.dupacks = 0
@@ -287,17 +293,6 @@ class Recovery:
             if not self._mark_lost(rec, "rack", count=False):
                 return
 
-    def arm_tlp(self, now: float) -> None:
-        """Tail loss probe (RFC 8985 §7): if nothing is heard for two smoothed
-        RTTs, resend the newest segment, so that a loss at the tail of a burst
-        (or a lost retransmission with nothing sent after it) is found by
-        RACK from the probe's ACK instead of by the much longer RTO."""
-        srtt = self.rtt.srtt
-        if srtt is None or not self._tlp_allowed:
-            self._tlp_deadline = None
-            return
-        self._tlp_deadline = now + min(max(2 * srtt, 0.01), self.rto())
-
     def _fast_retransmit(self, snd_nxt: int, now: float) -> None:
         self._recover = snd_nxt
         order = self.board.order
@@ -338,6 +333,10 @@ class Recovery:
         RACK's and the SACK rule's): only a silent peer's timeouts count
         against the retry limit."""
         if rec.queued:
+            if why == "timeout" and rec.why in LOSS_CAUSES:
+                # Held back by the congestion window past its own timer: a
+                # timeout's resend now (take_resends lets the left edge go).
+                rec.why = "probe" if rec.probe else "timeout"
             return True
         rec.lost = True  # Karn: no RTT sample from it any more
         recent = self._recent_rexmits
@@ -357,105 +356,3 @@ class Recovery:
         rec.queued = True
         self.rexmit.append(rec)
         return True
-
-    # ---------------------------------------------------------------- timers
-    def next_deadline(self) -> float | None:
-        """The earliest of the retransmission, reordering and probe timers."""
-        if self.gbn:
-            return self.gbn_deadline
-        timed = self.board.timed
-        if not timed:
-            return None
-        first = self.board.timed[next(iter(timed))].sent_at + self.rto()
-        if self._tlp_deadline is not None and self._tlp_deadline < first:
-            first = self._tlp_deadline
-        rack_due = self.rack.deadline
-        if rack_due is not None and rack_due < first:
-            first = rack_due
-        return first
-
-    def on_timer(self, now: float, snd_una: int, snd_nxt: int, answered) -> None:
-        """Fire what is due at ``now``.  ``answered(rec)``: whether ``rec`` is
-        a zero-window probe the peer answered (no backoff for it)."""
-        if self.gbn:
-            if self.gbn_deadline is not None and now >= self.gbn_deadline:
-                self._gbn_timeout(snd_nxt, now, answered)
-        elif self.board.timed:
-            if self.rack.deadline is not None and now >= self.rack.deadline:
-                self._rack_detect(now)  # RFC 8985 §6.3: the reordering timer
-            if self._tlp_deadline is not None and now >= self._tlp_deadline:
-                self._tail_loss_probe(snd_una)
-            if self.gave_up is None:
-                self._sr_timeout(now, snd_una, answered)
-
-    def _tail_loss_probe(self, snd_una: int) -> None:
-        self._tlp_deadline = None
-        self._tlp_allowed = False  # one probe until the peer reports progress
-        for rec in reversed(self.board.timed.values()):
-            if rec.fin and rec.off > snd_una:
-                continue  # held back by the peer until the data is in; see _sr_timeout
-            if not rec.sacked:
-                if not rec.queued:
-                    self._mark_lost(rec, "tlp")
-                return
-
-    def _gbn_timeout(self, snd_nxt: int, now: float, answered) -> None:
-        order = self.board.order
-        if not order:
-            self.gbn_deadline = None
-            return
-        if not answered(order[0]):
-            self.backoff(now)
-        n = 0
-        for rec in order:
-            if not self._mark_lost(rec, "timeout", count=n == 0):
-                return
-            n += 1
-        self.stats.timeouts += 1
-        self.rto_fired = True
-        self._recover = snd_nxt
-        self._gone_back(0)  # a timeout: the old window's duplicates are long in
-        self.gbn_deadline = now + self.rto()
-        if self.trace:
-            self._emit(now, "timeout", rto=self.rto(), n=n)
-
-    def _sr_timeout(self, now: float, snd_una: int, answered) -> None:
-        rto = self.rto()
-        timed = self.board.timed
-        expired = []
-        for rec in timed.values():
-            if rec.sent_at + rto > now:
-                break
-            expired.append(rec)
-        if not expired:
-            return
-        n = 0
-        backoff = False
-        for rec in expired:
-            if rec.fin and rec.off > snd_una:
-                # The peer holds a FIN back until every byte before it is in:
-                # resending it then proves nothing (and must not use up the
-                # retries).  Its timer starts again when it is the oldest.
-                timed.move_to_end(rec.off)
-                rec.sent_at = now
-                continue
-            # A SACKed segment waits only for the cumulative ACK, except the one
-            # at the left edge: SACK is advisory, a timeout resends it anyway
-            # (RFC 2018 §8), so a peer that reneges (or lies) cannot stall us.
-            if rec.off > snd_una and rec.sacked:
-                del timed[rec.off]
-                continue
-            if not answered(rec):
-                backoff = True
-            timed.move_to_end(rec.off)
-            rec.sent_at = now  # rearmed; the resend itself sets it again
-            if not self._mark_lost(rec, "timeout"):
-                return
-            n += 1
-        if n:
-            if backoff:
-                self.backoff(now)
-            self.stats.timeouts += 1
-            self.rto_fired = True
-            if self.trace:
-                self._emit(now, "timeout", rto=self.rto(), n=n)

@@ -34,9 +34,23 @@ OPT_MSS = 2
 OPT_WSCALE = 3
 OPT_SACK_PERMITTED = 4
 OPT_SACK = 5
+OPT_TIMESTAMPS = 8  # RFC 7323: kind 8, length 10, TSval and TSecr
 #: RFC 6994 shared experimental option, with our ExID ("ST").
 OPT_EXPERIMENT = 254
 EXID = 0x5354
+#: RFC 6994's other experimental kind, with the name option's ExID ("NM"):
+#: in a SYN, "the payload is the file name offered" (docs/PROTOCOL.md §9).
+OPT_EXPERIMENT_2 = 253
+NAME_EXID = 0x4E4D
+#: Under kind 253 too, the resume options' ExID ("RS", docs/PROTOCOL.md §9):
+#: length 15 is the receiver's offer (SYN-ACK: 5-byte prefix length, 6
+#: bytes of the prefix's SHA-256), length 9 the sender's answer (the offset
+#: it starts at, 5 bytes: the offer's length, or 0).
+RESUME_EXID = 0x5253
+RESUME_OFFER_LEN = 15
+RESUME_ANSWER_LEN = 9
+RESUME_TAG_LEN = 6
+MAX_RESUME = (1 << 40) - 1
 MAX_WSCALE = 14
 MAX_SACK_BLOCKS = 4
 DIGEST_LEN = 32
@@ -46,6 +60,8 @@ _U16 = struct.Struct("!H")
 _U32 = struct.Struct("!I")
 _U64 = struct.Struct("!Q")
 _SACK_BLOCK = struct.Struct("!II")
+_TS = struct.Struct("!II")
+_TS_LEAD = bytes((OPT_NOP, OPT_NOP, OPT_TIMESTAMPS, 10))
 
 
 class SegmentError(ValueError):
@@ -78,6 +94,15 @@ class Segment:
     sack: tuple[tuple[int, int], ...] = ()
     file_size: int | None = None
     digest: bytes | None = None
+    #: The name option: this SYN's payload is the file name, not file data.
+    name_follows: bool = False
+    #: RFC 7323 timestamps: TSval (None: no option) and TSecr.
+    ts_val: int | None = None
+    ts_ecr: int = 0
+    #: The receiver's resume offer (SYN-ACK): (bytes held, first 6 bytes of their SHA-256).
+    resume_offer: tuple[int, bytes] | None = None
+    #: The sender's answer to it (its ACK of the SYN-ACK): the offset it starts at.
+    resume_at: int | None = None
 
     @property
     def seg_len(self) -> int:
@@ -99,6 +124,9 @@ class Segment:
 def encode_options(seg: Segment) -> bytes:
     """The option bytes of ``seg``, padded with EOL to a multiple of 4."""
     out = bytearray()
+    if seg.ts_val is not None:
+        # first, behind two NOPs, as RFC 7323 Appendix A lays it out
+        out += _TS_LEAD + _TS.pack(seg.ts_val & 0xFFFFFFFF, seg.ts_ecr & 0xFFFFFFFF)
     if seg.mss is not None:
         if not 0 <= seg.mss <= 0xFFFF:
             raise SegmentError("options", f"MSS {seg.mss} out of range")
@@ -119,6 +147,10 @@ def encode_options(seg: Segment) -> bytes:
         if not 0 <= seg.file_size < 1 << 64:
             raise SegmentError("options", f"file size {seg.file_size} out of range")
         out += bytes((OPT_EXPERIMENT, 12)) + _U16.pack(EXID) + _U64.pack(seg.file_size)
+    if seg.name_follows:
+        out += bytes((OPT_EXPERIMENT_2, 4)) + _U16.pack(NAME_EXID)
+    if seg.resume_offer is not None or seg.resume_at is not None:
+        out += _encode_resume(seg)
     if seg.digest is not None:
         if len(seg.digest) != DIGEST_LEN:
             raise SegmentError("options", "the digest must be 32 bytes (SHA-256)")
@@ -127,6 +159,22 @@ def encode_options(seg: Segment) -> bytes:
         out += bytes(4 - len(out) % 4)
     if len(out) > MAX_OPTIONS_LEN:
         raise SegmentError("options", f"{len(out)} bytes of options, at most 40 fit")
+    return bytes(out)
+
+
+def _encode_resume(seg: Segment) -> bytes:
+    out = bytearray()
+    if seg.resume_offer is not None:
+        held, tag = seg.resume_offer
+        if not 0 <= held <= MAX_RESUME or len(tag) != RESUME_TAG_LEN:
+            raise SegmentError("options", f"resume offer ({held}, {len(tag)}-byte tag)")
+        out += bytes((OPT_EXPERIMENT_2, RESUME_OFFER_LEN)) + _U16.pack(RESUME_EXID)
+        out += held.to_bytes(5, "big") + bytes(tag)
+    if seg.resume_at is not None:
+        if not 0 <= seg.resume_at <= MAX_RESUME:
+            raise SegmentError("options", f"resume answer {seg.resume_at} out of range")
+        out += bytes((OPT_EXPERIMENT_2, RESUME_ANSWER_LEN)) + _U16.pack(RESUME_EXID)
+        out += seg.resume_at.to_bytes(5, "big")
     return bytes(out)
 
 
@@ -162,14 +210,22 @@ def encode_header(seg: Segment, payload_residue: int | None = None) -> bytes:
 
 
 def data_header(src_port: int, dst_port: int, seq: int, ack: int, flags: int, window: int,
-                payload_residue: int) -> bytes:
-    """The 20-byte header of a segment without options, from the payload's
-    residue: the per-segment fast path of the sender.  The header's own sum is
-    worked out from the field values instead of from its bytes."""
+                payload_residue: int, ts: tuple[int, int] | None = None) -> bytes:
+    """The header of a data segment from the payload's residue: the
+    per-segment fast path of the sender.  20 bytes, or 32 with ``ts``
+    (TSval, TSecr: NOP, NOP and the timestamps option).  The header's own
+    sum is worked out from the field values instead of from its bytes."""
+    if ts is None:
+        total = (src_port + dst_port + (seq >> 16) + (seq & 0xFFFF) + (ack >> 16)
+                 + (ack & 0xFFFF) + (0x5000 | flags) + window + payload_residue) % 0xFFFF
+        return HEADER.pack(src_port, dst_port, seq, ack, 0x50, flags, window,
+                           0xFFFF - total if total else 0, 0)
+    val, ecr = ts
     total = (src_port + dst_port + (seq >> 16) + (seq & 0xFFFF) + (ack >> 16) + (ack & 0xFFFF)
-             + (0x5000 | flags) + window + payload_residue) % 0xFFFF
-    return HEADER.pack(src_port, dst_port, seq, ack, 0x50, flags, window,
-                       0xFFFF - total if total else 0, 0)
+             + (0x8000 | flags) + window + payload_residue + 0x0101 + 0x080A
+             + (val >> 16) + (val & 0xFFFF) + (ecr >> 16) + (ecr & 0xFFFF)) % 0xFFFF
+    return (HEADER.pack(src_port, dst_port, seq, ack, 0x80, flags, window,
+                        0xFFFF - total if total else 0, 0) + _TS_LEAD + _TS.pack(val, ecr))
 
 
 def encode(seg: Segment) -> bytes:
@@ -186,6 +242,10 @@ def _has_options(seg: Segment) -> bool:
         or bool(seg.sack)
         or seg.file_size is not None
         or seg.digest is not None
+        or seg.name_follows
+        or seg.resume_offer is not None
+        or seg.resume_at is not None
+        or seg.ts_val is not None
     )
 
 
@@ -254,6 +314,10 @@ def _decode_options(opts: memoryview, seg: Segment) -> None:
             if rest or not 1 <= count <= MAX_SACK_BLOCKS:
                 raise SegmentError("options", f"SACK option of length {length}")
             seg.sack = tuple(_SACK_BLOCK.iter_unpack(body))
+        elif kind == OPT_TIMESTAMPS:
+            if length != 10:
+                raise SegmentError("options", f"timestamps option of length {length}")
+            seg.ts_val, seg.ts_ecr = _TS.unpack(body)
         elif kind == OPT_EXPERIMENT:
             if length < 4:
                 raise SegmentError("options", f"experimental option of length {length}")
@@ -266,5 +330,24 @@ def _decode_options(opts: memoryview, seg: Segment) -> None:
                 else:
                     raise SegmentError("options", f"metadata option of length {length}")
             # RFC 6994: an ExID we do not know is ignored.
+        elif kind == OPT_EXPERIMENT_2:
+            if length < 4:
+                raise SegmentError("options", f"experimental option of length {length}")
+            if _U16.unpack(body[:2])[0] == NAME_EXID:
+                if length != 4:
+                    raise SegmentError("options", f"name option of length {length}")
+                seg.name_follows = True
+            elif _U16.unpack(body[:2])[0] == RESUME_EXID:
+                _decode_resume(body[2:], seg)
         # RFC 9293 §3.2: options we do not know are skipped by their length.
         i += length
+
+
+def _decode_resume(value: memoryview, seg: Segment) -> None:
+    """The resume offer (5 + 6 bytes) or answer (5 bytes), PROTOCOL.md §9."""
+    if len(value) == RESUME_OFFER_LEN - 4:
+        seg.resume_offer = (int.from_bytes(value[:5], "big"), bytes(value[5:]))
+    elif len(value) == RESUME_ANSWER_LEN - 4:
+        seg.resume_at = int.from_bytes(value, "big")
+    else:
+        raise SegmentError("options", f"resume option of length {len(value) + 4}")

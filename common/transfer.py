@@ -13,6 +13,7 @@ or the teardown: :mod:`common.sender_core` does, and builds the segments.
 from __future__ import annotations
 
 from . import congestion
+from .congestion.log import CwndLog
 from .flow import PeerWindow
 from .pacing import PACE_GAIN, Pacer
 from .rack import NO_DELIVERY
@@ -22,6 +23,7 @@ from .scoreboard import Outstanding, Scoreboard
 from .segment import FIN, Segment
 from .sender_stats import Stats
 from .sendqueue import SendQueue
+from .timestamps import echo_rtt
 
 
 class Transfer:
@@ -29,7 +31,7 @@ class Transfer:
 
     def __init__(self, *, mss: int, window: int, rtt: RttEstimator, stats: Stats,
                  retries: int, give_up: float, emit, trace: bool,
-                 pacing: float = PACE_GAIN, congestion_control: str = "none"):
+                 pacing: float | None = None, congestion_control: str = "none"):
         self.rtt = rtt
         self.stats = stats
         self.retries = retries
@@ -40,16 +42,24 @@ class Transfer:
         self.recovery = Recovery(self.board, rtt, stats, retries=retries, give_up=give_up,
                                  emit=emit, trace=trace)
         self.cc = congestion.create(congestion_control, mss=mss, window=window)
-        self.pacer = Pacer(pacing)
+        # No gain given: the controller's (PACE_GAIN for the fixed window;
+        # 2 in slow start and 1.2 after with congestion control).
+        self.auto_pace = pacing is None
+        self.pacer = Pacer(PACE_GAIN if pacing is None else pacing)
+        self.cc_log = CwndLog()
         self.flow = PeerWindow()
         self.snd_una = 0  # the oldest byte not acknowledged (stream offset)
         self.snd_nxt = 0  # the next byte to send for the first time
         self.mss = mss  # the MSS in use: the smaller of ours and the peer's
         self.gbn = True  # Go-Back-N until the handshake says SACK is on
         self.sack_ok = False
+        self.ts_ok = False  # RFC 7323 timestamps on (the handshake says)
         self.cwnd_limited = False  # the last send stopped at cwnd (RFC 7661)
         self.recovery_point: int | None = None  # snd_nxt when loss recovery began
         self._acked_news = 0  # bytes newly acknowledged by the ACKs not yet told to cc
+        self._acks_news = 0  # how many ACKs brought them
+        self._limited = False  # cwnd held sending back since cc last heard of ACKs
+        self._pipe_high = 0  # the largest pipe after a send since then
 
     def on_path(self, mss: int, sack_ok: bool, window: int, wscale: int | None) -> None:
         """What the handshake agreed: the MSS, SACK, the peer's first window."""
@@ -58,11 +68,30 @@ class Transfer:
         self.gbn = self.recovery.gbn = not sack_ok
         self.queue.fit(mss)  # read ahead in our MSS: the peer's may be smaller
         self.flow.on_syn_ack(window, wscale)
+        self.cc.on_path(mss, sack_ok)
 
     @property
     def in_flight(self) -> int:
         """Bytes sent and neither cumulatively nor selectively acknowledged (the pipe)."""
         return self.snd_nxt - self.snd_una - self.board.sacked.covered
+
+    @property
+    def pipe(self) -> int:
+        """RFC 6675's pipe: in flight, less what is declared lost and not yet
+        sent again (those still count in ``in_flight`` until they go)."""
+        lost = 0
+        for rec in self.recovery.rexmit:
+            if rec.queued and not rec.sacked:
+                lost += rec.end - rec.off
+        return max(0, self.in_flight - lost)
+
+    def cc_check(self, now: float) -> None:
+        """After the controller heard something: a change of cwnd, ssthresh
+        or state is a ``cwnd`` trace event (with the pipe)."""
+        cc = self.cc
+        if self.cc_log.observe(cc, now) and self.trace:
+            self._emit(now, "cwnd", cwnd=cc.cwnd, ssthresh=cc.ssthresh, pipe=self.pipe,
+                       state=cc.state)
 
     def room(self) -> int:
         """New bytes the windows let us send now: the congestion window bounds
@@ -74,6 +103,12 @@ class Transfer:
         return max(0, limit - self.snd_nxt)
 
     # -------------------------------------------------------------- sending
+    def take_resends(self, now: float) -> list[Outstanding]:
+        """The resends due now, as many as the congestion controller lets go
+        (in sr mode; Go-Back-N resends its window as it always did)."""
+        budget = None if self.gbn else self.cc.resend_budget(self.pipe)
+        return self.recovery.take_resends(now, self.snd_una, budget)
+
     def take_new(self, now: float, max_new: int) -> list[Outstanding]:
         """New data from the queue, each chunk one record, as far as the
         windows and the pacer allow (at most ``max_new``); or a zero-window
@@ -82,6 +117,8 @@ class Transfer:
         chunks = self.queue.chunks
         if not chunks or max_new <= 0:
             return []
+        if not self.cc_log.started:
+            self.cc_check(now)
         right_edge = self.flow.right_edge
         cwnd_edge = self.snd_una + self.cc.cwnd + self.board.sacked.covered
         limit = min(cwnd_edge, right_edge)
@@ -89,8 +126,10 @@ class Transfer:
             fresh = self._take_paced(now, limit, max_new)
             self.cwnd_limited = bool(chunks) and \
                 self.snd_nxt + len(chunks[0]) > cwnd_edge <= right_edge
+            self._limited |= self.cwnd_limited
             return fresh
         self.cwnd_limited = cwnd_edge <= right_edge
+        self._limited |= self.cwnd_limited
         if self.flow.probe_due and self.snd_nxt == self.snd_una:
             # Zero-window probe: one byte past the window (RFC 9293 §3.8.6.1).
             self.flow.probe_due = False
@@ -109,7 +148,8 @@ class Transfer:
         pacer = self.pacer
         if not pacer.gain or not srtt:
             return self._take_run(now, limit, max_new)
-        rate = self.cc.pacing_rate(srtt, pacer.gain)  # bytes per second
+        gain = self.cc.pacing_gain if self.auto_pace else pacer.gain
+        rate = self.cc.pacing_rate(srtt, gain)  # bytes per second
         chunks = self.queue.chunks
         allowed = pacer.allowance(now, len(chunks[0]), rate)
         if not allowed:
@@ -131,6 +171,9 @@ class Transfer:
             self.register(fresh)
             self.stats.data_segments += len(fresh)
             self.cc.on_sent(nbytes, now)
+            pipe = self.snd_nxt - self.snd_una - self.board.sacked.covered
+            if pipe > self._pipe_high:
+                self._pipe_high = pipe
         return fresh
 
     def register(self, recs: list[Outstanding]) -> None:
@@ -176,15 +219,21 @@ class Transfer:
             for left, right in blocks:
                 delivered_at = recovery.on_sack_block(left, right, ack_off, now, delivered_at)
         if advanced:
-            delivered_at = recovery.on_new_ack(ack_off, self.snd_nxt, now, delivered_at)
+            # RFC 7323 §4.1: with timestamps, the echo times this ACK's
+            # round trip, a retransmission's included (no Karn's rule).
+            echo = echo_rtt(now, seg.ts_ecr) if self.ts_ok and seg.ts_val is not None else None
+            delivered_at = recovery.on_new_ack(ack_off, self.snd_nxt, now, delivered_at, echo)
             self.snd_una = ack_off
             if self.recovery_point is not None and ack_off >= self.recovery_point:
                 self.recovery_point = None
+                recovery.set_recovery(False, now)
                 self.cc.on_recovery_end(now)
+                self.cc_check(now)
         elif (not seg.payload and not seg.flags & FIN and self.snd_nxt > self.snd_una
               and not window_changed and flow.right_edge > self.snd_una):
             recovery.on_dupack(self.snd_una, self.snd_nxt, now)
         self._acked_news += self.snd_una + board.sacked.covered - acked_before
+        self._acks_news += 1
         if flow.window == 0:
             # The peer is alive and says it has no room: probes are not losses.
             for rec in board.order:
@@ -210,9 +259,16 @@ class Transfer:
             if reason:
                 return reason
         if self._acked_news:
-            self.cc.on_acked(self._acked_news, recovery.take_sample(), now, self.in_flight,
-                             self.cwnd_limited)
-            self._acked_news = 0
+            cc = self.cc
+            # RFC 7661: grow only a window in use; in slow start, as Linux
+            # judges it, when at least half of it was in flight.
+            limited = self._limited or (cc.in_slow_start and 2 * self._pipe_high >= cc.cwnd)
+            cc.on_acked(self._acked_news, recovery.take_sample(), now, self.pipe, limited,
+                        self._acks_news)
+            self._acked_news = self._acks_news = 0
+            self._limited = self.cwnd_limited
+            self._pipe_high = self.in_flight
+            self.cc_check(now)
         return None
 
     def _recovery_news(self, now: float) -> str | None:
@@ -226,17 +282,23 @@ class Transfer:
             return (f"{what} was retransmitted {self.retries} times without an "
                     "acknowledgment; the receiver is gone")
         if recovery.lost_bytes:
-            pipe = self.in_flight
+            pipe = self.pipe
             if self.recovery_point is None:
                 self.recovery_point = self.snd_nxt
-                self.cc.on_recovery_start(now, pipe)
+                recovery.set_recovery(True, now)
+                self.cc.on_recovery_start(now, pipe, self.snd_nxt - self.snd_una)
             self.cc.on_lost(recovery.lost_bytes, recovery.lost_sent_at, now, pipe)
             recovery.lost_bytes = 0
             recovery.lost_sent_at = 0.0
+            self.cc_check(now)
         if recovery.rto_fired:
             recovery.rto_fired = False
-            self.recovery_point = None
-            self.cc.on_rto(now)
+            # Loss recovery after a timeout lasts until what was outstanding
+            # then is acknowledged: one reduction for that window.
+            self.recovery_point = self.snd_nxt
+            recovery.set_recovery(True, now)
+            self.cc.on_rto(now, self.snd_nxt - self.snd_una)
+            self.cc_check(now)
         return None
 
     # -------------------------------------------------------------- timers

@@ -15,6 +15,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from common.receiver_core import ReceiverCore, ReceiverState
+from common.resume import prefix_tag
 from common.rtt import RttEstimator
 from common.segment import SegmentError, decode, encode
 from common.sender_core import SenderCore, SenderState
@@ -43,6 +44,28 @@ class Channel:
                 d[bit // 8] ^= 1 << (bit % 8)
             out.append((now + self.delay + rng.random() * self.jitter, bytes(d)))
         return out
+
+
+@dataclass
+class Bottleneck(Channel):
+    """A channel with a rate (bytes per second) and a tail-drop queue of
+    ``queue`` bytes in front of it, as the emulator's ``-s`` and ``-q``:
+    a datagram waits for those before it, or is dropped if they fill the
+    queue.  ``drops`` counts the queue's drops."""
+
+    rate: float = 1e6
+    queue: int = 64 * 1024
+    drops: int = 0
+    busy_until: float = 0.0
+
+    def schedule(self, rng: random.Random, now: float, data: bytes) -> list[tuple[float, bytes]]:
+        backlog = max(0.0, self.busy_until - now) * self.rate
+        if backlog + len(data) > self.queue:
+            self.drops += 1
+            return []
+        self.busy_until = max(now, self.busy_until) + len(data) / self.rate
+        return [(t + self.busy_until - now, d)
+                for t, d in super().schedule(rng, now, data)]
 
 
 @dataclass
@@ -77,19 +100,39 @@ def run_transfer(
     max_steps: int = 2_000_000,
     ack_bursts: bool = False,
     on_burst=None,
+    cc: str = "none",
+    pacing: float | None = None,
+    min_rto: float = 0.05,
+    name: bytes | None = None,
+    timestamps: tuple[bool, bool] = (True, True),
+    delayed_ack: float | None = None,
+    held: bytes | None = None,
+    resume: bool = False,
 ) -> Result:
     """``ack_bursts``: the sender takes the segments that reach it at one
     instant together (SenderCore.on_segments), as the program takes what one
     read of its socket returns, and ``on_burst`` (if given) is called with
-    each burst's length; otherwise one by one."""
+    each burst's length; otherwise one by one.  ``timestamps``: whether the
+    sender and the receiver offer RFC 7323 timestamps.  ``delayed_ack``: the
+    receiver's delayed-ACK timer (None: the pending ACK at each instant's end).
+    ``held``: the prefix the receiver holds and offers to resume from
+    (common/resume.py); ``resume``: whether the sender checks such an offer
+    (else it answers 0).  The output then starts with what the receiver
+    kept of ``held``."""
     rng = random.Random(seed)
     forward = forward or Channel()
     backward = backward or Channel()
     snd = SenderCore(isn=isn_s, file_size=len(data), mode=mode, mss=mss, window=window,
-                     rtt=RttEstimator(min_rto=0.05), retries=retries, give_up=give_up,
-                     trace=True)
+                     rtt=RttEstimator(min_rto=min_rto), retries=retries, give_up=give_up,
+                     trace=True, congestion_control=cc, pacing=pacing,
+                     timestamps=timestamps[0])
+    snd.handshake.offered_name = name  # the name option: the SYN's payload, in sequence space
     rcv = ReceiverCore(isn=isn_r, mode=rmode or mode, mss=mss, capacity=capacity,
-                       rtt=RttEstimator(min_rto=0.05), retries=retries, give_up=give_up)
+                       rtt=RttEstimator(min_rto=0.05), retries=retries, give_up=give_up,
+                       timestamps=timestamps[1], delayed_ack=delayed_ack,
+                       resume_offer=None if held is None else (len(held), prefix_tag(held)))
+    if resume:
+        snd.handshake.resume_check = lambda n, tag: prefix_tag(data[:n]) == tag
     now = 0.0
     wire: list[tuple[float, int, str, bytes]] = []  # (time, tiebreak, to, bytes)
     tie = 0
@@ -98,6 +141,7 @@ def run_transfer(
     writer_busy_until = 0.0
     chunked = False
     renamed = False
+    kept = False
     corrupt_dropped = 0
     sent_wire = []
     snd.start(now)
@@ -115,7 +159,8 @@ def run_transfer(
         # The sender side: what is due now.
         if snd.established and not chunked:
             m = snd.eff_mss
-            snd.supply(memoryview(data)[i:i + m] for i in range(0, len(data), m))
+            first = snd.handshake.resume_at or 0
+            snd.supply(memoryview(data)[i:i + m] for i in range(first, len(data), m))
             snd.end_of_stream(digest)
             chunked = True
         for seg, _rec in snd.take(now, max_new=10_000):
@@ -162,6 +207,9 @@ def run_transfer(
                 continue
             if to == "r":
                 rcv.on_segment(seg, now)
+                if held is not None and rcv.resume_at is not None and not kept:
+                    out += held[:rcv.resume_at]  # what the receiver keeps of its prefix
+                    kept = True
                 unwritten.extend(bytes(c) for c in rcv.deliver)
                 rcv.deliver.clear()
             elif ack_bursts:

@@ -67,9 +67,9 @@ def _expand(items) -> list[Segment]:
 
 def _same(a: Segment, b: Segment) -> bool:
     return (a.seq, a.ack, a.flags, a.window, bytes(a.payload), a.src_port, a.dst_port, a.mss,
-            a.wscale, a.sack_permitted, a.sack, a.file_size, a.digest) == (
+            a.wscale, a.sack_permitted, a.sack, a.file_size, a.digest, a.ts_val, a.ts_ecr) == (
         b.seq, b.ack, b.flags, b.window, bytes(b.payload), b.src_port, b.dst_port, b.mss,
-        b.wscale, b.sack_permitted, b.sack, b.file_size, b.digest)
+        b.wscale, b.sack_permitted, b.sack, b.file_size, b.digest, b.ts_val, b.ts_ecr)
 
 
 def _reference(datagrams: list[bytes]):
@@ -140,6 +140,71 @@ def test_decode_burst_equals_decode(kinds, payload_len, seq0, short_tail, data):
         if isinstance(item, Run):
             assert item.count >= 2
             assert len(item.segment.payload) <= item.count * item.size
+
+
+TS_KINDS = ["next", "next", "next", "psh", "jump", "plain", "corrupt", "other-ts-lead"]
+
+
+@given(st.lists(st.sampled_from(TS_KINDS), min_size=1, max_size=40),
+       st.sampled_from([2, 100, 1440]), st.integers(0, M32), st.data())
+@settings(max_examples=200, deadline=None)
+def test_decode_burst_with_timestamps_equals_decode(kinds, payload_len, seq0, data):
+    """Data segments with RFC 7323 timestamps (32-byte headers) go the bulk
+    path too, each piece of a run with its own TSval and TSecr; anything
+    else in the burst is decoded one by one, as decode() would."""
+    size = 32 + payload_len
+    seq = seq0
+    datagrams = []
+    for kind in kinds:
+        if kind == "jump":
+            seq = (seq + 3 * payload_len) & M32
+        ts = (data.draw(st.integers(0, M32)), data.draw(st.integers(0, M32)))
+        if kind == "plain":  # no options: the 12 bytes more of payload
+            raw = encode(Segment(seq, 777, ACK, 60, os.urandom(payload_len + 12), 1, 2))
+        else:
+            raw = encode(Segment(seq, 777, ACK | PSH if kind == "psh" else ACK, 60,
+                                 os.urandom(payload_len), 1, 2, ts_val=ts[0], ts_ecr=ts[1]))
+        if kind == "other-ts-lead":  # the option behind no NOPs: not ours, one by one
+            raw = bytearray(raw)
+            raw[20:32] = bytes((8, 10)) + ts[0].to_bytes(4, "big") + ts[1].to_bytes(4, "big") \
+                + bytes((1, 1))
+            raw[16:18] = b"\0\0"
+            raw = bytearray(encode_checksummed(bytes(raw)))
+        if kind == "corrupt":
+            raw = bytearray(raw)
+            raw[data.draw(st.integers(0, len(raw) - 1))] ^= 1
+        assert len(raw) == size
+        datagrams.append(bytes(raw))
+        seq = (seq + payload_len) & M32
+    buf = bytearray(b"".join(datagrams))
+    items, drops = decode_burst(buf, len(buf), size)
+    want_segs, want_drops = _reference(datagrams)
+    got = _expand(items)
+    assert drops == want_drops
+    assert len(got) == len(want_segs)
+    assert all(_same(a, b) for a, b in zip(got, want_segs, strict=True))
+
+
+def encode_checksummed(raw: bytes) -> bytes:
+    """``raw`` (checksum field zero) with its Internet checksum filled in."""
+    from common.checksum import checksum_from_residue, ones_residue
+    csum = checksum_from_residue(ones_residue(raw))
+    return raw[:16] + csum.to_bytes(2, "big") + raw[18:]
+
+
+def test_decode_burst_coalesces_a_run_with_timestamps():
+    payload_len, count = 1440, 10
+    data = os.urandom(payload_len * count)
+    raw = b"".join(encode(Segment(1000 + i * payload_len, 9, ACK, 512,
+                                  data[i * payload_len:(i + 1) * payload_len], 5, 6,
+                                  ts_val=100 + i, ts_ecr=7))
+                   for i in range(count))
+    items, drops = decode_burst(bytearray(raw), len(raw), 32 + payload_len)
+    assert drops == [] and len(items) == 1 and isinstance(items[0], Run)
+    run = items[0]
+    assert run.count == count and run.size == payload_len and run.segment.payload == data
+    assert (run.segment.ts_val, run.segment.ts_ecr) == (100, 7)  # the first's
+    assert [(p.ts_val, p.ts_ecr) for p in run.split()] == [(100 + i, 7) for i in range(count)]
 
 
 def test_decode_burst_coalesces_a_plain_run():
@@ -284,8 +349,9 @@ def test_accepts_run_refuses_past_the_window():
 # --- the sender: headers from the record ------------------------------------------
 
 
+@pytest.mark.parametrize("ts", [False, True])  # RFC 7323 timestamps on: 32-byte headers
 @pytest.mark.parametrize("size", [1000, 1452 * 3 + 17])
-def test_sender_headers_from_records_equal_encoded_segments(size):
+def test_sender_headers_from_records_equal_encoded_segments(size, ts):
     """take(segments=False) on chunks supplied with their residues, and
     data_header() from the record, give the bytes that encode(take()'s
     segment) gives."""
@@ -297,7 +363,7 @@ def test_sender_headers_from_records_equal_encoded_segments(size):
         c.start(0.0)
         c.take(0.0)
         c.on_segment(Segment(77, (M32 - 49) & M32, SYN | ACK, 0xFFFF, mss=mss, wscale=0,
-                             sack_permitted=True), 0.01)
+                             sack_permitted=True, ts_val=4242 if ts else None), 0.01)
         c.take(0.01)
         cores.append(c)
     chunks = [memoryview(data)[i:i + mss] for i in range(0, size, mss)]
@@ -308,7 +374,7 @@ def test_sender_headers_from_records_equal_encoded_segments(size):
     plain = cores[0].take(0.02)
     bulk = cores[1].take(0.02, segments=False)
     assert not cores[1].queue
-    src, dst, base, ack, window, end = cores[1].data_header_fields()
+    src, dst, base, ack, window, end, ts = cores[1].data_header_fields()
     assert len(plain) == len(bulk)
     for (seg, rec), (none, brec) in zip(plain, bulk, strict=True):
         if rec.fin:
@@ -316,9 +382,10 @@ def test_sender_headers_from_records_equal_encoded_segments(size):
             continue
         assert none is None
         header = data_header(src, dst, (base + brec.off) & M32, ack,
-                             ACK | PSH if brec.end == end else ACK, window, brec.residue)
+                             ACK | PSH if brec.end == end else ACK, window, brec.residue, ts)
         assert header + bytes(brec.payload) == encode(seg)
     assert any(seg.flags & PSH for seg, _ in plain)
+    assert (ts is not None) == (plain[0][0].ts_val is not None) == cores[1].ts_ok
 
 
 def _blocks(ack: Segment) -> list[tuple[int, int]]:

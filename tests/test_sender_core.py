@@ -494,23 +494,68 @@ def test_rack_ignores_an_early_report_of_a_resent_segment():
 
 
 def test_rack_counts_a_resend_that_fills_a_hole_inside_a_block():
-    """A tail loss probe that fills a hole between two SACK blocks is the
-    newest delivery (RFC 8985 §6.2 step 2 takes every newly SACKed segment,
-    not only the one ending a block): the older lost resend is found then,
-    not at the RTO."""
+    """A resend that fills a hole between two SACK blocks is the newest
+    delivery (RFC 8985 §6.2 step 2 takes every newly SACKed segment, not
+    only the one ending a block): an older lost resend is found then, not
+    at the RTO (there is no tail loss probe in recovery, RFC 8985 §7.2)."""
     h = Harness(1000)
-    h.open()  # RTT 0.05 s
+    h.open()  # RTT 0.05 s: reordering window 12.5 ms
     h.segs()
     h.advance(0.05)
-    h.feed(h.rx.ack(0, sack=[(600, 1000), (100, 500)]))  # 0 and 500 lost
-    assert h.offsets(h.segs()) == [(0, 100), (500, 100)]  # both resends lost too
-    h.fire()  # the tail loss probe, two SRTTs on: the newest segment not SACKed
-    assert h.s.stats.timeouts == 0
-    assert h.offsets(h.segs()) == [(500, 100)]
+    h.feed(h.rx.ack(0, sack=[(100, 500)]))  # 0 lost (the SACK rule)
+    assert h.offsets(h.segs()) == [(0, 100)]  # resent, and lost again
+    h.advance(0.03)
+    h.feed(h.rx.ack(0, sack=[(600, 1000), (100, 500)]))  # 500 lost
+    assert h.offsets(h.segs()) == [(500, 100)]  # resent 30 ms after 0's resend
     h.advance(0.05)
-    h.feed(h.rx.ack(0, sack=[(100, 1000)]))  # the probe arrived
+    h.feed(h.rx.ack(0, sack=[(100, 1000)]))  # 500's resend arrived, inside the block
     assert h.offsets(h.segs()) == [(0, 100)]  # 0's resend went before it: lost
-    assert h.s.stats.timeouts == 0
+    assert h.s.stats.timeouts == 0 and h.s.stats.rexmit_tlp == 0
+
+
+def test_no_tail_loss_probe_during_loss_recovery():
+    """RFC 8985 §7.2 (and Linux, which probes only in its Open and CWR
+    states): no probe is scheduled while a loss episode is on.  Here 0 is
+    lost and resent, and the rest was SACKed or is on its way: two SRTTs
+    later nothing is probed; what comes next is the oldest segment's own
+    retransmission timer.  Once the episode ends the probe is armed again."""
+    h = Harness(2000, window=1000)
+    h.open()  # RTT 0.05 s
+    h.segs()  # 0..1000
+    h.advance(0.05)
+    h.feed(h.rx.ack(0, sack=[(100, 500)]))  # 0 lost: recovery begins
+    assert h.offsets(h.segs())[0] == (0, 100)  # (new data with it, in SACKed room)
+    t = h.s.transfer
+    oldest = next(iter(t.board.timed.values()))
+    assert h.s.next_deadline() == pytest.approx(oldest.sent_at + t.recovery.rto())
+    assert h.s.next_deadline() > h.now + 2 * t.rtt.srtt  # no probe at two SRTTs
+    h.fire()
+    assert h.s.stats.rexmit_tlp == 0 and h.s.stats.timeouts == 1
+    h.segs()
+    h.advance(0.05)
+    h.feed(h.rx.ack(t.recovery_point))  # the episode (the RTO's) ends
+    assert t.recovery_point is None
+    h.segs()
+    assert t.board.timed  # new data still out: probed again
+    assert h.s.next_deadline() == pytest.approx(
+        h.now + min(max(2 * t.rtt.srtt, 0.01), t.recovery.rto()))
+
+
+@pytest.mark.parametrize("min_rto", [0.2, 1.0])
+def test_one_segment_in_flight_gets_the_delayed_acks_allowance(min_rto):
+    """RFC 8985 §7.2: with one segment in flight the probe waits two SRTTs
+    plus WCDelAckT (0.2 s), as the receiver may hold a lone segment's ACK
+    (ours 40 ms); a probe no sooner than the RTO is left to the RTO."""
+    h = Harness(1000, window=MSS, min_rto=min_rto)
+    h.open()  # RTT 0.05 s
+    assert h.offsets(h.segs()) == [(0, MSS)]
+    t = h.s.transfer
+    srtt, rto = t.rtt.srtt, t.recovery.rto()
+    probe = 2 * srtt + 0.2 < rto
+    assert h.s.next_deadline() == pytest.approx(h.now + (2 * srtt + 0.2 if probe else rto))
+    h.fire()
+    assert h.offsets(h.segs()) == [(0, MSS)]
+    assert (h.s.stats.rexmit_tlp, h.s.stats.timeouts) == ((1, 0) if probe else (0, 1))
 
 
 def test_rack_counts_a_resend_that_fills_the_left_edge():

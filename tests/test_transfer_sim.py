@@ -153,7 +153,9 @@ def test_digest_mismatch_aborts_both(mode):
 @pytest.mark.parametrize("mode", ["gbn", "sr"])
 def test_slow_writer_forces_zero_windows(mode):
     data = payload(60_000)
-    res = run_transfer(data, mode=mode, capacity=4 * MSS, window=64 * 1024,
+    # room for four segments exactly (each carries MSS - 12 bytes beside
+    # the RFC 7323 timestamps), so that the window does close
+    res = run_transfer(data, mode=mode, capacity=4 * (MSS - 12), window=64 * 1024,
                        write_rate=50_000.0, seed=5, time_limit=TIME_LIMIT)
     check_delivered(res, data, f"slow writer {mode}")
     assert res.receiver.stats.zero_windows >= 1

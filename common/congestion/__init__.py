@@ -6,10 +6,14 @@ module per algorithm, and one line per algorithm in ``ALGORITHMS``."""
 from __future__ import annotations
 
 from .base import CongestionControl
+from .cubic import Cubic
 from .fixed import FixedWindow
+from .newreno import NewReno
 
 ALGORITHMS: dict[str, type[CongestionControl]] = {
     "none": FixedWindow,
+    "newreno": NewReno,
+    "cubic": Cubic,
 }
 
 
@@ -29,4 +33,4 @@ def create(name: str, *, mss: int, window: int) -> CongestionControl:
     return cls(mss=mss, window=window)
 
 
-__all__ = ["ALGORITHMS", "CongestionControl", "FixedWindow", "create", "names"]
+__all__ = ["ALGORITHMS", "CongestionControl", "Cubic", "FixedWindow", "NewReno", "create", "names"]
