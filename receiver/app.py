@@ -1,7 +1,8 @@
 """The receiving program's threads around :class:`common.receiver_core.ReceiverCore`.
 
-* ``network``: reads every datagram the socket holds, parses it and feeds the
-  core under the lock (once per burst), then hands the in-order bytes to the
+* ``network``: reads every datagram the socket holds, parses it (each one's
+  parsing, records and drop count: receiver/wire.py) and feeds the core
+  under the lock (once per burst), then hands the in-order bytes to the
   writer's queue and sends the ACKs, outside the lock.  When the socket is
   empty it waits in ``poll`` until the next datagram or the core's deadline
   (give-up time, FIN retransmission).
@@ -32,21 +33,22 @@ from dataclasses import dataclass
 
 from loguru import logger
 
-from common.batch import Run, decode_burst
+from common.ackclock import DELAYED_ACK
+from common.batch import Run
 from common.receiver_core import ReceiverCore, ReceiverState
 from common.rtt import RttEstimator
-from common.segment import SYN, SegmentError, decode, encode, flag_str
-from common.seq import unwrap
-from receiver.disk import (
-    free_space,
-)
+from common.segment import SYN
+from receiver.disk import free_space, fsync_dir, hold_replaced, size_limit
+from receiver.resume import open_part, read_prefix, sync_kept
+from receiver.wire import Wire
 from receiver.writer import FINISH, Writer, queued_size
 from runtime import threadhooks, threadtrace
 from runtime.endpoint import EndpointBase
-from runtime.pcap import PcapWriter
-from runtime.progutil import debug_enabled
+from runtime.pcap import PcapWriter, ip_version
+from runtime.progutil import UsageError, debug_enabled
 from runtime.trace import Tracer
 from runtime.udpgso import GRO_CMSG_SPACE, enable_gro, gro_size
+from runtime.waiting import Silence, receiver_wait
 
 #: Datagrams the network thread reads before it feeds the core and ACKs
 #: (a GRO buffer counts as the datagrams it holds).
@@ -54,6 +56,9 @@ RECV_BURST = 64
 RECV_BUFFER = 65536
 #: Room for packing single datagrams back to back (see _network).
 PACK_BYTES = 256 * 1024
+#: The states in which the receiver waits for the sender, and says so now
+#: and then when nothing comes (runtime/waiting.py).
+WAITS = (ReceiverState.LISTEN, ReceiverState.SYN_RECEIVED, ReceiverState.ESTABLISHED)
 
 
 @dataclass
@@ -61,7 +66,7 @@ class ReceiverConfig:
     path: str
     listen_port: int
     ack_to: tuple[str, int]
-    bind: str = "0.0.0.0"
+    bind: str = "127.0.0.1"
     mode: str = "sr"
     mss: int = 1452
     capacity: int = 4 << 20
@@ -73,7 +78,11 @@ class ReceiverConfig:
     max_size: int | None = None
     keep_partial: bool = False
     write_delay: float = 0.0  # --write-delay: a deliberately slow disk, per segment
+    ack_every: int = 2  # --ack-every: an in-order ACK at least every N segments (0: per burst)
+    delayed_ack: float | None = DELAYED_ACK  # --delayed-ack (None: flush at the burst's end)
     fail_after: int | None = None  # test hook: the disk is full after this many bytes
+    timestamps: bool = True  # take up RFC 7323 timestamps a sender offers
+    resume: bool = False  # --resume: offer what FILE.part holds (receiver/resume.py)
 
 
 class Receiver(EndpointBase):
@@ -83,27 +92,32 @@ class Receiver(EndpointBase):
         self.isn = isn & 0xFFFFFFFF
         self.sock = sock
         self.tracer = tracer
-        self.pcap = pcap
         self.part_path = cfg.path + ".part"
+        self.prefix = None
+        if cfg.resume:
+            try:
+                self.prefix = read_prefix(self.part_path)
+            except OSError as exc:
+                raise UsageError(f"cannot read {self.part_path}: {exc.strerror or exc}") \
+                    from None
         limit = free_space(cfg.path)
-        if cfg.max_size is not None:
-            limit = cfg.max_size if limit is None else min(limit, cfg.max_size)
+        if limit is not None and self.prefix is not None:
+            # FILE.part's bytes are kept or freed again: the file needs no more
+            limit += self.prefix.held
+        limit = size_limit(limit, cfg.max_size)
         self.core = ReceiverCore(
             isn=isn, mode=cfg.mode, mss=cfg.mss, capacity=cfg.capacity, size_limit=limit,
             rtt=RttEstimator(min_rto=cfg.min_rto, max_rto=cfg.max_rto), retries=cfg.retries,
             give_up=cfg.give_up, src_port=sock.getsockname()[1], dst_port=cfg.ack_to[1],
             trace=threadhooks.core_trace(tracer), ack_per_burst=True,
+            ack_every=cfg.ack_every, delayed_ack=cfg.delayed_ack, timestamps=cfg.timestamps,
+            resume_offer=self.prefix.offer if self.prefix is not None else None,
         )
         super().__init__()
         self.stop = False
-        self.peer: tuple[str, int] | None = None
         self.queue: queue.Queue = threadtrace.queue(4096, "writer queue", queued_size)
-        self.dropped: dict[str, int] = {}
-        self.segments_sent = 0
         self.started = 0.0
-        self.connected_at: float | None = None
         self.finished_at = 0.0
-        self.log_segments = False
         self.progress = None
         self.max_queue = 0
         self._threads: list[threading.Thread] = []
@@ -115,16 +129,23 @@ class Receiver(EndpointBase):
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         threadhooks.attach(self)  # --thread-trace: counters, sockets
+        # Every datagram in and out (receiver/wire.py), on the socket as
+        # attach() left it; its send is put_on_wire itself (no call between).
+        self.wire = Wire(self.sock, cfg.ack_to, self.core.src_port, tracer, pcap)
+        self.put_on_wire = self.wire.send
 
     # ---------------------------------------------------------------- running
     def run(self) -> None:
-        self.log_segments = debug_enabled()
+        self.wire.log_segments = debug_enabled()
         self.started = time.monotonic()
         if self.tracer:
             self.tracer.emit(self.started, "meta", role="receiver", mode=self.cfg.mode,
                              mss=self.cfg.mss, capacity=self.cfg.capacity, isn=self.isn,
-                             path=self.cfg.path)
-        self._out = open(self.part_path, "wb")  # noqa: SIM115 - closed by the writer
+                             path=self.cfg.path, ip=ip_version(self.sock))
+        try:
+            self._out = open_part(self.part_path, self.prefix)
+        except OSError as exc:
+            raise UsageError(f"cannot write {self.part_path}: {exc.strerror or exc}") from None
         self._write = Writer(self, self._out)
         try:  # a signal may come at any point from here: shutdown() must run
             for name, target in (("network", self._network), ("writer", self._write.run)):
@@ -162,6 +183,20 @@ class Receiver(EndpointBase):
         os.close(self._wake_w)
 
     @property
+    def dropped(self) -> dict[str, int]:
+        """Datagrams dropped, by reason (read it after the threads are joined)."""
+        return self.wire.dropped
+
+    @property
+    def segments_sent(self) -> int:
+        return self.wire.sent
+
+    @property
+    def connected_at(self) -> float | None:
+        """When the SYN came (None if none did)."""
+        return self.wire.connected_at
+
+    @property
     def written(self) -> int:
         """Bytes written to FILE.part (read it after the threads are joined)."""
         return self._write.written if self._write is not None else 0
@@ -171,6 +206,14 @@ class Receiver(EndpointBase):
         """Whether FILE.part became FILE, complete and verified."""
         return self._write is not None and self._write.renamed
 
+    def commit(self) -> int | None:
+        """Writer thread, the SHA-256 matched: FILE.part becomes FILE.  Returns
+        a descriptor of the file --force replaced, for the caller to close."""
+        replaced = hold_replaced(self.cfg.path)
+        os.replace(self.part_path, self.cfg.path)
+        fsync_dir(self.cfg.path)
+        return replaced
+
     def wake(self) -> None:
         try:
             os.write(self._wake_w, b"x")
@@ -179,11 +222,13 @@ class Receiver(EndpointBase):
 
     def _cleanup(self) -> None:
         if self._out is not None and not self._out.closed:
+            if self.cfg.resume and not self.renamed:
+                sync_kept(self._out)
             try:
                 self._out.close()  # after ENOSPC this flushes (and fails) again
             except OSError:
                 pass
-        if not self.renamed and not self.cfg.keep_partial:
+        if not self.renamed and not (self.cfg.keep_partial or self.cfg.resume):
             try:
                 os.unlink(self.part_path)
             except FileNotFoundError:
@@ -203,10 +248,12 @@ class Receiver(EndpointBase):
                            if self.cfg.listen_timeout else None)
         # Traces, pcaps and debug logs describe every datagram: they take the
         # per-segment path.  Otherwise, once the peer is known, the bulk path.
-        observed = self.pcap is not None or self.tracer is not None or self.log_segments
+        wire = self.wire
+        observed = wire.pcap is not None or self.tracer is not None or wire.log_segments
         bulk = False
+        self._silence = Silence(self.started)
         with self.lock:
-            self._view = self.core.view()
+            wire.view = self.core.view()
         while not self.stop:
             segs: list = []
             bulk = self._read_burst(buf, gro, bulk, observed, segs)
@@ -221,6 +268,8 @@ class Receiver(EndpointBase):
                 self.queue.put(FINISH)
             self.emit(events)  # they happened under the lock, before these sends
             self.send_control(out, view)
+            if wire.busy:
+                wire.refuse_busy()
             if segs:
                 continue  # more may be waiting
             if finished:
@@ -241,6 +290,8 @@ class Receiver(EndpointBase):
         all (a GRO buffer of our own making, for datagrams that come one at
         a time)."""
         sock = self.sock
+        wire = self.wire
+        parse, take_bulk = wire.parse, wire.take_bulk
         view = memoryview(buf)
         taken = 0  # datagrams read in this burst
         fill = pack_size = 0
@@ -265,27 +316,27 @@ class Receiver(EndpointBase):
             size = gro_size(anc, n) or 1  # an empty datagram: one, short
             taken += -(-n // size) or 1
             at = fill
-            if bulk and addr == self.peer and n and not n % size and (
+            if bulk and addr == wire.peer and n and not n % size and (
                     not fill or size == pack_size):
                 fill += n
                 pack_size = size
                 if fill + RECV_BUFFER > len(buf):
-                    self._take_bulk(view[:fill], pack_size, segs)
+                    take_bulk(view[:fill], pack_size, segs)
                     fill = 0
                 continue
             if fill:  # what came before this one goes first
-                self._take_bulk(view[:fill], pack_size, segs)
+                take_bulk(view[:fill], pack_size, segs)
                 fill = 0
-            if bulk and addr == self.peer:
-                self._take_bulk(view[at:at + n], size, segs)
+            if bulk and addr == wire.peer:
+                take_bulk(view[at:at + n], size, segs)
                 continue
             for start in range(at, at + max(n, 1), size):  # UDP GRO: several at once
-                seg = self._parse(view[start:min(at + n, start + size)], addr)
+                seg = parse(view[start:min(at + n, start + size)], addr)
                 if seg is not None:
                     segs.append(seg)
-            bulk = self.peer is not None and not observed
+            bulk = wire.peer is not None and not observed
         if fill:
-            self._take_bulk(view[:fill], pack_size, segs)
+            take_bulk(view[:fill], pack_size, segs)
         return bulk
 
     def _feed(self, segs: list, listen_deadline: float | None) -> tuple:
@@ -294,6 +345,7 @@ class Receiver(EndpointBase):
         FIN is in, segments to send, events, the core's view)."""
         now = time.monotonic()
         core = self.core
+        wire = self.wire
         with self.lock:
             for seg in segs:
                 if type(seg) is Run:
@@ -302,6 +354,8 @@ class Receiver(EndpointBase):
                     else:
                         for piece in seg.split():
                             core.on_segment(piece, now)
+                elif seg.flags & SYN and wire.other_syn(seg):
+                    wire.busy.append(seg)
                 else:
                     core.on_segment(seg, now)
             core.flush_ack(now)
@@ -321,82 +375,24 @@ class Receiver(EndpointBase):
             fin_in = core.state == ReceiverState.CLOSE_WAIT and core.digest is not None
             out = self.take_outbox()
             events = self.take_events()
+            if core.state in WAITS:  # a line now and then while nothing comes
+                listening = core.state == ReceiverState.LISTEN
+                wait = receiver_wait(
+                    self._silence, now, listening,
+                    self.started if listening else core.last_heard,
+                    listen_deadline if listening else core.last_heard + core.give_up)
+                if wait is not None:
+                    events.append(wait)
+                if deadline is None or self._silence.next_at < deadline:
+                    deadline = self._silence.next_at
             finished = core.finished
             if finished:
                 self.done.notify_all()
             if self.tracer is not None:  # (only the trace reads it)
-                self._view = view = core.view()
+                wire.view = view = core.view()
             else:
                 view = None
         return deadline, finished, deliver, fin_in, out, events, view
 
     _fin_queued = False
-    _view = None  # the network thread's copy of core.view(), renewed under the lock
-
-    def _take_bulk(self, data: memoryview, size: int, segs: list) -> None:
-        """The bulk path (common.batch): datagrams of ``size`` bytes (the last
-        may be shorter), back to back in ``data``, all at once."""
-        items, drops = decode_burst(data, len(data), size)
-        segs.extend(items)
-        for why, length in drops:
-            self._drop(why, length)
-
-    def _parse(self, data: memoryview, addr):
-        if self.pcap is not None:
-            self.pcap.write(time.time(), False, bytes(data))
-        if self.peer is not None and addr != self.peer:
-            self._drop("foreign", len(data))
-            return None
-        try:
-            seg = decode(data)
-        except SegmentError as exc:
-            self._drop(exc.reason, len(data))
-            return None
-        if self.peer is None:
-            if not seg.flags & SYN:
-                self._drop("no-connection", len(data))
-                return None
-            self.peer = addr  # PROTOCOL.md: the peer is whoever sent the SYN
-            self.connected_at = time.monotonic()
-            logger.info("connection from {}:{}", *addr)
-        if self.tracer is not None:
-            fields = dict(seq=seg.seq, ack=seg.ack, flags=flag_str(seg.flags),
-                          len=len(seg.payload), win=seg.window)
-            view = self._view
-            if seg.payload and view.state != ReceiverState.LISTEN:
-                fields["off"] = unwrap(seg.seq, view.base, view.rcv_nxt)
-            self.tracer.emit(time.monotonic(), "recv", **fields)
-        if self.log_segments:
-            logger.debug("recv {}:{} -> local:{} seq={} ack={} flags={} len={}",
-                         addr[0], addr[1], seg.dst_port, seg.seq, seg.ack,
-                         flag_str(seg.flags), len(seg.payload))
-        return seg
-
-    def _drop(self, why: str, length: int) -> None:
-        self.dropped[why] = self.dropped.get(why, 0) + 1
-        if self.tracer is not None:
-            self.tracer.emit(time.monotonic(), "drop", why=why, len=length)
-
-    def send_control(self, segs, view=None) -> None:
-        for seg in segs:
-            data = encode(seg)
-            try:
-                self.sock.sendto(data, self.cfg.ack_to)
-            except OSError as exc:
-                logger.debug("send failed: {}", exc)
-            self.segments_sent += 1
-            if self.pcap is not None:
-                self.pcap.write(time.time(), True, data)
-            if self.tracer is not None:
-                fields = dict(seq=seg.seq, ack=seg.ack, flags=flag_str(seg.flags),
-                              len=len(seg.payload), win=seg.window)
-                if seg.sack and view is not None:
-                    base, nxt = view.base, view.rcv_nxt
-                    fields["sack"] = [[unwrap(left, base, nxt), unwrap(right, base, nxt)]
-                                      for left, right in seg.sack]
-                self.tracer.emit(time.monotonic(), "send", **fields)
-            if self.log_segments:
-                logger.debug("send local:{} -> {}:{} seq={} ack={} flags={} win={} sack={}",
-                             seg.src_port, *self.cfg.ack_to, seg.seq, seg.ack,
-                             flag_str(seg.flags), seg.window, list(seg.sack))
-
+    _silence = Silence(0.0)  # (the network thread's own, made in _network)

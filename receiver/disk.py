@@ -33,6 +33,14 @@ def free_space(path: str) -> int | None:
     return st.f_bavail * st.f_frsize
 
 
+def size_limit(free: int | None, max_size: int | None) -> int | None:
+    """The largest file a receiver takes (ReceiverCore's ``size_limit``):
+    the free space, capped by --max-size; None when neither is known."""
+    if max_size is None:
+        return free
+    return max_size if free is None else min(free, max_size)
+
+
 SYNC_FILE_RANGE_WRITE = 2  # <linux/fs.h>: start write-out, do not wait
 
 

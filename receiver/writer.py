@@ -20,7 +20,8 @@ import time
 
 from loguru import logger
 
-from receiver.disk import WRITEBACK_BYTES, Writeback, fsync_dir, hold_replaced, writeback_starter
+from receiver.disk import WRITEBACK_BYTES, Writeback, writeback_starter
+from receiver.resume import settle
 from runtime import threadtrace
 
 #: The writer's cue: the FIN is in, finish and verify.
@@ -34,7 +35,9 @@ class Writer:
         self.rx = rx
         self.out = out  # FILE.part, open for writing
         self.hasher = hashlib.sha256()
-        self.written = 0
+        self.written = 0  # by this run (receiver/resume.py: after a kept prefix)
+        self.kept = 0  # bytes of FILE.part kept from before (--resume)
+        self._settled = False
         self.renamed = False  # FILE.part became FILE: complete and verified
 
     def run(self) -> None:
@@ -54,6 +57,10 @@ class Writer:
             item = rx.queue.get()
             if item is None:
                 return
+            if not self._settled:
+                if not self._settle():
+                    return
+                hasher = self.hasher
             if item is FINISH:
                 self._finish()
                 continue
@@ -73,7 +80,7 @@ class Writer:
                 self._write_failed(exc)
                 return
             self.written += n
-            writeback.written(out.fileno(), self.written)
+            writeback.written(out.fileno(), self.kept + self.written)
             now = time.monotonic()
             with rx.lock:
                 rx.core.on_written(n, now)
@@ -88,6 +95,21 @@ class Writer:
             rx.send_control(outbox, view)
             if rx.progress is not None:
                 rx.progress.update(self.written, total=view.file_size)
+
+    def _settle(self) -> bool:
+        """Before the first write: the sender's answer to a resume offer
+        says whether FILE.part's prefix stays (receiver/resume.py)."""
+        with self.rx.lock:
+            at = self.rx.core.resume_at
+        self._settled = True
+        try:
+            self.hasher, self.kept = settle(self.out, getattr(self.rx, "prefix", None), at)
+        except OSError as exc:
+            self._write_failed(exc)
+            return False
+        if self.kept:
+            logger.info("resumed: {} bytes of {} kept", self.kept, self.rx.part_path)
+        return True
 
     def _write_failed(self, exc: OSError) -> None:
         rx = self.rx
@@ -118,12 +140,10 @@ class Writer:
         replaced = None
         if ok:
             try:
-                replaced = hold_replaced(rx.cfg.path)
-                os.replace(rx.part_path, rx.cfg.path)
-                fsync_dir(rx.cfg.path)
+                replaced = rx.commit()
                 self.renamed = True
-                logger.info("{} complete: {} bytes, SHA-256 {}", rx.cfg.path, self.written,
-                            expected.hex())
+                logger.info("{} complete: {} bytes, SHA-256 {}", rx.cfg.path,
+                            self.kept + self.written, expected.hex())
             except OSError as exc:
                 ok = False
                 reason = f"cannot rename {rx.part_path}: {exc.strerror or exc}"
