@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 
 from loguru import logger
 
 from . import threadtrace
+from .waiting import waiting_line
 
 
 class EndpointBase:
-    """Subclasses set ``core`` and ``tracer`` and implement ``send_control``.
+    """Subclasses set ``core`` and ``tracer`` and implement ``put_on_wire``.
 
     Threads read the core only under ``lock``, or through a copy its
     ``view()`` returns (taken under the lock)."""
@@ -33,10 +35,25 @@ class EndpointBase:
         self.lock = threadtrace.lock(lock_name)
         self.done = threadtrace.condition(self.lock, "done")
         self.failure: BaseException | None = None
+        # Batches take_outbox took, in the core's order; several threads
+        # send them, and the wire (and the pcap) must see them in that order.
+        self._wire: deque[list] = deque()
+        self._wire_lock = threadtrace.lock("wire lock")
 
     def send_control(self, segments: list, view=None) -> None:
-        """Send segments the core queued (outside the lock); ``view`` is the
-        core's ``view()`` taken with them, for the trace and the log."""
+        """Outside the lock: send what take_outbox took (``segments``) and
+        every batch taken before it, in the order the core queued them.
+        Another thread's call may already have sent ``segments``: the
+        batches go out in one order whichever thread sends them, so that
+        sequence numbers never go backwards on the wire (a FIN after the
+        ACK before it).  ``view`` is the core's ``view()``, for the trace."""
+        wire = self._wire
+        with self._wire_lock:
+            while wire:
+                self.put_on_wire(wire.popleft(), view)
+
+    def put_on_wire(self, segments: list, view=None) -> None:
+        """Send ``segments`` now, and record them (pcap, trace, log)."""
         raise NotImplementedError
 
     def wake_all(self) -> None:
@@ -80,6 +97,7 @@ class EndpointBase:
         out = self.core.outbox
         if out:
             self.core.outbox = []
+            self._wire.append(out)  # (under the lock: the core's order)
         return out
 
     def take_events(self) -> list:
@@ -93,6 +111,8 @@ class EndpointBase:
         for t, ev, fields in events:
             if ev == "state":
                 logger.info("state {} -> {}", fields["old"], fields["new"])
+            elif ev == "waiting":
+                logger.info(waiting_line(fields))
             elif ev == "timeout":
                 logger.debug("timeout: {} segments resent, RTO now {:.3f} s", fields["n"],
                              fields["rto"])

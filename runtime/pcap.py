@@ -3,16 +3,17 @@
 On the wire a segment is a real TCP header plus payload carried in a UDP
 datagram, with a checksum that leaves out the IP pseudo-header (PROTOCOL.md).
 A capture is far more useful when Wireshark dissects it as one ordinary TCP
-connection, so each segment is written as a raw IPv4 packet
-(``LINKTYPE_RAW``, 101): a synthesised IPv4 header, then the segment with
+connection, so each segment is written as a raw IP packet (``LINKTYPE_RAW``,
+101): a synthesised IPv4 header (20 bytes), or IPv6 header (40 bytes, next
+header 6) when the connection ran over IPv6, then the segment with
 
 * its ports rewritten to ``local -> remote`` (outgoing) or ``remote -> local``
   (incoming): the real UDP ports differ per direction because a link
   emulator sits in between, and Wireshark follows a connection by its ports;
 * its checksum recomputed the standard way, over the IPv4 pseudo-header
-  (RFC 9293 §3.1), so Wireshark validates it.  A segment whose wire checksum
-  was wrong (the emulator corrupted it) keeps a wrong checksum in the capture,
-  so the corruption stays visible.
+  (RFC 9293 §3.1) or the IPv6 one (RFC 8200 §8.1), so Wireshark validates
+  it.  A segment whose wire checksum was wrong (the emulator corrupted it)
+  keeps a wrong checksum in the capture, so the corruption stays visible.
 
 Everything except :class:`PcapWriter` is a pure function.  The writer writes
 to a binary file object the caller opened and opens nothing itself; it has a
@@ -25,21 +26,26 @@ File format: https://wiki.wireshark.org/Development/LibpcapFileFormat
 from __future__ import annotations
 
 import ipaddress
+import socket
 import struct
 import threading
 from typing import BinaryIO
 
 __all__ = [
     "LINKTYPE_RAW",
+    "PCAP_ENDS",
     "PCAP_MAGIC",
     "SNAPLEN",
     "PcapWriter",
     "internet_checksum",
+    "ip_version",
     "ip_bytes",
     "ipv4_header",
+    "ipv6_header",
     "pcap_global_header",
     "pcap_record_header",
     "rewrite_segment",
+    "tcp_checksum",
     "tcp_checksum_ipv4",
     "wire_checksum_ok",
 ]
@@ -47,8 +53,19 @@ __all__ = [
 PCAP_MAGIC = 0xA1B2C3D4
 PCAP_VERSION = (2, 4)
 SNAPLEN = 65535
-#: Raw IP: the packet starts with the IPv4 header, no link-layer header.
+#: Raw IP: the packet starts with the IP header (its version nibble says
+#: which), no link-layer header.
 LINKTYPE_RAW = 101
+#: The addresses the sender and the receiver appear under in their captures,
+#: by the family the connection used: whatever the real UDP addresses were
+#: (an emulator between them), two addresses keep the ends apart.  IPv6 has
+#: one loopback address only; ::2 stands for the receiver.
+PCAP_ENDS = {socket.AF_INET: ("127.0.0.1", "127.0.0.2"), socket.AF_INET6: ("::1", "::2")}
+
+
+def ip_version(sock) -> int:
+    """6 for an IPv6 socket, else 4 (the trace's ``ip``)."""
+    return 6 if sock.family == socket.AF_INET6 else 4
 
 IPPROTO_TCP = 6
 IP_TTL = 64
@@ -56,10 +73,14 @@ IP_FLAG_DF = 0x4000
 TCP_HEADER_LEN = 20
 #: Largest TCP segment that fits in one IPv4 packet (total length is 16 bits).
 MAX_SEGMENT = 0xFFFF - 20
+#: ... and in one IPv6 packet (its payload length is 16 bits; no jumbograms).
+MAX_SEGMENT6 = 0xFFFF
+IP6_HOP_LIMIT = 64
 
 _GLOBAL = struct.Struct("=IHHiIII")
 _RECORD = struct.Struct("=IIII")
 _IPV4 = struct.Struct("!BBHHHBBH4s4s")
+_IPV6 = struct.Struct("!IHBB16s16s")
 _PORTS = struct.Struct("!HH")
 _U16 = struct.Struct("!H")
 
@@ -81,26 +102,38 @@ def internet_checksum(data: bytes | bytearray | memoryview) -> int:
     return ~folded & 0xFFFF
 
 
-def ip_bytes(addr: str | bytes | ipaddress.IPv4Address) -> bytes:
-    """An IPv4 address as its 4 network-order bytes."""
+def ip_bytes(addr: str | bytes | ipaddress.IPv4Address | ipaddress.IPv6Address) -> bytes:
+    """An IPv4 address as its 4 network-order bytes, an IPv6 one as its 16."""
     if isinstance(addr, (bytes, bytearray)):
-        if len(addr) != 4:
-            raise ValueError(f"an IPv4 address is 4 bytes, got {len(addr)}")
+        if len(addr) not in (4, 16):
+            raise ValueError(f"an IP address is 4 (IPv4) or 16 (IPv6) bytes, got {len(addr)}")
         return bytes(addr)
-    return ipaddress.IPv4Address(addr).packed
+    return ipaddress.ip_address(addr).packed
 
 
-def tcp_checksum_ipv4(src_ip, dst_ip, segment: bytes | bytearray | memoryview) -> int:
+def tcp_checksum(src_ip, dst_ip, segment: bytes | bytearray | memoryview) -> int:
     """The standard TCP checksum of ``segment`` sent from ``src_ip`` to
-    ``dst_ip``: over the IPv4 pseudo-header (source, destination, zero,
-    protocol 6, TCP length) and the segment, whose checksum field (bytes
-    16-17) counts as zero whatever it holds.  Pure function.
+    ``dst_ip`` (both IPv4 or both IPv6): over the pseudo-header and the
+    segment, whose checksum field (bytes 16-17) counts as zero whatever it
+    holds.  IPv4's pseudo-header is source, destination, zero, protocol 6,
+    16-bit TCP length (RFC 9293 §3.1); IPv6's is source, destination, 32-bit
+    TCP length, three zero bytes, next header 6 (RFC 8200 §8.1).  Pure.
     """
     seg = bytes(segment)
     if len(seg) >= 18:
         seg = seg[:16] + b"\x00\x00" + seg[18:]
-    pseudo = ip_bytes(src_ip) + ip_bytes(dst_ip) + bytes((0, IPPROTO_TCP)) + _U16.pack(len(seg))
+    src, dst = ip_bytes(src_ip), ip_bytes(dst_ip)
+    if len(src) != len(dst):
+        raise ValueError("the source and destination addresses are of different families")
+    if len(src) == 4:
+        pseudo = src + dst + bytes((0, IPPROTO_TCP)) + _U16.pack(len(seg))
+    else:
+        pseudo = src + dst + len(seg).to_bytes(4, "big") + bytes((0, 0, 0, IPPROTO_TCP))
     return internet_checksum(pseudo + seg)
+
+
+#: The IPv4 name this function always had; it takes IPv6 addresses too.
+tcp_checksum_ipv4 = tcp_checksum
 
 
 def wire_checksum_ok(segment: bytes | bytearray | memoryview) -> bool:
@@ -112,7 +145,7 @@ def wire_checksum_ok(segment: bytes | bytearray | memoryview) -> bool:
 def rewrite_segment(segment, src_port: int, dst_port: int, src_ip, dst_ip,
                     keep_bad: bool = True) -> bytes:
     """A copy of ``segment`` with its ports set to (src_port, dst_port) and
-    its checksum recomputed over the IPv4 pseudo-header of (src_ip, dst_ip).
+    its checksum recomputed over the pseudo-header of (src_ip, dst_ip).
 
     When ``keep_bad`` is true and the wire checksum was wrong, the written
     checksum is deliberately wrong too (the right value with its low bit
@@ -126,7 +159,7 @@ def rewrite_segment(segment, src_port: int, dst_port: int, src_ip, dst_ip,
     if len(seg) < TCP_HEADER_LEN:
         return bytes(seg)
     bad = keep_bad and not wire_checksum_ok(segment)
-    csum = tcp_checksum_ipv4(src_ip, dst_ip, seg)
+    csum = tcp_checksum(src_ip, dst_ip, seg)
     if bad:
         csum ^= 0x0001
     _U16.pack_into(seg, 16, csum)
@@ -146,6 +179,16 @@ def ipv4_header(src_ip, dst_ip, payload_len: int, ident: int, ttl: int = IP_TTL,
     return _IPV4.pack(*fields)
 
 
+def ipv6_header(src_ip, dst_ip, payload_len: int, hop_limit: int = IP6_HOP_LIMIT,
+                next_header: int = IPPROTO_TCP) -> bytes:
+    """A 40-byte IPv6 header (version 6, traffic class and flow label 0, no
+    extension headers); IPv6 has no header checksum."""
+    if payload_len > 0xFFFF:
+        raise ValueError(f"IPv6 payload too long: {payload_len} bytes")
+    return _IPV6.pack(6 << 28, payload_len, next_header, hop_limit,
+                      ip_bytes(src_ip), ip_bytes(dst_ip))
+
+
 def pcap_global_header(snaplen: int = SNAPLEN, linktype: int = LINKTYPE_RAW) -> bytes:
     """The 24-byte libpcap file header (microsecond timestamps)."""
     return _GLOBAL.pack(PCAP_MAGIC, PCAP_VERSION[0], PCAP_VERSION[1], 0, 0, snaplen, linktype)
@@ -160,12 +203,14 @@ def pcap_record_header(ts: float, caplen: int, origlen: int | None = None) -> by
 
 
 class PcapWriter:
-    """Writes our segments as one IPv4 TCP connection to a pcap file.
+    """Writes our segments as one TCP connection to a pcap file, over IPv4
+    or IPv6 as the addresses are.
 
     ``fileobj`` is a binary file object opened by the caller; the global
     header is written at construction.  ``local`` and ``remote`` are
-    ``(ipv4, port)`` pairs: the addresses this end and its peer appear under
-    in the capture, whatever the real UDP addresses were.
+    ``(address, port)`` pairs, both IPv4 or both IPv6 (PCAP_ENDS): the
+    addresses this end and its peer appear under in the capture, whatever
+    the real UDP addresses were.
 
     ``close()`` flushes and stops the writer; it closes ``fileobj`` only if
     ``close_file=True`` was given.  Usable as a context manager.
@@ -177,6 +222,9 @@ class PcapWriter:
         self._file = fileobj
         self._local_ip = ip_bytes(local[0])
         self._remote_ip = ip_bytes(remote[0])
+        if len(self._local_ip) != len(self._remote_ip):
+            raise ValueError(f"{local[0]} and {remote[0]} are of different IP families")
+        self.ipv6 = len(self._local_ip) == 16
         self._local_port = int(local[1])
         self._remote_port = int(remote[1])
         for port in (self._local_port, self._remote_port):
@@ -193,9 +241,10 @@ class PcapWriter:
             self._file.write(pcap_global_header(snaplen, LINKTYPE_RAW))
 
     def packet(self, outgoing: bool, segment: bytes, ident: int) -> bytes:
-        """The IPv4 packet ``segment`` becomes (pure; no state changed)."""
-        if len(segment) > MAX_SEGMENT:
-            raise ValueError(f"segment too long for IPv4: {len(segment)} bytes")
+        """The IP packet ``segment`` becomes (pure; no state changed)."""
+        if len(segment) > (MAX_SEGMENT6 if self.ipv6 else MAX_SEGMENT):
+            raise ValueError(f"segment too long for IPv{6 if self.ipv6 else 4}: "
+                             f"{len(segment)} bytes")
         if outgoing:
             sip, dip, sport, dport = (self._local_ip, self._remote_ip,
                                       self._local_port, self._remote_port)
@@ -203,6 +252,8 @@ class PcapWriter:
             sip, dip, sport, dport = (self._remote_ip, self._local_ip,
                                       self._remote_port, self._local_port)
         tcp = rewrite_segment(segment, sport, dport, sip, dip, self._keep_bad)
+        if self.ipv6:
+            return ipv6_header(sip, dip, len(tcp)) + tcp
         return ipv4_header(sip, dip, len(tcp), ident) + tcp
 
     def write(self, ts: float, outgoing: bool, segment: bytes) -> None:

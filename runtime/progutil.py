@@ -7,15 +7,17 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import socket
 import sys
 
 from loguru import logger
 
+from runtime import addr
+
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
+EXIT_INTERRUPTED = 130  # SIGINT: 128 + 2, as a shell reports it
+EXIT_TERMINATED = 143  # SIGTERM: 128 + 15
 
 
 class UsageError(Exception):
@@ -23,7 +25,14 @@ class UsageError(Exception):
 
 
 class Interrupted(BaseException):
-    """SIGINT or SIGTERM: exit 130.  A BaseException like KeyboardInterrupt."""
+    """SIGINT or SIGTERM: exit 130 or 143 (interrupted_exit).  A
+    BaseException like KeyboardInterrupt; its argument is the signal's name."""
+
+
+def interrupted_exit(name: str) -> int:
+    """The exit status after the signal ``name``: 128 + its number, as a
+    shell and run_pair.sh report it (130 SIGINT, 143 SIGTERM)."""
+    return EXIT_TERMINATED if name == "SIGTERM" else EXIT_INTERRUPTED
 
 
 def port(text: str) -> int:
@@ -73,6 +82,62 @@ def nonneg_float(text: str) -> float:
     return _finite(text, zero=True)
 
 
+#: The longest time an option may give, in seconds (11.6 days): timers and
+#: waits must stay within what the platform's clocks and polls take.
+MAX_SECONDS = 1e6
+
+
+def _bounded(value: float, text: str) -> float:
+    if value > MAX_SECONDS:
+        raise argparse.ArgumentTypeError(f"{text} s is too long (at most {MAX_SECONDS:g} s)")
+    return value
+
+
+def seconds(text: str) -> float:
+    """A positive number of seconds, at most MAX_SECONDS."""
+    return _bounded(_finite(text, zero=False), text)
+
+
+def seconds0(text: str) -> float:
+    """Zero or a positive number of seconds, at most MAX_SECONDS."""
+    return _bounded(_finite(text, zero=True), text)
+
+
+#: The largest payload a segment may carry: its 20-byte TCP header and
+#: payload (options of a data segment come out of the MSS) fit in one UDP
+#: datagram over IPv4, 65535 - 20 (IP) - 8 (UDP) = 65507 bytes.
+MAX_MSS = 65507 - 20
+#: The largest receive window TCP can advertise: 65535 << 14 (RFC 7323 §2.3).
+MAX_BUFFER = 0xFFFF << 14
+
+
+def mss_bytes(text: str) -> int:
+    """--mss: 1 to MAX_MSS bytes."""
+    value = _whole(text, 1, "must be positive")
+    if value > MAX_MSS:
+        raise argparse.ArgumentTypeError(
+            f"{value} does not fit in a UDP datagram with its TCP header (at most {MAX_MSS})")
+    return value
+
+
+def buffer_size(text: str) -> int:
+    """--buffer: a byte_size up to the largest window TCP can advertise."""
+    value = byte_size(text)
+    if value > MAX_BUFFER:
+        raise argparse.ArgumentTypeError(
+            f"{text} is more than the largest window TCP can advertise (65535 << 14 = "
+            f"{MAX_BUFFER} bytes, RFC 7323)")
+    return value
+
+
+def os_error(exc: OSError) -> str:
+    """One line for an OSError: what failed, on which file."""
+    text = exc.strerror or str(exc)
+    if exc.filename is not None:
+        text += f": {exc.filename}"
+    return text
+
+
 def byte_size(text: str) -> int:
     """A size in bytes, with an optional K, M or G suffix (powers of 1024)."""
     units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
@@ -104,15 +169,18 @@ class ArgumentParser(argparse.ArgumentParser):
 
 def add_common_options(p: argparse.ArgumentParser, peer: str, port_name: str) -> None:
     """The options both programs take, with the same meaning and defaults."""
-    p.add_argument("--min-rto", type=positive_float, default=0.2,
+    p.add_argument("--min-rto", type=seconds, default=0.2,
                    help="lower bound of the retransmission timeout, seconds (default 0.2; "
                         "RFC 6298 says 1)")
-    p.add_argument("--max-rto", type=positive_float, default=60.0,
+    p.add_argument("--max-rto", type=seconds, default=60.0,
                    help="upper bound of the retransmission timeout, seconds (default 60)")
-    p.add_argument("--give-up", type=positive_float, default=30.0,
+    p.add_argument("--give-up", type=seconds, default=30.0,
                    help=f"abort when the {peer} is silent this long, seconds (default 30)")
-    p.add_argument("--bind", default="0.0.0.0",
-                   help=f"local address to bind {port_name} on (default: all)")
+    p.add_argument("--bind", default=None, metavar="ADDRESS",
+                   help=f"local address to bind {port_name} on (default: the loopback, "
+                        f"127.0.0.1 or ::1 as the {peer}'s address is, which is all a {peer} on "
+                        f"this machine needs; for one on another machine give this machine's "
+                        f"address, or 0.0.0.0 (IPv4) or :: (IPv6) for every address)")
     p.add_argument("--trace", metavar="FILE", help="write a JSON-lines event trace")
     p.add_argument("--pcap", metavar="FILE",
                    help="write every segment sent and received as a pcap for Wireshark")
@@ -226,13 +294,20 @@ def open_thread_trace(stack, args, role: str):
     return rec
 
 
-def resolve_ipv4(host: str, what: str) -> str:
-    """The IPv4 address of ``host`` (a name such as localhost works)."""
+def peer_address(host: str, bind: str | None, what: str) -> tuple[int, str, str]:
+    """(family, address, local address to bind) for the peer ``host`` (a name,
+    an IPv4 or an IPv6 address, [::1] too): the socket takes the peer's
+    family; ``bind`` (--bind) must be of it, and by default is its loopback
+    (runtime/addr.py).  A bad one is a UsageError."""
     try:
-        infos = socket.getaddrinfo(host, None, socket.AF_INET, socket.SOCK_DGRAM)
-    except (socket.gaierror, UnicodeError) as exc:
-        raise UsageError(f"cannot resolve the {what} {host!r}: {exc}") from None
-    return infos[0][4][0]
+        family, address = addr.resolve(host, what)
+        return family, address, addr.bind_address(bind, family, address, what, host)
+    except addr.AddressError as exc:
+        raise UsageError(str(exc)) from None
+
+
+#: The console sink: its loguru id, level and format (console_to moves it).
+_CONSOLE: dict = {}
 
 
 def setup_logging(name: str, level: str, log_file: str | None, quiet: bool) -> None:
@@ -241,7 +316,8 @@ def setup_logging(name: str, level: str, log_file: str | None, quiet: bool) -> N
     console_level = "ERROR" if quiet else level
     fmt = "<green>{time:HH:mm:ss.SSS}</green> <level>{level: <7}</level> " + name + \
         " [{thread.name}] {message}"
-    logger.add(sys.stderr, level=console_level, format=fmt, colorize=None)
+    _CONSOLE.update(id=logger.add(sys.stderr, level=console_level, format=fmt, colorize=None),
+                    level=console_level, format=fmt)
     if log_file:
         try:
             logger.add(log_file, level=level, format="{time:YYYY-MM-DD HH:mm:ss.SSSSSS} "
@@ -278,6 +354,18 @@ def human_rate(bytes_: int, seconds: float) -> str:
 
 def ms(value: float | None) -> str:
     return "n/a" if value is None else f"{value * 1000:.1f} ms"
+
+
+def console_to(write) -> None:
+    """Console log lines go to ``write(text)`` from now on (a progress bar's:
+    it clears the bar, prints the line and draws the bar again, so that no
+    line lands in the middle of it), or to stderr again with None."""
+    if not _CONSOLE:
+        return  # (logging not set up: a test calling a program's parts)
+    logger.remove(_CONSOLE["id"])
+    sink = sys.stderr if write is None else write
+    _CONSOLE["id"] = logger.add(sink, level=_CONSOLE["level"], format=_CONSOLE["format"],
+                                colorize=None if write is None else sys.stderr.isatty())
 
 
 def debug_enabled() -> bool:

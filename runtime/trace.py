@@ -32,8 +32,8 @@ from typing import IO, Any
 EVENTS: dict[str, dict[str, tuple[str, ...]]] = {
     "meta": {
         "sender": ("role", "mode", "mss", "window", "isn", "file_size", "path", "min_rto",
-                   "max_rto"),
-        "receiver": ("role", "mode", "mss", "capacity", "isn", "path"),
+                   "max_rto", "cc", "ip"),
+        "receiver": ("role", "mode", "mss", "capacity", "isn", "path", "ip"),
         "emulator": ("role", "impairments", "accept", "out", "bind", "seed", "seeded"),
     },
     "send": {
@@ -56,6 +56,9 @@ EVENTS: dict[str, dict[str, tuple[str, ...]]] = {
     "rtt": {"sender": ("sample", "srtt", "rttvar", "rto")},
     "rto": {"sender": ("rto", "backoff")},
     "inflight": {"sender": ("bytes", "pipe", "cwnd", "rwnd", "acked")},
+    "cwnd": {"sender": ("cwnd", "ssthresh", "pipe", "state")},
+    "waiting": {"sender": ("what", "silent", "next", "give_up", "try", "tries"),
+                "receiver": ("what", "silent", "give_up")},
     "rwnd": {"receiver": ("win", "queue", "ooo")},
     "write": {"receiver": ("bytes", "queue")},
     "summary": {

@@ -33,7 +33,6 @@ from dataclasses import dataclass
 
 from loguru import logger
 
-from common.pacing import PACE_GAIN
 from common.rtt import RttEstimator
 from common.segment import (
     ACK,
@@ -46,12 +45,13 @@ from common.segment import (
 from common.sender_core import SenderCore, SenderState
 from common.seq import unwrap
 from runtime import threadhooks, threadtrace
+from runtime.addr import show
 from runtime.endpoint import EndpointBase
-from runtime.pcap import PcapWriter
+from runtime.pcap import PcapWriter, ip_version
 from runtime.progutil import debug_enabled
 from runtime.trace import Tracer
 from sender.output import Output
-from sender.reading import FileReader
+from sender.reading import FileReader, prefix_hasher
 
 #: How many MSS-sized chunks the transmitter keeps read ahead of the window.
 READAHEAD = 176
@@ -69,7 +69,7 @@ class SenderConfig:
     link: tuple[str, int]
     window: int
     ack_port: int
-    bind: str = "0.0.0.0"
+    bind: str = "127.0.0.1"
     mode: str = "sr"
     mss: int = 1452
     min_rto: float = 0.2
@@ -77,11 +77,15 @@ class SenderConfig:
     retries: int = 10
     give_up: float = 30.0
     time_wait: float | None = None
-    pacing: float = PACE_GAIN
+    pacing: float | None = None  # None: the congestion controller's gain
+    cc: str = "none"
+    timestamps: bool = True  # offer RFC 7323 timestamps
     isn: int | None = None
     trace_path: str | None = None
     pcap_path: str | None = None
     progress: bool = False
+    name: bytes | None = None  # offered in the SYN (PROTOCOL.md §9), UTF-8
+    resume: bool = False  # --resume: take a receiver's offer if our prefix matches
 
 
 class Sender(EndpointBase):
@@ -103,8 +107,12 @@ class Sender(EndpointBase):
             rtt=RttEstimator(min_rto=cfg.min_rto, max_rto=cfg.max_rto),
             retries=cfg.retries, give_up=cfg.give_up, time_wait=cfg.time_wait,
             src_port=local_port, dst_port=cfg.link[1], trace=threadhooks.core_trace(tracer),
-            pacing=cfg.pacing,
+            pacing=cfg.pacing, congestion_control=cfg.cc, timestamps=cfg.timestamps,
         )
+        self.core.handshake.offered_name = cfg.name
+        self._prefix = None  # the SHA-256 of the prefix a resume skips
+        if cfg.resume:
+            self.core.handshake.resume_check = self._prefix_matches
         super().__init__()
         self.tx_ready = threadtrace.condition(self.lock, "tx_ready")
         self.timer_ready = threadtrace.condition(self.lock, "timer_ready")
@@ -138,15 +146,17 @@ class Sender(EndpointBase):
                 self.tracer.emit(self.started, "meta", role="sender", mode=self.cfg.mode,
                                  mss=self.cfg.mss, window=self.cfg.window, isn=self.isn,
                                  file_size=self.file_size, path=self.cfg.path,
-                                 min_rto=self.cfg.min_rto, max_rto=self.cfg.max_rto)
+                                 min_rto=self.cfg.min_rto, max_rto=self.cfg.max_rto,
+                                 cc=self.cfg.cc, ip=ip_version(self.sock))
             with self.lock:
                 self.core.start(self.started)
                 events = self.take_events()
                 self.tx_ready.notify()
                 self.timer_ready.notify()
             self.emit(events)
-            logger.info("connecting to {}:{} from port {} ({} mode, window {} bytes)",
-                        *self.dest, self.sock.getsockname()[1], self.cfg.mode, self.cfg.window)
+            local = self.sock.getsockname()
+            logger.info("connecting to {} from {} port {} ({} mode, window {} bytes)",
+                        show(*self.dest), local[0], local[1], self.cfg.mode, self.cfg.window)
             self.wait_finished()
         except BaseException:
             self.interrupt("interrupted")
@@ -160,7 +170,7 @@ class Sender(EndpointBase):
         """Datagrams sent (read it after the threads are joined)."""
         return self.output.sent
 
-    def send_control(self, segments: list, view=None) -> None:
+    def put_on_wire(self, segments: list, view=None) -> None:
         self.output.send([(seg, None) for seg in segments], view=view)
 
     def wake_all(self) -> None:
@@ -203,7 +213,9 @@ class Sender(EndpointBase):
         tx_ready = self.tx_ready
         # Only a file of known size is read during the handshake: a read from
         # a pipe may wait for its writer, and the SYN's resends with it.
-        early = self.file_size is not None
+        # With --resume, nothing before the SYN-ACK says where to start.
+        early = self.file_size is not None and not self.cfg.resume
+        skip = self.cfg.resume  # the prefix to skip is still to be looked at
 
         def may_read() -> bool:  # (under the lock)
             return core.established or early and core.state == SenderState.SYN_SENT
@@ -243,6 +255,7 @@ class Sender(EndpointBase):
                 mss = core.eff_mss
                 reading = may_read()
                 queued = len(core.queue)
+                resume_at = core.handshake.resume_at
                 fields = core.data_header_fields()
                 view = core.view() if self.log_segments else None
                 # (the trace's tag of each resend, read here: the record is the core's)
@@ -254,11 +267,24 @@ class Sender(EndpointBase):
                     self.done.notify_all()
                 continue
             if reading and not reader.eof and queued < READAHEAD // 2:
+                if skip:
+                    skip = False
+                    if resume_at:
+                        reader.skip_prefix(resume_at, self._prefix)
                 # Read ahead, outside the lock: whole segments, MSS-sized.  The
                 # first read overlaps the handshake (0.5 ms for the first 255
                 # KiB here, as long as a loopback handshake): data is ready
                 # when the SYN-ACK comes.
                 pending = reader.read(READAHEAD - queued, mss)
+
+    def _prefix_matches(self, held: int, tag: bytes) -> bool:
+        """The core's resume check (under the lock, before any data is read:
+        the transmitter waits for the SYN-ACK with --resume)."""
+        try:
+            self._prefix = prefix_hasher(self.file, held, tag)
+        except OSError:
+            self._prefix = None  # (sent whole; a read error shows again later)
+        return self._prefix is not None
 
     # ----------------------------------------------------------- ack listener
     def _ack_listener(self) -> None:
@@ -329,7 +355,7 @@ class Sender(EndpointBase):
         if self.peer is None:
             # The peer is whoever answers our SYN (PROTOCOL.md, Connection); a
             # refusal (RST acknowledging the SYN) goes to the core as well.
-            acks_syn = seg.flags & ACK and seg.ack == view.base
+            acks_syn = seg.flags & ACK and seg.ack in (view.base, view.syn_end)
             if acks_syn and seg.flags & SYN:
                 self.peer = addr
             elif not (acks_syn and seg.flags & RST):

@@ -1,7 +1,8 @@
 """What the sender puts on the wire: datagrams from the core's (segment,
-record) pairs, sent with as few system calls as the kernel allows (UDP GSO),
-then recorded (pcap, trace, debug log).  Called outside the lock; it reads
-nothing of the core but what the caller copied under it.
+record) pairs, sent with as few system calls as the kernel allows (UDP GSO);
+recorded in the pcap just before they go, in the trace and the debug log just
+after (with the time they went).  Called outside the lock; it reads nothing of the core but what the
+caller copied under it.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import time
 
 from loguru import logger
 
-from common.segment import ACK, HEADER_LEN, PSH, SYN, data_header, encode, flag_str
+from common.segment import ACK, PSH, SYN, data_header, encode, flag_str
 from runtime.udpgso import GSO_MAX_BYTES, GSO_MAX_SEGMENTS, GSO_REFUSED, gso_cmsg
 
 
@@ -40,28 +41,41 @@ class Output:
         datagrams = []
         sizes = []
         if fields is not None:
-            src, dst, base, ack, window, end = fields
+            src, dst, base, ack, window, end, ts = fields
         for seg, rec in batch:
             if seg is None:
                 payload = rec.payload
-                datagrams.append((data_header(src, dst, (base + rec.off) & 0xFFFFFFFF, ack,
-                                              ACK | PSH if rec.end == end else ACK, window,
-                                              rec.residue), payload))
-                sizes.append(HEADER_LEN + len(payload))
+                header = data_header(src, dst, (base + rec.off) & 0xFFFFFFFF, ack,
+                                     ACK | PSH if rec.end == end else ACK, window,
+                                     rec.residue, ts)
+                datagrams.append((header, payload))
+                sizes.append(len(header) + len(payload))
             elif rec is not None and seg.payload:
                 header = data_header(seg.src_port, seg.dst_port, seg.seq, seg.ack, seg.flags,
-                                     seg.window, rec.residue)
+                                     seg.window, rec.residue,
+                                     None if seg.ts_val is None else (seg.ts_val, seg.ts_ecr))
                 datagrams.append((header, seg.payload))
-                sizes.append(HEADER_LEN + len(seg.payload))
+                sizes.append(len(header) + len(seg.payload))
             else:
                 datagram = encode(seg)
                 datagrams.append((datagram,))
                 sizes.append(len(datagram))
+        if self.pcap is not None:
+            # Into the capture before the wire: an ACK of these (another
+            # thread writes it) must never come before them in the pcap.
+            ts = time.time()
+            for parts in datagrams:
+                self.pcap.write(ts, True, b"".join(parts))
+        # The trace's time is taken before the wire too: stamped after the
+        # system call, a segment could be traced after the ACK that covers
+        # it (the ACK listener runs meanwhile), and a capture made from the
+        # trace (stcp-analyze --pcap) would show it as a retransmission.
+        t = time.monotonic()
         self._transmit(datagrams, sizes)
         self.sent += len(datagrams)
-        if self.pcap is not None or self.tracer is not None or self.log_segments:
-            for i, ((seg, rec), parts) in enumerate(zip(batch, datagrams, strict=True)):
-                self._record(seg, rec, b"".join(parts), view, tags[i] if tags else "")
+        if self.tracer is not None or self.log_segments:
+            for i, (seg, rec) in enumerate(batch):
+                self._record(seg, rec, view, tags[i] if tags else "", t)
 
     def _transmit(self, datagrams: list[tuple], sizes: list[int]) -> None:
         """Send ``datagrams`` (each a tuple of buffers) of ``sizes`` bytes."""
@@ -98,11 +112,8 @@ class Output:
                 logger.debug("send failed: {}", exc)
             i = j
 
-    def _record(self, seg, rec, data: bytes, view=None, tag: str = "") -> None:
-        t = time.monotonic()
+    def _record(self, seg, rec, view, tag: str, t: float) -> None:
         payload_len = len(seg.payload)
-        if self.pcap is not None:
-            self.pcap.write(time.time(), True, data)
         if self.tracer is not None:
             fields = dict(seq=seg.seq, ack=seg.ack, flags=flag_str(seg.flags),
                           len=payload_len, win=seg.window)

@@ -7,6 +7,9 @@ import os
 import stat
 
 from common.batch import chunk_residues
+from common.resume import tag_of
+
+PREFIX_BLOCK = 1 << 20
 
 
 class FileReader:
@@ -21,6 +24,15 @@ class FileReader:
         self.hasher = hashlib.sha256()
         self.eof = False
         self.digest: bytes | None = None  # once eof is set
+
+    def skip_prefix(self, held: int, hasher) -> None:
+        """A resumed transfer (common/resume.py): the first ``held`` bytes,
+        whose SHA-256 so far is ``hasher``'s, are not sent; reading goes on
+        after them, and the digest still covers the whole file."""
+        self.file.seek(held)
+        self.hasher = hasher
+        if self.remaining is not None:
+            self.remaining -= held
 
     def read(self, chunks: int, mss: int) -> tuple[list, list] | None:
         """Up to ``chunks`` chunks of ``mss`` bytes and their checksum
@@ -42,6 +54,22 @@ class FileReader:
             self.eof = True
             self.digest = self.hasher.digest()
         return out
+
+
+def prefix_hasher(file, held: int, tag: bytes):
+    """The SHA-256 (running) of the first ``held`` bytes of ``file`` if
+    their tag (common/resume.py) is ``tag``, else None.  Read with pread:
+    the file's position is the reader's."""
+    hasher = hashlib.sha256()
+    fd = file.fileno()
+    pos = 0
+    while pos < held:
+        block = os.pread(fd, min(PREFIX_BLOCK, held - pos), pos)
+        if not block:
+            return None  # (shorter than its size said)
+        hasher.update(block)
+        pos += len(block)
+    return hasher if tag_of(hasher.copy().digest()) == tag else None
 
 
 def _slices(view: memoryview, mss: int):

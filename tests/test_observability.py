@@ -217,9 +217,12 @@ def test_sender_sends_match_its_summary(run):
         + next(ln for ln in run.sender_out.splitlines() if "retransmissions" in ln))
     for e in sends:
         assert {"seq", "ack", "flags", "len", "win"} <= e.keys(), e
-        if e["len"]:
+        if "S" in e["flags"]:
+            # The SYN's payload is the name option's name (the file's base name).
+            assert e["len"] == len("in.bin") and "off" not in e, e
+        elif e["len"]:
             assert isinstance(e.get("off"), int), e
-    assert sum(e["len"] for e in sends if not e.get("rexmit")) == SIZE
+    assert sum(e["len"] for e in sends if not e.get("rexmit") and "S" not in e["flags"]) == SIZE
     assert {e["rexmit"] for e in rexmits} <= {"timeout", "fast", "sack", "rack", "tlp", "probe"}
 
 
@@ -464,7 +467,9 @@ def test_pcap_sack_blocks(run):
     good = [r for r in rows if r["ip.src"] != sender_ip and r["tcp.checksum.status"] == "1"]
     recvs = of(run.sender, "recv")
     assert len(good) == len(recvs)
-    base = run.sender[0]["isn"] + 1
+    # The wire number of offset 0: what the SYN-ACK acknowledged (the ISN + 1,
+    # plus the name's length when the receiver took the name, PROTOCOL.md §9).
+    base = next(e["ack"] for e in recvs if "S" in e["flags"])
     with_sack = 0
     for r, e in zip(good, recvs, strict=True):
         lefts = [int(v) for v in r["tcp.options.sack_le"].split(",") if v]
@@ -555,8 +560,9 @@ def test_tshark_duplicate_acks_agree_with_sender(run):
     tshark_dup = sum(1 for r in incoming if r["tcp.analysis.duplicate_ack"])
     ours_dup = summary_int(run.sender_out, "duplicate ACKs")
     corrupted = len(codec_drops(run.sender))
-    fin_end = (run.sender[0]["isn"] + 1 + SIZE + 1) % 2**32
     recvs = of(run.sender, "recv")
+    base = next(e["ack"] for e in recvs if "S" in e["flags"])  # offset 0 on the wire
+    fin_end = (base + SIZE + 1) % 2**32
     after_all = sum(1 for e in recvs if e["ack"] == fin_end and not e["len"]
                     and not set(e["flags"]) & set("SFR"))
     tolerance = 2 * corrupted + after_all

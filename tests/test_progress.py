@@ -207,3 +207,35 @@ def test_receiver_no_bar_with_quiet(link, tmp_path):
     assert rc == 0, err + link.describe()
     _no_bar(err)
     assert not err.strip(), f"--quiet printed on stderr: {err!r}"
+
+
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+LOG_TIME = re.compile(r"\d\d:\d\d:\d\d\.\d{3}(?:\x1b\[0m)? ")  # (coloured on a tty)
+
+
+def _lines_start_clean(err: str) -> None:
+    """Every log line begins on a line of its own: nothing of the bar (or of
+    anything else) before its time stamp since the last line break or CR."""
+    found = 0
+    for m in LOG_TIME.finditer(err):
+        start = max(err.rfind("\n", 0, m.start()), err.rfind("\r", 0, m.start())) + 1
+        before = ANSI.sub("", err[start:m.start()])
+        assert not before.strip(), f"a log line printed after {before!r}:\n{err!r}"
+        found += 1
+    assert found >= 2, err
+
+
+def test_log_lines_never_land_in_the_bar(link, tmp_path):
+    """Log lines printed while the bar is on the screen (issue 24, item 10):
+    each starts a line of its own, the bar drawn again under it."""
+    rc, err = run_sender(link, tmp_path, tty=True)
+    assert rc == 0, err + link.describe()
+    assert _bars(err), err
+    _lines_start_clean(err)
+
+
+def test_receiver_log_lines_never_land_in_its_bar(link, tmp_path):
+    rc, err = run_receiver(link, tmp_path, tty=True)
+    assert rc == 0, err + link.describe()
+    assert "receiving" in err, err
+    _lines_start_clean(err)
