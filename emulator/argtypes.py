@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import math
 
+from runtime.addr import AddressError, split_host_port
+
 
 def _number(text: str, what: str) -> float:
     try:
@@ -36,10 +38,17 @@ def ber_value(text: str) -> float:
     return value
 
 
+#: The longest time a flag may give (11.6 days): a datagram's hold and the
+#: waits on it must stay within what the platform's clocks take.
+MAX_SECONDS = 1e6
+
+
 def seconds(text: str) -> float:
     value = _number(text, "seconds")
     if value < 0.0:
         raise argparse.ArgumentTypeError(f"seconds must be >= 0, got {text}")
+    if value > MAX_SECONDS:
+        raise argparse.ArgumentTypeError(f"seconds must be <= {MAX_SECONDS:g}, got {text}")
     return value
 
 
@@ -47,6 +56,16 @@ def positive(text: str) -> float:
     value = _number(text, "value")
     if value <= 0.0:
         raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def speed(text: str) -> float:
+    """-s, kbit/s: at least 1 bit/s, so that one datagram's time on the
+    link (at most 65507 bytes: 6 days) stays within MAX_SECONDS."""
+    value = _number(text, "speed")
+    if not value >= 0.001:
+        raise argparse.ArgumentTypeError(f"must be > 0, at least 0.001 (kbit/s: 1 bit/s), "
+                                         f"got {text}")
     return value
 
 
@@ -97,6 +116,8 @@ def positive_seconds(text: str) -> float:
     value = _number(text, "seconds")
     if value <= 0.0:
         raise argparse.ArgumentTypeError(f"seconds must be > 0, got {text}")
+    if value > MAX_SECONDS:
+        raise argparse.ArgumentTypeError(f"seconds must be <= {MAX_SECONDS:g}, got {text}")
     return value
 
 
@@ -113,10 +134,11 @@ def _port(text: str, what: str, wildcard: bool = False, zero: bool = True) -> in
 
 
 def _split_host_port(text: str, what: str) -> tuple[str, str]:
-    host, sep, port = text.rpartition(":")
-    if not sep or not host or not port:
-        raise argparse.ArgumentTypeError(f"{what}: expected host:port, got {text!r}")
-    return host, port
+    """HOST:PORT, an IPv6 address in brackets ([::1]:41194)."""
+    try:
+        return split_host_port(text, what)
+    except AddressError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def accept_spec(text: str) -> tuple[str | None, int | None]:

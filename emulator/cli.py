@@ -19,6 +19,7 @@ from loguru import logger
 
 from emulator.link import LinkEmulator, LinkError
 from emulator.options import PROG, HelpExit, Options, UsageError, build_parser, parse_options
+from runtime.addr import show
 from runtime.trace import Tracer
 
 __all__ = ["PROG", "Options", "UsageError", "build_parser", "format_report", "main",
@@ -58,8 +59,8 @@ def settings_dict(o: Options) -> dict:
     imp["reorder_hold"] = o.imp.hold
     return {
         "impairments": imp,
-        "accept": f"{o.accept_host or '*'}:{o.accept_port if o.accept_port is not None else '*'}",
-        "out": f"{o.out_host}:{o.out_port if o.out_port is not None else '*'}",
+        "accept": show(o.accept_host or "*", "*" if o.accept_port is None else o.accept_port),
+        "out": show(o.out_host, "*" if o.out_port is None else o.out_port),
         "bind": o.bind,
         "seed": o.seed,
         "seeded": o.seeded,
@@ -127,11 +128,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def _announce(o: Options, recv_port: int, send_port: int) -> None:
     """The line with the ports (always shown: a parent may read it), the settings, warnings."""
-    to = f"{o.out_host}:{o.out_port}" if o.out_port is not None else \
+    to = show(o.out_host, o.out_port) if o.out_port is not None else \
         f"{o.out_host} at each datagram's TCP destination port"
     logger.bind(always=True).info(
-        "listening on {}:{}, sending from {}:{} to {} (seed {})",
-        o.bind, recv_port, o.bind, send_port, to, o.seed,
+        "listening on {}, sending from {} to {} (seed {})",
+        show(o.bind, recv_port), show(o.bind, send_port), to, o.seed,
     )
     logger.info("settings: {}", json.dumps(settings_dict(o)))
     imp = o.imp

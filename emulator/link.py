@@ -46,6 +46,7 @@ from emulator.events import trace_arrival
 from emulator.forward import Forwarder, SendCounters
 from emulator.impair import DROP_CAUSES, Impairer, Impairments
 from emulator.judge import judge_batch, judge_one
+from runtime.addr import show
 from runtime.udpgso import GRO_CMSG_SPACE, enable_gro, gro_size
 
 BUFSIZE = 65536
@@ -113,8 +114,11 @@ class LinkEmulator:
 
     def open(self) -> tuple[int, int]:
         """Bind both sockets and connect the sending one; returns (recv_port, send_port)."""
-        rsock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        ssock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        # One family for both sockets: the bind address's (options.py makes
+        # it the -o host's), an IPv6 address having a colon.
+        family = socket.AF_INET6 if ":" in self.bind_host else socket.AF_INET
+        rsock = socket.socket(family, socket.SOCK_DGRAM)
+        ssock = socket.socket(family, socket.SOCK_DGRAM)
         try:
             for s, opt in ((rsock, socket.SO_RCVBUF), (ssock, socket.SO_SNDBUF)):
                 try:
@@ -127,14 +131,14 @@ class LinkEmulator:
                     s.bind((self.bind_host, port))
                 except OSError as exc:
                     raise LinkError(
-                        f"cannot bind {what} port {self.bind_host}:{port}: {exc.strerror}"
+                        f"cannot bind {what} port {show(self.bind_host, port)}: {exc.strerror}"
                     ) from exc
             if self.out_addr[1] is not None:
                 try:
                     ssock.connect(self.out_addr)
                 except OSError as exc:
                     raise LinkError(
-                        f"cannot send to {self.out_addr[0]}:{self.out_addr[1]}: {exc.strerror}"
+                        f"cannot send to {show(*self.out_addr)}: {exc.strerror}"
                     ) from exc
         except BaseException:
             rsock.close()
@@ -289,7 +293,7 @@ class LinkEmulator:
             if filtering and not accepts(addr):
                 self.foreign += _datagrams(n, size)
                 if debug:
-                    logger.debug("ignored {} bytes from foreign {}:{}", n, addr[0], addr[1])
+                    logger.debug("ignored {} bytes from foreign {}", n, show(addr[0], addr[1]))
                 continue
             if n <= size:  # one datagram (the common case, kept short)
                 v, e = judge_one(decide, mv[:n], now, host)

@@ -25,6 +25,7 @@ from emulator.aqm import (
 )
 from emulator.helptext import DESCRIPTION, EPILOG
 from emulator.impair import AQMS, MIN_REORDER_HOLD, Impairments
+from runtime import addr
 
 PROG = "stcp-link"
 #: The byte limit of the queue when neither -q nor --queue-packets is given.
@@ -69,13 +70,15 @@ def _add_path_flags(p: argparse.ArgumentParser) -> None:
                         "(default *:*); others are ignored and counted")
     p.add_argument("-o", dest="out", type=t.out_spec, default=None, metavar="HOST:PORT",
                    help="forward to this address (default localhost:41194; "
-                        "HOST:* with --forward-by-port)")
+                        "HOST:* with --forward-by-port); an IPv6 address in brackets, "
+                        "[::1]:41194, and the link then runs over IPv6")
     p.add_argument("-p", dest="ports", type=t.ports_spec, default=(41192, 41193),
                    metavar="RECV:SEND",
                    help="receive on RECV, send from SEND (default 41192:41193; 0 = any free port)")
-    p.add_argument("--bind", default="127.0.0.1", metavar="ADDR",
-                   help="local address both sockets bind to (default 127.0.0.1; "
-                        "0.0.0.0 to serve other hosts)")
+    p.add_argument("--bind", default=None, metavar="ADDR",
+                   help="local address both sockets bind to (default: the loopback of "
+                        "the -o host's family, 127.0.0.1 or ::1; 0.0.0.0 or :: to serve "
+                        "other hosts)")
     p.add_argument("--forward-by-port", action="store_true",
                    help="send each datagram to the -o host at the TCP destination port it "
                         "carries (bytes 2-3 of its payload); see below")
@@ -116,7 +119,7 @@ def _add_impairment_flags(p: argparse.ArgumentParser) -> None:
 
 def _add_bottleneck_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("bottleneck (with -s): its queue and active queue management")
-    g.add_argument("-s", dest="speed", type=t.positive, default=None, metavar="KBITS",
+    g.add_argument("-s", dest="speed", type=t.speed, default=None, metavar="KBITS",
                    help="link speed in kbit/s (1 kbit = 1000 bits); default unlimited")
     g.add_argument("-q", dest="queue", type=t.queue_bytes, default=None, metavar="BYTES",
                    help=f"queue limit in bytes, tail drop (default {DEFAULT_QUEUE_BYTES}, "
@@ -183,6 +186,7 @@ class Options:
     accept_port: int | None
     out_host: str
     out_port: int | None  # None: forwarding by port
+    family: int  # socket.AF_INET or AF_INET6: the -o host's, which every address shares
     recv_port: int
     send_port: int
     bind: str
@@ -196,12 +200,15 @@ class Options:
     queue_without_rate: bool = False  # -q given without -s: accepted, but it does nothing
 
 
-def _resolve(host: str, what: str) -> str:
+def _resolve(host: str, what: str, family: int = socket.AF_UNSPEC) -> tuple[int, str]:
+    """(family, address) of ``host``, in ``family`` if one is given."""
     try:
-        infos = socket.getaddrinfo(host, None, socket.AF_INET, socket.SOCK_DGRAM)
-    except (socket.gaierror, UnicodeError) as exc:
-        raise UsageError(f"{what}: cannot resolve host {host!r}: {exc}") from None
-    return infos[0][4][0]
+        return addr.resolve(host, "host", family)
+    except addr.AddressError as exc:
+        if family != socket.AF_UNSPEC:
+            raise UsageError(f"{what} {host}: not an {addr.family_name(family)} address, as "
+                             f"the -o host is (one link runs over one family)") from None
+        raise UsageError(f"{what}: {exc}") from None
 
 
 def _bottleneck_settings(a: argparse.Namespace) -> dict:
@@ -232,19 +239,19 @@ def _bottleneck_settings(a: argparse.Namespace) -> dict:
     return out
 
 
-def _out_address(a: argparse.Namespace) -> tuple[str, int | None]:
+def _out_address(a: argparse.Namespace) -> tuple[int, str, int | None]:
     host, port = a.out if a.out is not None else ("localhost", None if a.forward_by_port else 41194)
     if a.forward_by_port and port is not None:
         raise UsageError("--forward-by-port: the port comes from each datagram; give -o HOST:*")
     if not a.forward_by_port and port is None:
         raise UsageError("-o HOST:* (no port) needs --forward-by-port")
-    return _resolve(host, "-o"), port
+    return *_resolve(host, "-o"), port
 
 
 def parse_options(argv: list[str]) -> Options:
     """Parse and check the command line; raises UsageError (or HelpExit)."""
     a = build_parser().parse_args(argv)
-    out_host, out_port = _out_address(a)
+    family, out_host, out_port = _out_address(a)
     try:
         imp = Impairments(
             loss=a.loss / 100.0,
@@ -269,8 +276,8 @@ def parse_options(argv: list[str]) -> Options:
         raise UsageError(str(exc)) from None
     accept_host, accept_port = a.accept
     if accept_host is not None:
-        accept_host = _resolve(accept_host, "-i")
-    bind = _resolve(a.bind, "--bind")
+        accept_host = _resolve(accept_host, "-i", family)[1]
+    bind = addr.loopback(family) if a.bind is None else _resolve(a.bind, "--bind", family)[1]
     for flag, path in (("--stats", a.stats), ("--trace", a.trace), ("--ready-file", a.ready_file),
                        ("--log", a.log)):
         if path is not None and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
@@ -282,6 +289,7 @@ def parse_options(argv: list[str]) -> Options:
         accept_port=accept_port,
         out_host=out_host,
         out_port=out_port,
+        family=family,
         recv_port=a.ports[0],
         send_port=a.ports[1],
         bind=bind,

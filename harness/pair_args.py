@@ -3,6 +3,7 @@ their values, each failing with one line (exit 2) before anything starts."""
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from dataclasses import dataclass, field
@@ -29,11 +30,21 @@ Transfer:
   -w, --window BYTES     sender window (default 256K)
   -m, --mode gbn|sr      Go-Back-N or selective repeat with SACK (default sr)
       --mss BYTES        maximum segment size (default 1452)
+      --cc none|newreno|cubic
+                         congestion control (default none: the fixed window); with
+                         newreno or cubic the window grows and shrinks with the
+                         network, and --window is its cap
       --pacing GAIN      the sender paces new data at GAIN x window / SRTT (default
-                         1.5); 0 sends each window at once, as the textbook does
+                         1.5 with --cc none; with congestion control 2 in slow start,
+                         1.2 after); 0 sends each window at once, as the textbook does
+      --no-timestamps    the sender offers no TCP timestamps (RFC 7323; on by default:
+                         an RTT sample from every ACK, resends included; off, Karn's
+                         rule alone, as the original protocol)
       --buffer BYTES     receiver buffer / largest advertised window (default 4M)
       --write-delay S    a slow disk: the receiver's writer waits S seconds per segment
                          before writing (default 0), for flow-control experiments
+      --delayed-ack S    how long the receiver may hold the ACK of a lone in-order
+                         segment (default 0.04; 0: off, an ACK at the end of each read)
       --give-up SECONDS  both programs give up after hearing nothing from the peer
                          this long, and the receiver if no sender connects within
                          it (default 30)
@@ -53,6 +64,10 @@ Data path impairments (the emulator between sender and receiver):
       --jitter SECONDS   extra random delay, uniform in [0, J) (default 0)
       --rate KBITS       link speed in kbit/s (default unlimited)
       --queue BYTES      queue in front of --rate, tail drop (default 65536)
+      --queue-packets N  queue limit in datagrams as well (netem and Mahimahi count
+                         packets; alone, it replaces the byte limit)
+      --aqm none|red|codel  active queue management at that queue (default none:
+                         tail drop); CoDel with RFC 8289's 5 ms target, 100 ms interval
       --burst P:R[:L[:G]] Gilbert-Elliott burst loss, percents: good->bad, bad->good,
                          loss in the bad state (default 100), in the good state (default 0)
       --drop N,N,...     drop exactly these datagrams (1-based)
@@ -64,10 +79,22 @@ one of these is given):
       --ack-reorder-hold S, --ack-dup PCT, --ack-delay SECONDS, --ack-jitter SECONDS,
       --ack-rate KBITS, --ack-queue BYTES, --ack-burst P:R[:L[:G]], --ack-drop N,N,...,
       --ack-blackhole S:D
+Many flows (stcp-serve, one data-path and one ACK-path emulator, N senders):
+      --flows N          N senders at once, each its own sample file (--size) or a copy
+                         of --input, into one server; a per-flow table (bytes, goodput,
+                         retransmissions, final cwnd with --cc), Jain's fairness index,
+                         and per-flow goodput (and cwnd) over time in plots/flows.png
+      --stagger SECONDS  start the senders this long apart (default 0)
+      --flow-delays D,D,...  one more one-way delay per flow (seconds, N values), by an
+                         emulator of its own in front of the shared one: flows with
+                         different RTTs
 Other:
       --seed N           seed of every random decision of the emulators and of the
                          sample file (default: random, printed); the ACK emulator
                          gets N+1
+      --ipv6             run everything over IPv6, on ::1 (the same as --host ::1)
+      --host ADDRESS     the loopback address every program listens and sends on:
+                         127.0.0.1 (default), another 127.x.y.z, or ::1 (IPv6)
       --link-port PORT   emulator receive port (default: a free one)
       --recv-port PORT   receiver listen port (default: a free one)
       --ack-port PORT    sender's ACK port (default: a free one)
@@ -75,9 +102,10 @@ Other:
                          (default: runs/run-YYYYmmdd-HHMMSS-PID); one that holds an
                          earlier run is refused, not overwritten: remove it or name another
       --no-analysis      no traces, pcaps or plots (fastest)
-      --thread-trace     sender.threads.json and receiver.threads.json: what every
-                         thread did (locks, condition waits, system calls, counters),
-                         for Perfetto UI / chrome://tracing and stcp-analyze
+      --thread-trace     sender.threads.json and receiver.threads.json (with --flows:
+                         one per sender and server.threads.json): what every thread
+                         did (locks, condition waits, system calls, counters), for
+                         Perfetto UI / chrome://tracing and stcp-analyze
       --lab NAME         the options of lab NAME in docs/LABS.md, here; options after
                          it change them
       --snaplen BYTES    keep only the first BYTES of each packet in the pcaps (100: the
@@ -94,18 +122,23 @@ failed and its log are named); 2 bad usage; 130 interrupted (143 on SIGTERM).
 """
 
 IMPAIRMENTS = ("loss", "corrupt", "ber", "reorder", "reorder-hold", "dup", "delay", "jitter",
-               "rate", "queue", "burst", "drop", "blackhole")
+               "rate", "queue", "queue-packets", "aqm", "burst", "drop", "blackhole")
+CC_NAMES = ("none", "newreno", "cubic")
 DEFAULTS = {"loss": "5", "corrupt": "1", "reorder": "2", "delay": "0.010"}
 VALUES = {"-i": "input", "--input": "input", "--size": "size", "-o": "output",
           "--output": "output", "-w": "window", "--window": "window", "-m": "mode",
           "--mode": "mode", "--mss": "mss", "--pacing": "pacing", "--buffer": "buffer",
           "--give-up": "give_up", "--timeout": "timeout", "--seed": "seed", "--dir": "dir",
-          "--snaplen": "snaplen", "--write-delay": "write_delay"}
+          "--snaplen": "snaplen", "--write-delay": "write_delay", "--cc": "cc",
+          "--delayed-ack": "delayed_ack",
+          "--flows": "flows", "--stagger": "stagger", "--flow-delays": "flow_delays",
+          "--host": "host"}
 PORTS = {"--link-port": "link_port", "--recv-port": "recv_port", "--ack-port": "ack_port"}
 SWITCHES = {"--no-analysis": ("analysis", False), "--rm-logs": ("rm_logs", True),
             "--keep-logs": ("rm_logs", False), "--verbose": ("verbose", True),
             "--dry-run": ("dry_run", True), "--clean": ("clean", True),
-            "--thread-trace": ("thread_trace", True)}
+            "--thread-trace": ("thread_trace", True), "--ipv6": ("host", "::1"),
+            "--no-timestamps": ("timestamps", False)}
 
 _NUM = re.compile(r"^([0-9]+\.?[0-9]*|\.[0-9]+)$")
 _INT = re.compile(r"^[0-9]+$")
@@ -128,6 +161,7 @@ class PairArgs:
     window: str = "256K"
     mode: str = "sr"
     mss: str = "1452"
+    cc: str = "none"
     pacing: str = ""
     buffer: str = "4M"
     give_up: str = "30"
@@ -136,7 +170,13 @@ class PairArgs:
     dir: str = ""
     snaplen: str = ""
     write_delay: str = ""
+    delayed_ack: str = ""
+    flows: str = ""        # --flows N: N senders into one stcp-serve (harness/flows.py)
+    stagger: str = ""
+    flow_delays: str = ""
+    host: str = "127.0.0.1"  # --host, --ipv6: where every program listens and sends
     thread_trace: bool = False
+    timestamps: bool = True  # the sender offers RFC 7323 timestamps
     link_port: int = 0
     recv_port: int = 0
     ack_port: int = 0
@@ -154,6 +194,8 @@ class PairArgs:
     window_b: int = 0
     buffer_b: int = 0
     mss_b: int = 0
+    flows_n: int = 0
+    delays: list[float] = field(default_factory=list)  # --flow-delays, one per flow
 
 
 def is_num(v: str) -> bool:
@@ -179,6 +221,10 @@ def check_value(opt: str, key: str, v: str) -> None:
         raise UsageError(f"{opt} takes a positive kbit/s, not '{v}'")
     elif key == "queue" and not (parse_size(v) or 0) > 0:
         raise UsageError(f"{opt} takes a size in bytes, not '{v}'")
+    elif key == "queue-packets" and not (_INT.match(v) and int(v) > 0):
+        raise UsageError(f"{opt} takes a whole number of datagrams > 0, not '{v}'")
+    elif key == "aqm" and v not in ("none", "red", "codel"):
+        raise UsageError(f"{opt} must be none, red or codel, not '{v}'")
     elif key == "burst":
         if not _BURST.match(v):
             raise UsageError(f"{opt} takes P:R[:L[:G]] percentages, not '{v}'")
@@ -279,13 +325,18 @@ def check(a: PairArgs) -> None:
         raise UsageError(f"--give-up takes seconds > 0, not '{a.give_up}'")
     if a.seed and not (_INT.match(a.seed) and len(a.seed) <= 10):
         raise UsageError(f"--seed takes a whole number, not '{a.seed}'")
-    if not (_INT.match(a.mss) and 1 <= int(a.mss) <= 65495):
-        raise UsageError(f"--mss takes 1..65495 bytes, not '{a.mss}'")
+    if not (_INT.match(a.mss) and 1 <= int(a.mss) <= 65487):  # runtime.progutil.MAX_MSS
+        raise UsageError(f"--mss takes 1..65487 bytes, not '{a.mss}'")
     a.mss_b = int(a.mss)
+    if a.cc not in CC_NAMES:
+        raise UsageError(f"--cc must be {', '.join(CC_NAMES)}, not '{a.cc}'")
     if a.pacing and not is_num(a.pacing):
         raise UsageError(f"--pacing takes a gain >= 0 (0: off), not '{a.pacing}'")
     if a.write_delay and not is_num(a.write_delay):
         raise UsageError(f"--write-delay takes seconds >= 0, not '{a.write_delay}'")
+    if a.delayed_ack and not (is_num(a.delayed_ack) and float(a.delayed_ack) < 0.5):
+        raise UsageError(f"--delayed-ack takes seconds from 0 to under 0.5, not "
+                         f"'{a.delayed_ack}'")
     if a.snaplen and not (_INT.match(a.snaplen) and 1 <= int(a.snaplen) <= 65535):
         raise UsageError(f"--snaplen takes 1..65535 bytes, not '{a.snaplen}'")
     a.size_b = _size("--size", a.size, "300K or 4M")
@@ -294,7 +345,9 @@ def check(a: PairArgs) -> None:
     for opt, n in (("--window", a.window_b), ("--buffer", a.buffer_b)):
         if n < a.mss_b:
             raise UsageError(f"{opt} ({n} bytes) must hold at least one MSS ({a.mss_b})")
+    a.host = _host(a.host)
     _check_files(a)
+    _check_flows(a)
     if not a.clean:  # the defaults, for what the options left out
         for k in ("loss", "reorder", "delay"):
             a.data.setdefault(k, DEFAULTS[k])
@@ -312,6 +365,43 @@ def check(a: PairArgs) -> None:
                          "it or give another --dir")
 
 
+def _host(text: str) -> str:
+    """--host: a loopback address, IPv4 or IPv6 (in brackets or not); the
+    whole run is on this machine."""
+    bare = text[1:-1] if text.startswith("[") and text.endswith("]") else text
+    try:
+        ip = ipaddress.ip_address(bare)
+    except ValueError:
+        raise UsageError(f"--host takes a loopback address (127.0.0.1 or ::1), "
+                         f"not '{text}'") from None
+    if not ip.is_loopback:
+        raise UsageError(f"--host {text} is not a loopback address: run_pair.sh runs every "
+                         f"program on this machine (127.0.0.1 or ::1)")
+    return str(ip)
+
+
+def _check_flows(a: PairArgs) -> None:
+    if not a.flows:
+        for opt, v in (("--stagger", a.stagger), ("--flow-delays", a.flow_delays)):
+            if v:
+                raise UsageError(f"{opt} needs --flows")
+        return
+    if not (_INT.match(a.flows) and 1 <= int(a.flows) <= 64):
+        raise UsageError(f"--flows takes 1..64 senders, not '{a.flows}'")
+    a.flows_n = int(a.flows)
+    if a.stagger and not is_num(a.stagger):
+        raise UsageError(f"--stagger takes seconds >= 0, not '{a.stagger}'")
+    if a.flow_delays:
+        parts = a.flow_delays.split(",")
+        if not all(is_num(x) for x in parts) or len(parts) != a.flows_n:
+            raise UsageError(f"--flow-delays takes {a.flows_n} delays in seconds, "
+                             f"D,D,..., not '{a.flow_delays}'")
+        a.delays = [float(x) for x in parts]
+    for opt, v in (("--output", a.output), ("--ack-port", a.ack_port)):
+        if v:
+            raise UsageError(f"{opt} does not go with --flows (each flow has its own)")
+
+
 def _check_files(a: PairArgs) -> None:
     if a.input and not (os.path.isfile(a.input) and os.access(a.input, os.R_OK)):
         raise UsageError(f"cannot read {a.input}")
@@ -322,3 +412,9 @@ def _check_files(a: PairArgs) -> None:
             raise UsageError(f"{a.output} is a directory")
         if a.input and os.path.exists(a.output) and os.path.samefile(a.input, a.output):
             raise UsageError("--output is the input file itself")
+
+
+def receiver_extra(a: PairArgs) -> list[str]:
+    """The receiver's (or the server's) options that run_pair passes on as given."""
+    out = ["--write-delay", a.write_delay] if a.write_delay else []
+    return out + (["--delayed-ack", a.delayed_ack] if a.delayed_ack else [])

@@ -29,20 +29,23 @@ def ephemeral_low(path: str = EPHEMERAL_RANGE) -> int | None:
 
 
 def spare_udp_port(host: str = "127.0.0.1", low: int | None = None) -> int:
-    """A UDP port on ``host`` that is free now and, where the ephemeral range
-    is known and leaves room below it, outside that range; otherwise one the
-    kernel gives (released before returning, as any such pick is)."""
+    """A UDP port on ``host`` (an IPv4 or an IPv6 address: its socket's
+    family) that is free now and, where the ephemeral range is known and
+    leaves room below it, outside that range; otherwise one the kernel gives
+    (released before returning, as any such pick is).  Linux has one
+    ephemeral range for both families (it is under net.ipv4)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
     if low is None:
         low = ephemeral_low()
     if low is not None and low > LOWEST:
         for _ in range(TRIES):
             port = random.randrange(LOWEST, low)
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            with socket.socket(family, socket.SOCK_DGRAM) as s:
                 try:
                     s.bind((host, port))
                 except OSError:
                     continue  # someone has it: another
                 return port
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+    with socket.socket(family, socket.SOCK_DGRAM) as s:
         s.bind((host, 0))
         return s.getsockname()[1]

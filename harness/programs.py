@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from harness.procs import Group, Proc
-from harness.spec import LinkSpec, Options, ReceiverSpec, SenderSpec
+from harness.spec import LinkSpec, Options, ReceiverSpec, SenderSpec, host_port
 
 #: How each process is named in messages.
 LABELS = {"emu-ack": "ACK-path emulator", "emu-data": "data-path emulator"}
@@ -59,7 +59,7 @@ def _some(**flags) -> list[str]:
 def emulator_argv(opts: Options, workdir: Path, name: str, link: LinkSpec,
                   forward_to: Port) -> list[str]:
     argv = [opts.python, "-m", "emulator", "-p", f"{link.port}:0",
-            "-o", f"{opts.host}:{forward_to}", *_some(seed=link.seed),
+            "-o", host_port(opts.host, forward_to), *_some(seed=link.seed),
             "--ready-file", str(workdir / f"{name}.ready")]
     if opts.emulator_stats:
         argv += ["--stats", str(workdir / f"{name}.stats.json")]
@@ -87,7 +87,7 @@ def sender_argv(opts: Options, workdir: Path, spec: SenderSpec, link_port: Port,
             str(link_port), str(spec.window), str(ack_port)]
     argv += _some(mode=spec.mode, mss=spec.mss)
     argv += _endpoint(opts, workdir, spec.name)
-    return argv + _some(pacing=spec.pacing) + list(spec.args)
+    return argv + _some(pacing=spec.pacing, cc=spec.cc) + list(spec.args)
 
 
 class Launcher:

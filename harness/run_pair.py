@@ -1,7 +1,7 @@
 """run_pair.sh: one verified transfer over a lossy emulated link.
 
 Starts the link emulator (and, if asked, a second one on the ACK path), the
-receiver and the sender, all on 127.0.0.1; waits; checks the output byte for
+receiver and the sender, all on 127.0.0.1 (::1 with --ipv6); waits; checks the output byte for
 byte and by SHA-256; prints both summaries and a one-line verdict; runs the
 analysis (plots); exits 0 only when the file arrived intact.  Every process
 it starts is stopped when it exits, whatever the reason: SIGINT, SIGTERM and
@@ -23,10 +23,11 @@ import time
 from pathlib import Path
 
 from harness import rundir, signals
-from harness.pair_args import ME, USAGE, PairArgs, UsageError, parse
+from harness.pair_args import ME, USAGE, PairArgs, UsageError, parse, receiver_extra
 from harness.procs import ROOT, ExitedEarly, NotReady, Proc
 from harness.programs import emulator_argv, label, receiver_argv, sender_argv
 from harness.spec import LinkSpec, Options, ReceiverSpec, RunSpec, SenderSpec
+from harness.sweep_result import summary_rows
 from harness.transfer import Ports, Transfer
 from harness.verify import verify
 
@@ -49,8 +50,9 @@ def say(msg: str, err: bool = False) -> None:
 def run_spec(a: PairArgs, workdir: Path, output: Path, input_: Path,
              seed: int) -> RunSpec:
     """What the options ask for, as a run."""
-    opts = Options(bind=True, give_up=a.give_up, log_level="DEBUG" if a.verbose else "INFO",
-                   log_files=True, emulator_verbose=2 if a.verbose else 1,
+    opts = Options(host=a.host, bind=True, give_up=a.give_up,
+                   log_level="DEBUG" if a.verbose else "INFO", log_files=True,
+                   emulator_verbose=2 if a.verbose else 1,
                    trace=a.analysis, pcap=a.analysis,
                    snaplen=int(a.snaplen) if a.snaplen else None,
                    thread_trace=a.thread_trace,
@@ -60,9 +62,10 @@ def run_spec(a: PairArgs, workdir: Path, output: Path, input_: Path,
     receiver = ReceiverSpec(output, port=a.recv_port, mode=a.mode, mss=a.mss_b,
                             buffer=a.buffer_b, force=True,
                             listen_timeout=f"{float(a.give_up) + 5:.6g}",
-                            args=["--write-delay", a.write_delay] if a.write_delay else [])
+                            args=receiver_extra(a))
     sender = SenderSpec(input_, a.window_b, ack_port=a.ack_port, mode=a.mode, mss=a.mss_b,
-                        pacing=a.pacing or None)
+                        pacing=a.pacing or None, cc=None if a.cc == "none" else a.cc,
+                        args=[] if a.timestamps else ["--no-timestamps"])
     return RunSpec(workdir, receiver, [sender],
                    data_link=LinkSpec(dict(a.data), seed=seed, port=a.link_port),
                    ack_link=LinkSpec(dict(a.ack), seed=seed + 1) if a.ack_on else None,
@@ -276,7 +279,19 @@ class Pair:
         if not ok:
             return f"FAILED: {a.mode} mode, seed {self.seed}; logs in {self.dir}"
         return (f"OK: {self.paths()[0].stat().st_size} bytes delivered intact (SHA-256 "
-                f"{digest}) in {seconds:.2f} s, {a.mode} mode, seed {self.seed}")
+                f"{digest}) in {self.timing(seconds)}, {a.mode} mode, seed {self.seed}")
+
+    def timing(self, wall: float) -> str:
+        """The transfer time and goodput as the sender's summary gives them
+        (docs/MEASURES.md defines both), then the programs' wall time,
+        labelled: it is a different thing (start-up and teardown included)."""
+        rows = summary_rows(_read(self.dir / "sender.out"))
+        took = re.match(r"[0-9.]+ s", rows.get("time", ""))
+        wall_s = f"{wall:.2f} s wall time from the sender's start to both programs' exit"
+        if not took:
+            return wall_s
+        rate = f", goodput {rows['goodput']}" if rows.get("goodput") else ""
+        return f"{took.group(0)} (transfer time, SYN to verified FIN{rate}; {wall_s})"
 
     def record(self, ok: bool, verdict: str) -> None:
         """run.json: the command and the verdict, for stcp-analyze RUN_DIR --html."""
@@ -336,9 +351,17 @@ def main(argv: list[str] | None = None) -> int:
         if a.help:
             sys.stdout.write(USAGE)
             return 0
-        pair = Pair(a, argv)
+        if a.flows_n:  # N senders into one stcp-serve
+            from harness.flows import FlowRun
+
+            pair = FlowRun(a, argv)
+        else:
+            pair = Pair(a, argv)
         if a.dry_run:
-            dry_run(a, pair.spec(), pair.seed, pair.sample)
+            if a.flows_n:
+                pair.dry_run()
+            else:
+                dry_run(a, pair.spec(), pair.seed, pair.sample)
             return 0
         if os.environ.get(PRECHECK):
             return GO_ON

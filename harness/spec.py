@@ -22,6 +22,13 @@ _SIZE = re.compile(r"^([0-9]+\.?[0-9]*|\.[0-9]+)([kKmMgG])?([iI]?[bB])?$")
 _UNIT = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
 
 
+def host_port(host: str, port: int | str) -> str:
+    """HOST:PORT as the emulator's -o takes it: an IPv6 address in brackets
+    ([::1]:41194).  (run_pair.sh answers --dry-run before .venv exists, with
+    harness/ alone: runtime.addr.show says the same.)"""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def parse_size(text: str) -> int | None:
     """Bytes from '300K', '4M', '1.5KiB', '0' (K, M, G are powers of 1024);
     None if ``text`` is no size."""
@@ -53,6 +60,8 @@ IMPAIRMENTS = {
     "jitter": lambda v: ["--jitter", v],
     "rate": lambda v: ["-s", v],
     "queue": lambda v: ["-q", str(parse_size(v))],
+    "queue-packets": lambda v: ["--queue-packets", v],
+    "aqm": lambda v: ["--aqm", v],
     "burst": _burst,
     "drop": lambda v: ["--drop", v],
     "blackhole": lambda v: ["--blackhole", v],
@@ -104,6 +113,7 @@ class SenderSpec:
     mode: str | None = None
     mss: int | None = None
     pacing: float | str | None = None
+    cc: str | None = None  # congestion control (None: the sender's default)
     args: list[str] = field(default_factory=list)
     prefix: list[str] = field(default_factory=list)
     name: str = "sender"

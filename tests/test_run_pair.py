@@ -29,6 +29,7 @@ pytestmark = pytest.mark.timeout(180)
 # -------------------------------------------------------------------- --help
 OPTIONS = [
     "--input", "--size", "--output", "--window", "--mode", "--mss", "--pacing", "--buffer",
+    "--no-timestamps",
     "--give-up",
     "--timeout", "--loss", "--corrupt", "--ber", "--reorder", "--reorder-hold", "--dup",
     "--delay", "--jitter", "--rate", "--queue", "--burst", "--drop", "--blackhole", "--clean",
@@ -79,6 +80,7 @@ def has(argv: list[str], *seq: str) -> bool:
     (["--buffer", "1M"], "receiver", ["--buffer", "1048576"]),
     (["--pacing", "0"], "sender", ["--pacing", "0"]),
     (["--pacing", "2.5"], "sender", ["--pacing", "2.5"]),
+    (["--no-timestamps"], "sender", ["--no-timestamps"]),
     (["--give-up", "7"], "sender", ["--give-up", "7"]),
     (["--give-up", "7"], "receiver", ["--give-up", "7"]),
     (["--loss", "7"], "emu-data", ["-L", "7"]),

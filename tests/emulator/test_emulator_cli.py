@@ -21,6 +21,10 @@ from emulator.cli import main, parse_options
         (["-d", "-0.1"], "seconds must be >= 0"),
         (["--jitter", "inf"], "must be finite"),
         (["-s", "0"], "must be > 0"),
+        # a hold or a datagram's time on the link too long for the clocks (issue 24, item 9)
+        (["-d", "1e300"], "seconds must be <= 1e+06"),
+        (["--reorder-hold", "2e6"], "seconds must be <= 1e+06"),
+        (["-s", "1e-9"], "at least 0.001"),
         (["-q", "0"], "queue size must be >= 1"),
         (["-o", "localhost"], "expected host:port"),
         (["-o", "127.0.0.1:0"], "port out of range"),
