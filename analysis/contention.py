@@ -143,37 +143,43 @@ def _pct(v) -> str:
 
 def format_contention(c: dict) -> str:
     lines = [f"thread trace: {c['trace']} ({c['role']})"]
+    # The first column fits the longest name (a server names each
+    # connection's lock, condition and writer after its file).
+    names = ([r["lock"] for r in c["locks"]] + [r["condition"] for r in c["conditions"]]
+             + [r["thread"] for r in c["threads"]] + [r["call"] for r in c["system_calls"]])
+    n = max([22] + [len(x) + 2 for x in names])
+    tn = max([14] + [len(r["thread"]) + 2 for r in c["system_calls"]])
     if c["dropped_events"]:
         lines.append("  the ring kept only the newest events of: " + ", ".join(
             f"{k} ({v:,} older dropped)" for k, v in c["dropped_events"].items()))
-    lines.append(f"  {'lock':<22}{'acquired':>10}{'contended':>16}"
+    lines.append(f"  {'lock':<{n}}{'acquired':>10}{'contended':>16}"
                  f"   wait p50 / p99 / max (ms)     hold p50 / p99 / max (ms)")
     for r in c["locks"]:
         cont = f"{r['contended']:,} ({_pct(r['contended_share'])})"
-        lines.append(f"  {r['lock']:<22}{r['acquisitions']:>10,}{cont:>16}   "
+        lines.append(f"  {r['lock']:<{n}}{r['acquisitions']:>10,}{cont:>16}   "
                      f"{_trio(r['wait_ms']):<30}{_trio(r['hold_ms'])}")
-    lines.append(f"  {'condition':<22}{'waits':>10}{'notified':>10}{'spurious':>10}"
+    lines.append(f"  {'condition':<{n}}{'waits':>10}{'notified':>10}{'spurious':>10}"
                  f"{'timeout':>9}   wait p50 / p99 / max (ms)")
     for r in c["conditions"]:
         o = r["outcomes"]
-        lines.append(f"  {r['condition']:<22}{r['waits']:>10,}{o.get('notified', 0):>10,}"
+        lines.append(f"  {r['condition']:<{n}}{r['waits']:>10,}{o.get('notified', 0):>10,}"
                      f"{o.get('spurious', 0):>10,}{o.get('timeout', 0):>9,}   "
                      f"{_trio(r['wait_ms'])}")
     w = c["wakeups"]
     lines.append("  wakeups by outcome: " + (", ".join(
         f"{o} {w[o]:,}" for o in OUTCOMES if w.get(o)) or "none"))
     heads = ("running", "lock held", "lock wait", "cond wait", "syscall")
-    lines.append(f"  {'thread (share of span)':<22}" + "".join(f"{h:>11}" for h in heads)
+    lines.append(f"  {'thread (share of span)':<{n}}" + "".join(f"{h:>11}" for h in heads)
                  + f"{'span (s)':>11}")
     order = ("running", "running, lock held", "waiting for a lock", "waiting on a condition",
              "in a system call")
     for r in c["threads"]:
-        lines.append(f"  {r['thread']:<22}" + "".join(
+        lines.append(f"  {r['thread']:<{n}}" + "".join(
             f"{_pct(r['shares'][s]):>11}" for s in order) + f"{r['span_s']:>11.3f}")
-    lines.append(f"  {'system call':<22}{'thread':>14}{'calls':>9}{'time (ms)':>11}"
+    lines.append(f"  {'system call':<{n}}{'thread':>{tn}}{'calls':>9}{'time (ms)':>11}"
                  f"{'datagrams':>11}{'bytes':>14}")
     for r in c["system_calls"]:
-        lines.append(f"  {r['call']:<22}{r['thread']:>14}{r['calls']:>9,}"
+        lines.append(f"  {r['call']:<{n}}{r['thread']:>{tn}}{r['calls']:>9,}"
                      f"{r['time_ms']:>11.3f}{r['datagrams']:>11,}{r['bytes']:>14,}")
     if c["instants"]:
         lines.append("  marks: " + ", ".join(f"{k} {v:,}" for k, v in

@@ -33,6 +33,9 @@ class Derived:
 
     t0: float = 0.0  # the time zero of the plots (set_zero() moves it)
     isn_sender: int | None = None  # ISN of the data sender (both roles)
+    # Offset 0 of the file is origin + 1: the ISN, or the ISN plus the name's
+    # length when the SYN's name took sequence space (PROTOCOL.md §9).
+    origin: int | None = None
     ack_t: list[float] = field(default_factory=list)  # cumulative ACK of the data
     ack_off: list[int] = field(default_factory=list)
     data_end: int = 0  # highest off+len of data seen
@@ -47,7 +50,8 @@ def flags_of(f: str | None) -> str:
 
 def ack_series(ts, acks, flagss, isn, start=None):
     """Cumulative ACK offsets from raw acknowledgment numbers, for segments
-    with the ACK flag; ``isn`` is the data sender's ISN (offset 0 = isn + 1)."""
+    with the ACK flag; ``isn`` is the data's origin (offset 0 = isn + 1, see
+    Derived.origin)."""
     out_t, out_off = [], []
     prev = start
     for t, ack, fl in zip(ts, acks, flagss, strict=True):
@@ -67,6 +71,26 @@ def first_syn_seq(cols) -> int | None:
         if "S" in flags_of(fl) and seq is not None:
             return seq
     return None
+
+
+def data_origin(syn_cols, synack_cols) -> int | None:
+    """``origin`` (see Derived) from the first SYN in ``syn_cols`` and the
+    first SYN-ACK in ``synack_cols``: the name in the SYN's payload counts
+    only if the SYN-ACK acknowledged it."""
+    isn = name_len = None
+    for fl, seq, ln in zip(syn_cols["flags"], syn_cols["seq"], syn_cols["len"], strict=True):
+        if "S" in flags_of(fl) and seq is not None:
+            isn, name_len = seq, ln or 0
+            break
+    if isn is None:
+        return None
+    for fl, ack in zip(synack_cols["flags"], synack_cols["ack"], strict=True):
+        f = flags_of(fl)
+        if "S" in f and "A" in f and ack is not None:
+            if name_len and ack == (isn + 1 + name_len) % MOD:
+                return (isn + name_len) % MOD
+            break
+    return isn
 
 
 #: The sender's state when its core issues the first SYN: time zero.
@@ -108,10 +132,12 @@ def derive(tr: Trace) -> Derived:
     send, recv = tr["send"], tr["recv"]
     if tr.role == "sender":
         d.isn_sender = first_syn_seq(send)
+        d.origin = data_origin(send, recv)
         if d.isn_sender is None and isinstance(tr.meta.get("isn"), int):
-            d.isn_sender = tr.meta["isn"]
-        if d.isn_sender is not None:
-            d.ack_t, d.ack_off = ack_series(recv.t, recv["ack"], recv["flags"], d.isn_sender)
+            d.isn_sender = d.origin = tr.meta["isn"]
+        d.origin = _past_resume(tr, d.origin)
+        if d.origin is not None:
+            d.ack_t, d.ack_off = ack_series(recv.t, recv["ack"], recv["flags"], d.origin)
         if not d.ack_off:  # fall back on the sender's own bookkeeping
             pts = tr["inflight"].present("acked")
             d.ack_t = [t for t, _ in pts]
@@ -121,12 +147,19 @@ def derive(tr: Trace) -> Derived:
                 d.data_end = off + ln
     elif tr.role == "receiver":
         d.isn_sender = first_syn_seq(recv)
-        if d.isn_sender is not None:
-            d.ack_t, d.ack_off = ack_series(send.t, send["ack"], send["flags"], d.isn_sender)
+        d.origin = _past_resume(tr, data_origin(recv, send))
+        if d.origin is not None:
+            d.ack_t, d.ack_off = ack_series(send.t, send["ack"], send["flags"], d.origin)
         buffering = str(tr.meta.get("mode", "sr")).lower() != "gbn"
         nxt = 0
         held: list[list[int]] = []  # disjoint sorted [a, b) above nxt
-        for i, (ln, off) in enumerate(zip(recv["len"], recv["off"], strict=True)):
+        offs = recv["off"]
+        if tr.meta.get("resumed_at") and d.origin is not None:
+            # (the receiver wrote the first burst's offsets before it knew
+            # where the sender starts: worked out again from the numbers)
+            offs = [None if off is None else (seq - d.origin - 1) % MOD
+                    for seq, off in zip(recv["seq"], offs, strict=True)]
+        for i, (ln, off) in enumerate(zip(recv["len"], offs, strict=True)):
             if not ln or off is None:
                 continue
             a, b = off, off + ln
@@ -150,6 +183,12 @@ def derive(tr: Trace) -> Derived:
             while held and held[0][0] <= nxt:
                 nxt = max(nxt, held.pop(0)[1])
     return d
+
+
+def _past_resume(tr: Trace, origin: int | None) -> int | None:
+    """A resumed transfer's offsets count from where it resumed (load.py)."""
+    at = tr.meta.get("resumed_at")
+    return (origin + at) % MOD if at and origin is not None else origin
 
 
 def _insert(held: list[list[int]], a: int, b: int) -> None:

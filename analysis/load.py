@@ -88,6 +88,7 @@ SCHEMA: dict[str, dict[str, Any]] = {
     "rwnd": {"win": _num, "queue": _num, "ooo": _num},
     "write": {"bytes": _num, "queue": _num},
     "state": {"old": _str, "new": _str},
+    "resume": {"at": _int, "held": _int},
     "fwd": {"n": _int, "len": _int, "delay": _num, "sojourn": _num},
     "corrupt": {"n": _int},
     "dup": {"n": _int},
@@ -260,4 +261,18 @@ def load_trace(path: str | Path) -> Trace:
     if pending_error is not None:
         tr.warnings.append(f"line {pending_error.line}: truncated last line ignored")
     tr.n_lines = lineno
+    _resumed(tr)
     return tr
+
+
+def _resumed(tr: Trace) -> None:
+    """A resumed transfer (docs/PROTOCOL.md §9, "Resume") carried the file
+    from byte ``at`` on: ``meta`` gets ``resumed_at``, and its file size
+    becomes what this run carried, which is what every measure here is of
+    (offsets count from the resume point, as the programs' own do)."""
+    at = next((v for v in tr["resume"]["at"] if v), 0)
+    if not at:
+        return
+    tr.meta["resumed_at"] = at
+    if isinstance(tr.meta.get("file_size"), int):
+        tr.meta["file_size"] -= at

@@ -111,7 +111,7 @@ def pipe_of(tr: Trace, isn: int | None) -> Pipe:
     inf = tr["inflight"]
     own = inf.present("pipe")
     if own:
-        p = Pipe(source="the sender's inflight events")
+        p = Pipe(source="read from the sender's inflight events")
         acked = inf["acked"]
         for (t, v), a in zip(own, (a for a, pv in zip(acked, inf["pipe"], strict=True)
                                    if pv is not None), strict=True):
@@ -154,6 +154,9 @@ def window_limit(tr: Trace) -> Limit:
         else:
             cwnd = v
         cands = [x for x in (window, rwnd, cwnd) if x is not None]
+        if lim.t and lim.t[-1] == t:  # one event's rwnd and cwnd: one limit
+            lim.limit[-1] = min(cands)
+            continue
         lim.t.append(t)
         lim.limit.append(min(cands))
     if not lim.t and window is not None and len(tr["send"]):
@@ -163,6 +166,10 @@ def window_limit(tr: Trace) -> Limit:
 
 
 def _cwnd_series(tr: Trace) -> tuple[list[float], list[float]]:
+    """cwnd over time; none for a sender without congestion control (--cc
+    none), whose traced cwnd is WINDOW itself and would hide the limit."""
+    if tr.meta.get("cc") == "none":
+        return [], []
     pts = sorted(tr["cwnd"].present("cwnd") + tr["inflight"].present("cwnd"))
     return [p[0] for p in pts], [p[1] for p in pts]
 
@@ -174,6 +181,8 @@ def cc_series(tr: Trace) -> dict[str, tuple[list[float], list[float]]]:
     if ts:
         out["cwnd"] = (ts, vs)
     pts = sorted(tr["cwnd"].present("ssthresh") + tr["inflight"].present("ssthresh"))
+    if tr.meta.get("cc") == "none":
+        pts = []
     # a slow-start threshold still at its initial "infinity" is not drawn
     pts = [p for p in pts if p[1] < 1 << 40]
     if pts:

@@ -49,7 +49,7 @@ def goodput(cv, ctx):
                    label=f"link rate {rate(ctx.link_rate_bps)}")
         tops.append(ctx.link_rate_bps / div)
     fit_x(ax, min(0.0, ctx.rel([start])[0]), ctx.rel([left[-1] + width])[0])
-    fit_y(ax, tops)
+    fit_y(ax, tops, pad=0.25)  # room for the legend above the lines
     ax.legend(loc="upper right", fontsize="small")
     return fig
 
@@ -137,7 +137,16 @@ def emulator(cv, ctx):
     ax.set_title(f"What the link did — {tr.name}")
     if delays:
         ax2 = fig.add_subplot(1, 2, 2)
-        ax2.hist(delays, bins=min(50, max(5, len(delays) // 20)), color="tab:blue")
+        ax2.hist(delays, bins=min(50, max(5, len(delays) // 20)), color="tab:blue",
+                 label="forwarded datagrams")
+        imp = tr.meta.get("impairments")
+        floor = imp.get("delay") if isinstance(imp, dict) else None
+        if isinstance(floor, (int, float)) and floor > 0:
+            # no datagram leaves before the link's delay: the data's floor
+            ax2.axvline(floor * 1000, color="black", linestyle="--", gid="limit",
+                        label=f"the link's delay (-d {floor * 1000:g} ms)")
+            fit_x(ax2, min(delays + [floor * 1000]), max(delays + [floor * 1000]))
+            ax2.legend(loc="upper right", fontsize="small")
         ax2.set_xlabel("time each datagram was held (ms)")
         ax2.set_ylabel("datagrams")
         ax2.set_title("Delay of forwarded datagrams")

@@ -9,6 +9,7 @@ from __future__ import annotations
 from . import series
 from .pipe import cc_series, pipe_of, window_limit
 from .plots import fit_x, fit_y, thin, thin_step
+from .png_cc import WINDOW_SPAN
 from .text import byte_unit, human_bytes
 
 REXMIT_STYLE = {  # cause -> (colour, marker); causes not listed get brown
@@ -59,7 +60,10 @@ def _segments(ax, ctx, segs, div, sender: bool) -> list[float]:
         resend = sender and key != "new"
         ax.vlines(ctx.rel(ts), lo, hi, colors=colour, label=label, rasterized=True,
                   linewidth=0.7 if resend and many else 1.5,
-                  alpha=0.45 if resend and many else 1.0, zorder=3 if resend else 2)
+                  alpha=0.45 if resend and many else 1.0,
+                  # a few resends go over new data; a band of them (GBN) under
+                  # it, so that new data's frontier still shows above the band
+                  zorder=(1.5 if many else 3) if resend else 2)
         if marker and not many:
             ax.scatter(ctx.rel(ts), lo, s=14, c=colour, marker=marker, linewidths=1,
                        zorder=3, rasterized=True)
@@ -72,7 +76,7 @@ def timeseq(cv, ctx):
     if not segs and not d.ack_off:
         return "no data segments or ACKs with stream offsets"
     sender = tr.role == "sender"
-    edge = series.sender_edge(tr, d) if sender else series.Edge([], [])
+    edge = series.sender_edge(tr, d) if sender else series.receiver_edge(tr, d)
     peak = max([o + n for _, o, n, _, _ in segs] + d.ack_off + edge.edge)
     unit, div = byte_unit(peak)
     fig, ax = cv.figure(ctx, "Time-sequence graph", f"stream offset ({unit})")
@@ -92,13 +96,15 @@ def timeseq(cv, ctx):
     if edge.t:
         et, ev = thin_step(ctx.rel(edge.t), [e / div for e in edge.edge])
         ax.step(et, ev, where="post", color="black", linewidth=1.2, zorder=TOP,
-                label="window limit (ACK + window + SACKed, up to the file's end)",
+                label="window limit (ACK + window + SACKed, up to the file's end)" if sender
+                else "window limit (ACK + advertised window, up to the FIN)",
                 path_effects=_outline(), gid="limit")
         tops.extend(ev)
     xs = [t for t, *_ in segs] + d.ack_t
     fit_x(ax, min(0.0, min(ctx.rel(xs))), max(ctx.rel(xs)))
     fit_y(ax, tops, bottom=0.0, pad=0.04)
-    ax.legend(loc="upper left", fontsize="small")
+    # the receiver's limit runs along the top from the start: its legend goes below
+    ax.legend(loc="upper left" if sender else "lower right", fontsize="small")
     return fig
 
 
@@ -141,7 +147,8 @@ def rtt(cv, ctx):
                    marker="x", zorder=4, label="timer expired")
         values += [p[1] * 1000 for p in to]
     positive = [v for v in values if v and v > 0] or [1.0]
-    ax.set_ylim(min(positive) / 1.6, max(positive) * 1.6)
+    # room above the highest line for the legend, which would hide the RTO
+    ax.set_ylim(min(positive) / 1.6, max(positive) * 4)
     xs = [p[0] for p in samples + srtt + rto] + [end]
     fit_x(ax, min(0.0, min(ctx.rel(xs))), max(ctx.rel(xs)))
     ax.legend(loc="upper right", fontsize="small")
@@ -150,7 +157,7 @@ def rtt(cv, ctx):
 
 def inflight(cv, ctx):
     tr, d = ctx.tr, ctx.d
-    p = pipe_of(tr, d.isn_sender)
+    p = pipe_of(tr, d.origin)
     if not p.t:
         return "no data sent or ACKs to count the pipe from"
     lim = window_limit(tr)
@@ -166,13 +173,18 @@ def inflight(cv, ctx):
     end = series.x_end(tr)
     if lim.t:
         lt, lv = thin_step(ctx.rel(lim.t + [end]), [v / div for v in lim.limit + lim.limit[-1:]])
-        ax.step(lt, lv, where="post", color="black", linewidth=1.4, gid="limit",
+        ax.step(lt, lv, where="post", color="black", linewidth=1.4, gid="limit", zorder=3,
                 label=f"window limit = {lim.what}")
         tops += lv
-    if lim.window is not None:
+    title = f"the pipe, {p.source}"
+    # WINDOW far above what was in flight (a congestion window far below
+    # it) would flatten the plot: then the legend names it instead
+    if lim.window is not None and lim.window <= WINDOW_SPAN * peak:
         ax.axhline(lim.window / div, color="tab:gray", linestyle="--", linewidth=0.9,
                    label=f"WINDOW ({human_bytes(lim.window)})")
         tops.append(lim.window / div)
+    elif lim.window is not None:
+        title += f"; WINDOW, {human_bytes(lim.window)}, is above this scale"
     for name, colour in (("cwnd", "tab:red"), ("ssthresh", "tab:purple")):
         if name in cc:
             ct, cvs = thin_step(ctx.rel(cc[name][0]), [v / div for v in cc[name][1]])
@@ -180,6 +192,5 @@ def inflight(cv, ctx):
             tops += cvs
     fit_x(ax, min(0.0, min(ts)), max(ctx.rel([end]) + ts))
     fit_y(ax, tops, pad=0.45)  # room for the legend above the data
-    ax.legend(loc="upper right", fontsize="small", title=f"pipe {p.source}",
-              title_fontsize="x-small")
+    ax.legend(loc="upper right", fontsize="small", title=title, title_fontsize="x-small")
     return fig

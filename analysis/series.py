@@ -10,7 +10,7 @@ import bisect
 import math
 from dataclasses import dataclass
 
-from .derive import Derived
+from .derive import MOD, Derived, unwrap
 from .load import Trace
 from .pipe import Pipe, replay
 
@@ -100,7 +100,30 @@ def window_edge(tr: Trace, p: Pipe, cap: int | None) -> Edge:
 def sender_edge(tr: Trace, d: Derived) -> Edge:
     size = tr.meta.get("file_size")
     cap = size if isinstance(size, int) else (d.data_end or None)
-    return window_edge(tr, replay(tr, d.isn_sender), cap)
+    return window_edge(tr, replay(tr, d.origin), cap)
+
+
+def receiver_edge(tr: Trace, d: Derived) -> Edge:
+    """The receiver's window limit: the right edge it advertises, its
+    cumulative ACK + the window of each ``rwnd`` event (bytes), capped at
+    the stream's end once a FIN has shown where that is.  No data it
+    accepts lies past it."""
+    out = Edge([], [])
+    recv = tr["recv"]
+    cap = None
+    if d.origin is not None:
+        fin = [(sq + (ln or 0) - d.origin - 1) % MOD
+               for sq, ln, fl in zip(recv["seq"], recv["len"], recv["flags"], strict=True)
+               if sq is not None and "F" in (fl or "")]
+        cap = unwrap(d.data_end, fin[0]) if fin else None
+    for t, win in tr["rwnd"].present("win"):
+        i = bisect.bisect_right(d.ack_t, t) - 1
+        if i < 0:
+            continue
+        e = max(d.ack_off[i], 0) + win
+        out.t.append(t)
+        out.edge.append(min(e, cap) if cap is not None else e)
+    return out
 
 
 def sack_blocks(tr: Trace) -> tuple[list[float], list[int], list[int]]:

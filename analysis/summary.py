@@ -69,9 +69,16 @@ def summarize(tr: Trace, d: Derived | None = None) -> dict[str, Any]:
 def _segments(tr: Trace, s: dict) -> None:
     send, recv = tr["send"], tr["recv"]
     s["segments_sent"] = len(send)
-    s["data_segments_sent"] = sum(1 for ln in send["len"] if ln)
+    s["data_segments_sent"] = sum(1 for ln in _data_lens(send) if ln)
     s["segments_received"] = len(recv)
-    s["data_segments_received"] = sum(1 for ln in recv["len"] if ln)
+    s["data_segments_received"] = sum(1 for ln in _data_lens(recv) if ln)
+
+
+def _data_lens(cols) -> list[int]:
+    """Each segment's file bytes: its payload, except a SYN's (the name
+    option's name, PROTOCOL.md §9, is not file data)."""
+    return [0 if "S" in flags_of(fl) else (ln or 0)
+            for ln, fl in zip(cols["len"], cols["flags"], strict=True)]
 
 
 def _sender(tr: Trace, d: Derived, s: dict) -> None:
@@ -81,15 +88,15 @@ def _sender(tr: Trace, d: Derived, s: dict) -> None:
     s["goodput_bps"] = x.goodput_bps
     _segments(tr, s)
     send, recv = tr["send"], tr["recv"]
-    s["new_data_segments"] = sum(1 for r, ln in zip(send["rexmit"], send["len"], strict=True)
+    lens = _data_lens(send)
+    s["new_data_segments"] = sum(1 for r, ln in zip(send["rexmit"], lens, strict=True)
                                  if ln and not r)
     causes = measures.rexmit_causes(tr)
     s["retransmissions"] = sum(causes.values())
     s["retransmissions_by_cause"] = causes
-    s["retransmitted_bytes"] = sum(ln or 0 for ln, r in
-                                   zip(send["len"], send["rexmit"], strict=True) if r)
+    s["retransmitted_bytes"] = sum(ln for ln, r in zip(lens, send["rexmit"], strict=True) if r)
     s["timer_expiries"] = len(tr["timeout"])
-    s["duplicate_acks"] = measures.sender_dupacks(tr, d.isn_sender)
+    s["duplicate_acks"] = measures.sender_dupacks(tr, d.origin)
     s["sack_acks"] = sum(1 for b in recv["sack"] if b)
     s["zero_window_acks"] = sum(1 for w, fl in zip(recv["win"], recv["flags"], strict=True)
                                 if w == 0 and "A" in flags_of(fl))
@@ -100,7 +107,7 @@ def _sender(tr: Trace, d: Derived, s: dict) -> None:
     s["final_rto_ms"] = rto * 1000 if rto is not None else None
     backoffs = [b for b in tr["rto"]["backoff"] if b is not None]
     s["max_backoff"] = max(backoffs) if backoffs else None
-    p = pipe_of(tr, d.isn_sender)
+    p = pipe_of(tr, d.origin)
     s["max_pipe"] = max(p.pipe) if p.pipe else None
 
 

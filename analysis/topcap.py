@@ -3,9 +3,10 @@
 A sender's or a receiver's trace holds every segment's seq, ack, flags,
 payload length, window field, stream offset and (received by the sender)
 its SACK blocks, but not its payload bytes nor most options.  Each ``send``
-and ``recv`` event becomes one TCP segment of one IPv4 connection between
-10.0.0.1 (the sender) and 10.0.0.2 (the receiver), written with
-``runtime.pcap.PcapWriter``:
+and ``recv`` event becomes one TCP segment of one connection between
+10.0.0.1 (the sender) and 10.0.0.2 (the receiver), or fd00::1 and fd00::2
+when the trace's meta says the connection ran over IPv6 (``ip`` 6), written
+with ``runtime.pcap.PcapWriter``:
 
 * payloads are zero bytes of the segment's real length (so lengths, sequence
   analysis and Wireshark's retransmission flags are right; checksums are
@@ -25,11 +26,14 @@ from pathlib import Path
 
 from common.segment import ACK, FIN, PSH, RST, SYN, Segment, encode
 
-from .derive import MOD
+from .derive import MOD, derive
 from .load import Trace
 
 SENDER = ("10.0.0.1", 40001)
 RECEIVER = ("10.0.0.2", 40002)
+#: The same two ends for a trace of an IPv6 connection (unique local addresses).
+SENDER6 = ("fd00::1", 40001)
+RECEIVER6 = ("fd00::2", 40002)
 _FLAG_BITS = {"S": SYN, "A": ACK, "F": FIN, "R": RST, "P": PSH}
 
 
@@ -54,6 +58,8 @@ def _segment(tr: Trace, ev: str, i: int, isn: int | None) -> Segment:
         if isinstance(mss, int) and 0 < mss < 0x10000:
             seg.mss = mss
         seg.sack_permitted = str(tr.meta.get("mode", "sr")).lower() != "gbn"
+        # A SYN's payload is the name option's name (its bytes are not traced).
+        seg.name_follows = bool(c["len"][i]) and not flags & ACK
     if ev == "recv" and isn is not None:
         blocks = c["sack"][i] or ()
         seg.sack = tuple(((isn + 1 + a) % MOD, (isn + 1 + b) % MOD) for a, b in blocks[:4])
@@ -67,10 +73,10 @@ def trace_to_pcap(tr: Trace, out: str | Path) -> int:
     if tr.role not in ("sender", "receiver"):
         raise TraceToPcapError(f"{tr.path}: a {tr.role} trace has no TCP segments to write; "
                                "give a sender's or a receiver's trace")
-    local, remote = (SENDER, RECEIVER) if tr.role == "sender" else (RECEIVER, SENDER)
-    isn = tr.meta.get("isn") if tr.role == "sender" else None
-    if not isinstance(isn, int):
-        isn = None
+    ends = (SENDER6, RECEIVER6) if tr.meta.get("ip") == 6 else (SENDER, RECEIVER)
+    local, remote = ends if tr.role == "sender" else ends[::-1]
+    # SACK blocks are traced as offsets: back to wire numbers from the origin.
+    isn = derive(tr).origin if tr.role == "sender" else None
     rows = sorted([(t, 0, i) for i, t in enumerate(tr["send"].t)]
                   + [(t, 1, i) for i, t in enumerate(tr["recv"].t)])
     try:

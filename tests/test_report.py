@@ -230,6 +230,30 @@ def test_pcap_of_an_emulator_trace_is_refused(run_dir, tmp_path):
     assert "Traceback" not in p.stderr and not (tmp_path / "x.pcap").exists()
 
 
+def test_inflight_panel_names_a_window_far_above_the_pipe(tmp_path):
+    """As the PNG: WINDOW 1 GiB over a cwnd of 20 segments is named in the
+    legend, not drawn (the panel's range would be 1 GiB high, the pipe a
+    line along its floor)."""
+    from analysis_support import MSS
+
+    events, _ = sender_events(n=200)
+    events[0].update(cc="newreno", window=1 << 30)
+    for e in events:
+        if e["ev"] == "inflight":
+            e["cwnd"] = 20 * MSS
+    write_trace(tmp_path / "sender.trace.jsonl", events)
+    p = analyze(tmp_path, "--html")
+    assert p.returncode == 0, p.stdout + p.stderr
+    page = (tmp_path / "report.html").read_text()
+    assert "WINDOW, 1024.00 MiB, is above this scale" in page
+    assert "WINDOW (1024.00 MiB)" not in page
+    events[0]["window"] = 30 * MSS  # within reach: drawn
+    write_trace(tmp_path / "sender.trace.jsonl", events)
+    assert analyze(tmp_path, "--html").returncode == 0
+    page = (tmp_path / "report.html").read_text()
+    assert f"WINDOW ({30 * MSS / 1024:.2f} KiB)" in page and "above this scale" not in page
+
+
 def test_several_flows_and_run_json(tmp_path):
     """Two sender traces: a panel set per flow and one goodput panel with
     both; run.json's command and verdict head the page."""

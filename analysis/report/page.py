@@ -25,7 +25,7 @@ from pathlib import Path
 from ..rundir import Run, command_lines, verdict
 from ..series import x_end
 from ..threads import trace_span
-from . import panel_threads, panels, panels_more
+from . import panel_cc, panel_threads, panels, panels_more
 from .decimate import MARKS_KEPT, PANEL_POINTS, SERIES_POINTS
 from .table import definitions_html, summary_table
 
@@ -138,6 +138,8 @@ def build_panels(run: Run, ctx: Context) -> tuple[list, list[str]]:
         sfx = f"-{i + 1}" if len(senders) > 1 else ""
         add(panels.timeseq(ctx, tr, d, sfx))
         add(panels.inflight(ctx, tr, d, sfx))
+        if panel_cc.has_cc(tr):
+            add(panel_cc.cwnd(ctx, tr, sfx))
         add(panels.rtt(ctx, tr, d, sfx))
     emus = run.of("emulator")
     if not emus:
@@ -148,6 +150,8 @@ def build_panels(run: Run, ctx: Context) -> tuple[list, list[str]]:
             notes.append(f"{tr.name}: no queue panel, its trace has no queue length "
                          "(qp/qb on its recv events: stcp-link records them with -s)")
         add(panels_more.emulator_drops(ctx, tr, sfx))
+        if tr["fwd"].present("sojourn"):
+            add(panel_cc.sojourn(ctx, tr, sfx))
     recvs = run.of("receiver")
     if not recvs:
         notes.append("no receiver trace: no writer-queue or advertised-window panel")

@@ -13,6 +13,7 @@ import numpy as np
 
 from .. import series
 from ..pipe import cc_series, pipe_of, window_limit
+from ..png_cc import WINDOW_SPAN
 from ..png_sender import REXMIT_STYLE
 from ..text import byte_unit, human_bytes
 from . import decimate as dm
@@ -139,7 +140,7 @@ def timeseq(ctx, tr, d, suffix=""):
 
 
 def inflight(ctx, tr, d, suffix=""):
-    p = pipe_of(tr, d.isn_sender)
+    p = pipe_of(tr, d.origin)
     if not p.t:
         return None, f"{tr.name}: no data sent or ACKs to count the pipe from"
     lim = window_limit(tr)
@@ -156,13 +157,16 @@ def inflight(ctx, tr, d, suffix=""):
     if lim.t:
         step(fig, ctx, lim.t + [end], lim.limit + lim.limit[-1:], div, n, color="black",
              line_width=1.8, legend_label=f"window limit = {lim.what}")
-    if lim.window is not None:
+    if lim.window is not None and lim.window <= WINDOW_SPAN * peak:
         from bokeh.models import Span
 
         fig.add_layout(Span(location=lim.window / div, dimension="width", line_color="gray",
                             line_dash="dashed"))
         fig.line([0], [lim.window / div], color="gray", line_dash="dashed",
                  legend_label=f"WINDOW ({human_bytes(lim.window)})")
+    elif lim.window is not None:  # far above the data (a small cwnd): named, not drawn
+        fig.line([], [], color="gray", line_dash="dashed",
+                 legend_label=f"WINDOW, {human_bytes(lim.window)}, is above this scale")
     for name, colour in (("cwnd", "red"), ("ssthresh", "purple")):
         if name in cc:
             step(fig, ctx, cc[name][0], cc[name][1], div, n, color=colour, line_width=1.3,
