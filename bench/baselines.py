@@ -255,13 +255,14 @@ def _self_signed(directory: Path) -> tuple[Path, Path]:
     return cert_path, key_path
 
 
-def _quic_config(is_client: bool, window: int):
+def _quic_config(is_client: bool, window: int, cc: str | None = None):
     from aioquic.quic.configuration import QuicConfiguration
 
     # same datagram size as the others; flow-control credit like our receiver's --buffer
+    extra = {"congestion_control_algorithm": cc} if cc else {}
     return QuicConfiguration(is_client=is_client, alpn_protocols=QUIC_ALPN,
                              max_datagram_size=DGRAM, max_data=window,
-                             max_stream_data=window)
+                             max_stream_data=window, **extra)
 
 
 def quic_server(ready: str, window: int) -> None:
@@ -294,7 +295,7 @@ def quic_server(ready: str, window: int) -> None:
     asyncio.run(run())
 
 
-def quic_client(path: str, port: int, window: int) -> None:
+def quic_client(path: str, port: int, window: int, cc: str | None = None) -> None:
     import asyncio
     import ssl
 
@@ -316,7 +317,7 @@ def quic_client(path: str, port: int, window: int) -> None:
                     self.done.set_result(self.reply)
 
     async def run() -> tuple[int, float]:
-        cfg = _quic_config(True, window)
+        cfg = _quic_config(True, window, cc)
         cfg.verify_mode = ssl.CERT_NONE
         t0 = time.monotonic()
         async with connect(HOST, port, configuration=cfg, create_protocol=Source) as proto:
@@ -353,6 +354,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="udp-blast: datagrams per system call (UDP GSO), 1 to 44")
     ap.add_argument("--window", type=int, default=8 << 20,
                     help="quic: flow-control credit, bytes")
+    ap.add_argument("--cc", choices=["reno", "cubic"], default=None,
+                    help="quic-client: aioquic's congestion control (default: aioquic's)")
     a = ap.parse_args(argv)
     if a.role == "udp-sink":
         udp_sink(a.ready_file, a.idle)
@@ -371,7 +374,7 @@ def main(argv: list[str] | None = None) -> int:
     elif a.role == "quic-server":
         quic_server(a.ready_file, a.window)
     else:
-        quic_client(a.file, a.port, a.window)
+        quic_client(a.file, a.port, a.window, a.cc)
     return 0
 
 

@@ -14,18 +14,22 @@ from __future__ import annotations
 
 MSS = 1452
 UDP_PAYLOAD = MSS + 20   # our TCP header rides in the same 1472-byte datagram
+#: File bytes per full segment: the MSS less the 12 bytes of the RFC 7323
+#: timestamps every segment carries (on by default; PROTOCOL.md §9).
+PAYLOAD = MSS - 12
 
 
 def payload_ceiling(udp_ceiling: float) -> float:
-    """A UDP ceiling counted in 1472-byte datagrams, as payload bytes/s (less our header)."""
-    return udp_ceiling * MSS / UDP_PAYLOAD
+    """A UDP ceiling counted in 1472-byte datagrams, as payload bytes/s (less
+    our header and its timestamps)."""
+    return udp_ceiling * PAYLOAD / UDP_PAYLOAD
 
 
 def window_limited(window: int, rtt: float, ceiling: float) -> float:
     return min(window / rtt, ceiling)
 
 
-def segments(window: int, mss: int = MSS) -> int:
+def segments(window: int, mss: int = PAYLOAD) -> int:
     return max(1, window // mss)
 
 
@@ -33,7 +37,7 @@ def selective_repeat(p: float, window: int, rtt: float, ceiling: float) -> float
     return (1.0 - p) * window_limited(window, rtt, ceiling)
 
 
-def go_back_n(p: float, window: int, rtt: float, ceiling: float, mss: int = MSS) -> float:
+def go_back_n(p: float, window: int, rtt: float, ceiling: float, mss: int = PAYLOAD) -> float:
     n = segments(window, mss)
     return (1.0 - p) / (1.0 + (n - 1) * p) * window_limited(window, rtt, ceiling)
 
@@ -44,7 +48,7 @@ def model(mode: str, p: float, window: int, rtt: float, ceiling: float) -> float
     return go_back_n(p, window, rtt, ceiling)
 
 
-def mathis(p: float, rtt: float, mss: int = MSS, ceiling: float | None = None) -> float:
+def mathis(p: float, rtt: float, mss: int = PAYLOAD, ceiling: float | None = None) -> float:
     """Congestion-controlled (Reno-style AIMD) throughput under random loss p
     (Mathis et al., 1997): MSS / RTT * sqrt(3/2) / sqrt(p), at most ``ceiling``."""
     if p <= 0:

@@ -103,7 +103,8 @@ def _intro(s: dict, facts: dict, plan: Plan) -> list[str]:
               f"same emulator (no loss), {PATH_GSO} datagrams per system call (UDP GSO, as our "
               f"sender sends them; the emulator forwards such a batch whole) = {mbit(cu)} "
               f"Mbit/s of datagrams = {mbit(cp)} Mbit/s of payload. Models: B = min(W/RTT, "
-              "C); sr = (1-p) B; gbn = (1-p)/(1+(N-1)p) B, N = W/1452. The \"own\" columns "
+              "C); sr = (1-p) B; gbn = (1-p)/(1+(N-1)p) B, N = W/1440 (the MSS less the "
+              "timestamps' 12 bytes). The \"own\" columns "
               "use our own 0%-loss goodput at that window as B, which isolates the response "
               "to loss from the CPU limit.", ""]
     return L
