@@ -111,12 +111,10 @@ def main(argv: list[str] | None = None) -> int:
                                 or any(str(t[0]) == "2" for t in missed))
         finally:
             ctx.drop_files()
-    from bench import bench_cc, bench_flows, bench_serve
-    from bench.bench_threads import kept_block
+    from bench.results_blocks import kept_blocks
 
-    # bench_threads', bench_cc's and bench_flows' own blocks stay
-    kept = kept_block(out / "RESULTS.md") + bench_cc.kept_block(out / "RESULTS.md") \
-        + bench_flows.kept_block(out / "RESULTS.md") + bench_serve.kept_block(out / "RESULTS.md")
+    # the blocks the benchmarks run on their own wrote stay
+    kept = kept_blocks(out / "RESULTS.md")
     for name in MANAGED:
         (out / name).unlink(missing_ok=True)
     note = None

@@ -55,6 +55,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench import results_blocks
 from harness.procs import ROOT, end_cpus
 from harness.spec import LinkSpec, Options, ReceiverSpec, RunSpec, SenderSpec
 from harness.transfer import Transfer
@@ -64,8 +65,9 @@ from . import cc_steady
 from .bench_cc_quic import row3, row3_table
 from .runs import parse_sender_summary
 
-BEGIN = "<!-- bench_cc: begin (python -m bench.bench_cc --results) -->"
-END = "<!-- bench_cc: end -->"
+BEGIN, END = results_blocks.CC.begin, results_blocks.CC.end
+write_results = results_blocks.CC.write
+kept_block = results_blocks.CC.kept
 MSS = 1452
 DGRAM = MSS + 20
 #: File bytes per segment: the MSS less the RFC 7323 timestamps' 12 (on by default)
@@ -331,28 +333,6 @@ def tables(m: dict) -> str:
     if m.get("row5"):
         lines += _row5_table(m["row5"])
     return "\n".join(lines)
-
-
-def write_results(text: str, path: Path) -> None:
-    old = path.read_text() if path.is_file() else ""
-    block = f"{BEGIN}\n## Congestion control (bench/bench_cc.py)\n\n{text}\n{END}\n"
-    if BEGIN in old and END in old:
-        head, rest = old.split(BEGIN, 1)
-        new = head + block + rest.split(END, 1)[1].lstrip("\n")
-    else:
-        new = old.rstrip("\n") + "\n\n" + block
-    path.write_text(new)
-
-
-def kept_block(results_md: Path) -> str:
-    """This benchmark's block of RESULTS.md, for its other writers to keep."""
-    try:
-        old = results_md.read_text()
-    except OSError:
-        return ""
-    if BEGIN not in old or END not in old:
-        return ""
-    return "\n" + BEGIN + old.split(BEGIN, 1)[1].split(END, 1)[0] + END + "\n"
 
 
 ROW_NAMES = ("1", "2", "2b", "3", "4", "5")

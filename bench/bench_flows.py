@@ -37,12 +37,14 @@ import sys
 import tempfile
 from pathlib import Path
 
+from bench import results_blocks
 from harness.flows import jain
 from harness.flows_plot import read_flow
 from harness.procs import ROOT
 
-BEGIN = "<!-- bench_flows: begin (python -m bench.bench_flows --results) -->"
-END = "<!-- bench_flows: end -->"
+BEGIN, END = results_blocks.FLOWS.begin, results_blocks.FLOWS.end
+write_results = results_blocks.FLOWS.write
+kept_block = results_blocks.FLOWS.kept
 RATE = 20e6
 RTT = 0.020
 BDP = int(RATE * RTT / 8)
@@ -142,29 +144,6 @@ def table(rows: list[dict], invocation: str) -> str:
               f"--rate 20000 --queue {BDP} --delay 0.01 --ack-delay 0.01 --cc CC --window 8M "
               f"--size S --seed SEED` with S = its total seconds x 20 Mbit/s / N."]
     return "\n".join(lines)
-
-
-def write_results(text: str, path: Path) -> None:
-    old = path.read_text() if path.is_file() else ""
-    title = "## Many flows through one bottleneck (bench/bench_flows.py)"
-    block = f"{BEGIN}\n{title}\n\n{text}\n{END}\n"
-    if BEGIN in old and END in old:
-        head, rest = old.split(BEGIN, 1)
-        new = head + block + rest.split(END, 1)[1].lstrip("\n")
-    else:
-        new = old.rstrip("\n") + "\n\n" + block
-    path.write_text(new)
-
-
-def kept_block(results_md: Path) -> str:
-    """This benchmark's block of RESULTS.md, for its other writers to keep."""
-    try:
-        old = results_md.read_text()
-    except OSError:
-        return ""
-    if BEGIN not in old or END not in old:
-        return ""
-    return "\n" + BEGIN + old.split(BEGIN, 1)[1].split(END, 1)[0] + END + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -31,6 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench import results_blocks
 from common.segment import SYN, Segment, encode
 from harness.ports import spare_udp_port
 from harness.procs import Group, Proc
@@ -38,8 +39,9 @@ from harness.verify import verify
 
 from .runs import parse_sender_summary
 
-BEGIN = "<!-- bench_serve: begin (python -m bench.bench_serve --results) -->"
-END = "<!-- bench_serve: end -->"
+BEGIN, END = results_blocks.SERVE.begin, results_blocks.SERVE.end
+write_results = results_blocks.SERVE.write
+kept_block = results_blocks.SERVE.kept
 HOST = "127.0.0.1"
 
 
@@ -158,28 +160,6 @@ def table(m: dict, invocation: str) -> str:
               f"{f['half_open_peak']} half-open at once; {f['files']} files created.", "",
               f"Made by `{invocation}`."]
     return "\n".join(lines)
-
-
-def write_results(text: str, path: Path) -> None:
-    old = path.read_text() if path.is_file() else ""
-    block = f"{BEGIN}\n## stcp-serve's costs (bench/bench_serve.py)\n\n{text}\n{END}\n"
-    if BEGIN in old and END in old:
-        head, rest = old.split(BEGIN, 1)
-        new = head + block + rest.split(END, 1)[1].lstrip("\n")
-    else:
-        new = old.rstrip("\n") + "\n\n" + block
-    path.write_text(new)
-
-
-def kept_block(results_md: Path) -> str:
-    """This benchmark's block of RESULTS.md, for its other writers to keep."""
-    try:
-        old = results_md.read_text()
-    except OSError:
-        return ""
-    if BEGIN not in old or END not in old:
-        return ""
-    return "\n" + BEGIN + old.split(BEGIN, 1)[1].split(END, 1)[0] + END + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:

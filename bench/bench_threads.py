@@ -40,6 +40,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench import results_blocks
 from harness.procs import ROOT, end_cpus
 from harness.spec import Options, ReceiverSpec, RunSpec, SenderSpec
 from harness.transfer import Transfer
@@ -48,8 +49,9 @@ from harness.verify import verify
 from .runs import parse_sender_summary
 
 CONFIGS = ("before", "off", "on")
-BEGIN = "<!-- bench_threads: begin (python -m bench.bench_threads --results) -->"
-END = "<!-- bench_threads: end -->"
+BEGIN, END = results_blocks.THREADS.begin, results_blocks.THREADS.end
+write_results = results_blocks.THREADS.write
+kept_block = results_blocks.THREADS.kept
 
 
 def baseline_rev() -> str:
@@ -158,30 +160,6 @@ def table(m: dict) -> str:
               "of 'on' includes writing the trace file at exit (about 2.6 microseconds an "
               "event)."]
     return "\n".join(lines)
-
-
-def write_results(text: str, path: Path) -> None:
-    """Put ``text`` into RESULTS.md between the markers (replacing the old block)."""
-    old = path.read_text() if path.is_file() else ""
-    block = f"{BEGIN}\n## Thread tracing overhead (bench/bench_threads.py)\n\n{text}\n{END}\n"
-    if BEGIN in old and END in old:
-        head, rest = old.split(BEGIN, 1)
-        new = head + block + rest.split(END, 1)[1].lstrip("\n")
-    else:
-        new = old.rstrip("\n") + "\n\n" + block
-    path.write_text(new)
-
-
-def kept_block(results_md: Path) -> str:
-    """The block this benchmark wrote into RESULTS.md, for the writer of the
-    rest of that file to keep ('' if none)."""
-    try:
-        old = results_md.read_text()
-    except OSError:
-        return ""
-    if BEGIN not in old or END not in old:
-        return ""
-    return "\n" + BEGIN + old.split(BEGIN, 1)[1].split(END, 1)[0] + END + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:

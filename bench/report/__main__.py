@@ -39,12 +39,9 @@ def regenerate(results: Path, out: Path, with_plots: bool = True) -> Path:
     md = markdown(s, d["facts"], d["machine"], plan, d["sections"],
                   d.get("command", "python -m bench"), note)
     out.mkdir(parents=True, exist_ok=True)
-    from bench import bench_cc, bench_flows, bench_serve
-    from bench.bench_threads import kept_block
+    from bench.results_blocks import kept_blocks
 
-    old = out / "RESULTS.md"
-    (out / "RESULTS.md").write_text(md + kept_block(old) + bench_cc.kept_block(old)
-                                    + bench_flows.kept_block(old) + bench_serve.kept_block(old))
+    (out / "RESULTS.md").write_text(md + kept_blocks(out / "RESULTS.md"))
     if with_plots:
         plots(s, d["facts"], plan, out)
     return out / "RESULTS.md"
