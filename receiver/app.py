@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import os
 import queue
-import select
 import socket
 import threading
 import time
@@ -49,6 +48,7 @@ from runtime.progutil import UsageError, debug_enabled
 from runtime.trace import Tracer
 from runtime.udpgso import GRO_CMSG_SPACE, enable_gro, gro_size
 from runtime.waiting import Silence, receiver_wait
+from runtime.wakeup import Wakeup
 
 #: Datagrams the network thread reads before it feeds the core and ACKs
 #: (a GRO buffer counts as the datagrams it holds).
@@ -124,10 +124,9 @@ class Receiver(EndpointBase):
         self._out = None
         self._write: Writer | None = None
         self.stopping = threading.Event()
-        # A pipe the other threads write to, to wake the network thread from
-        # poll() when its deadline changed (FIN sent) or it must stop.
-        self._wake_r, self._wake_w = os.pipe()
-        os.set_blocking(self._wake_r, False)
+        # Wakes the network thread from poll() when its deadline changed (FIN
+        # sent) or it must stop.
+        self._wakeup = Wakeup()
         threadhooks.attach(self)  # --thread-trace: counters, sockets
         # Every datagram in and out (receiver/wire.py), on the socket as
         # attach() left it; its send is put_on_wire itself (no call between).
@@ -179,8 +178,7 @@ class Receiver(EndpointBase):
         for t in self._threads:
             if t.ident is not None:  # started (a signal may have come first)
                 t.join()
-        os.close(self._wake_r)
-        os.close(self._wake_w)
+        self._wakeup.close()
 
     @property
     def dropped(self) -> dict[str, int]:
@@ -215,10 +213,7 @@ class Receiver(EndpointBase):
         return replaced
 
     def wake(self) -> None:
-        try:
-            os.write(self._wake_w, b"x")
-        except (BlockingIOError, OSError):
-            pass
+        self._wakeup.wake()
 
     def _cleanup(self) -> None:
         if self._out is not None and not self._out.closed:
@@ -239,10 +234,7 @@ class Receiver(EndpointBase):
     # ---------------------------------------------------------------- network
     def _network(self) -> None:
         buf = bytearray(PACK_BYTES + RECV_BUFFER)
-        poller = select.poll()
-        poller.register(self.sock, select.POLLIN)
-        poller.register(self._wake_r, select.POLLIN)
-        poll = threadtrace.syscall(poller.poll, "poll")
+        sleep = self._wakeup.sleeper(self.sock)
         gro = enable_gro(self.sock)
         listen_deadline = (self.started + self.cfg.listen_timeout
                            if self.cfg.listen_timeout else None)
@@ -274,12 +266,7 @@ class Receiver(EndpointBase):
                 continue  # more may be waiting
             if finished:
                 return
-            timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
-            poll(None if timeout is None else int(timeout * 1000) + 1)
-            try:
-                os.read(self._wake_r, 512)
-            except BlockingIOError:
-                pass
+            sleep(deadline)
 
     def _read_burst(self, buf: bytearray, gro: bool, bulk: bool, observed: bool,
                     segs: list) -> bool | None:

@@ -22,7 +22,6 @@ from __future__ import annotations
 import os
 import queue
 import secrets
-import select
 import socket
 import threading
 import time
@@ -44,6 +43,7 @@ from receiver.refusal import accepted_name, offered_name, send_refusal, send_res
 from receiver.writer import FINISH
 from runtime import threadtrace
 from runtime.udpgso import GRO_CMSG_SPACE, enable_gro, gro_size
+from runtime.wakeup import Wakeup
 
 RECV_BURST = 64
 RECV_BUFFER = 65536
@@ -92,9 +92,7 @@ class Server:
         # Connections that ended, until give-up s later (key -> then): their
         # late duplicates are dropped, not answered with an RST.
         self.ended: OrderedDict = OrderedDict()
-        self._wake_r, self._wake_w = os.pipe()
-        os.set_blocking(self._wake_r, False)
-        os.set_blocking(self._wake_w, False)
+        self._wakeup = Wakeup()  # wakes the network thread from poll()
         self.gro = enable_gro(sock)  # several datagrams per read (Linux)
         self.thread = threading.Thread(target=self._network_guarded, name="network")
 
@@ -103,10 +101,7 @@ class Server:
         self.thread.start()
 
     def wake(self) -> None:
-        try:
-            os.write(self._wake_w, b"x")
-        except OSError:
-            pass
+        self._wakeup.wake()
 
     def shutdown(self, why: str) -> list[Connection]:
         """Main thread: stop the network thread, reset every live connection;
@@ -120,8 +115,7 @@ class Server:
             conn.closed = True
         self.conns.clear()
         self.half_open.clear()
-        os.close(self._wake_r)
-        os.close(self._wake_w)
+        self._wakeup.close()
         return live
 
     def peer_text(self, key) -> str:
@@ -141,11 +135,8 @@ class Server:
             raise
 
     def _network(self) -> None:
-        poller = select.poll()
-        poller.register(self.sock, select.POLLIN)
-        poller.register(self._wake_r, select.POLLIN)
         buf = bytearray(RECV_BUFFER)
-        poll = threadtrace.syscall(poller.poll, "poll")
+        sleep = self._wakeup.sleeper(self.sock)
         while not self.stop:
             batches = self._read_burst(buf)
             now = time.monotonic()
@@ -154,12 +145,7 @@ class Server:
             deadline = self._timers(now)
             if batches:
                 continue
-            timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
-            poll(None if timeout is None else int(timeout * 1000) + 1)
-            try:
-                os.read(self._wake_r, 4096)
-            except BlockingIOError:
-                pass
+            sleep(deadline)
 
     def _read_burst(self, buf: bytearray) -> dict:
         """What the socket holds (up to RECV_BURST datagrams), by connection.

@@ -54,8 +54,7 @@ def receivers():
     made = []
     yield made
     for r in made:
-        os.close(r._wake_r)
-        os.close(r._wake_w)
+        r._wakeup.close()
         r.sock.close()
 
 
