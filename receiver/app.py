@@ -40,7 +40,7 @@ from common.segment import SYN
 from receiver.disk import free_space, fsync_dir, hold_replaced, size_limit
 from receiver.resume import open_part, read_prefix, sync_kept
 from receiver.wire import Wire
-from receiver.writer import FINISH, Writer, queued_size
+from receiver.writer import FINISH, Writer, cue_stop, queued_size
 from runtime import threadhooks, threadtrace
 from runtime.endpoint import EndpointBase
 from runtime.pcap import PcapWriter, ip_version
@@ -166,15 +166,7 @@ class Receiver(EndpointBase):
             self.done.notify_all()
         self.stopping.set()
         self.wake()
-        while True:  # make room for the writer's stop cue, whatever it held
-            try:
-                self.queue.put_nowait(None)
-                break
-            except queue.Full:
-                try:
-                    self.queue.get_nowait()
-                except queue.Empty:
-                    pass
+        cue_stop(self.queue)
         for t in self._threads:
             if t.ident is not None:  # started (a signal may have come first)
                 t.join()

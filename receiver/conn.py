@@ -23,7 +23,7 @@ from loguru import logger
 
 from common.receiver_core import ReceiverCore
 from common.segment import encode
-from receiver.writer import Writer
+from receiver.writer import Writer, cue_stop
 from runtime import threadtrace
 from runtime.endpoint import EndpointBase
 
@@ -99,15 +99,7 @@ class Connection(EndpointBase):
     def close_queue(self) -> None:
         """Network or main thread: the writer's stop cue, whatever the queue held."""
         self.stopping.set()
-        while True:
-            try:
-                self.queue.put_nowait(None)
-                return
-            except queue.Full:
-                try:
-                    self.queue.get_nowait()
-                except queue.Empty:
-                    pass
+        cue_stop(self.queue)
 
     @property
     def renamed(self) -> bool:

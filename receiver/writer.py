@@ -16,6 +16,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import queue
 import time
 
 from loguru import logger
@@ -162,6 +163,21 @@ class Writer:
         rx.wake()  # the FIN timer started: the network thread must know
         if replaced is not None:
             os.close(replaced)  # now the kernel frees the file it replaced
+
+
+def cue_stop(q: queue.Queue) -> None:
+    """Put the writer's stop cue (None) on its bounded queue ``q``, dropping
+    what the queue held to make room: the transfer is being abandoned, so
+    nothing queued will be written."""
+    while True:
+        try:
+            q.put_nowait(None)
+            return
+        except queue.Full:
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                pass
 
 
 def queued_size(item) -> tuple[int, int]:

@@ -71,3 +71,19 @@ def test_only_a_regular_file_is_held(tmp_path):
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
     assert _hold_replaced(str(fifo)) is None  # and opening it would wait for a writer
+
+
+def test_the_writers_stop_cue_goes_on_a_full_queue_in_place_of_what_it_held():
+    import queue
+
+    from receiver.writer import cue_stop
+
+    q = queue.Queue(maxsize=3)
+    for k in range(3):
+        q.put(k)
+    cue_stop(q)
+    items = [q.get_nowait() for _ in range(q.qsize())]
+    assert items[-1] is None and items[:-1] == [1, 2]
+    empty = queue.Queue(maxsize=2)
+    cue_stop(empty)
+    assert empty.get_nowait() is None and empty.empty()
