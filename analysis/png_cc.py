@@ -6,6 +6,8 @@ every plot (:mod:`analysis.plots`)."""
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from . import series
 from .plots import fit_x, fit_y, thin, thin_step
 from .text import byte_unit, human_bytes
@@ -35,15 +37,28 @@ def _states(ctx, ev, end: float) -> list[tuple[str, float, float]]:
     return [(s, *ctx.rel([a, b])) for s, a, b in out]
 
 
-def cwnd(cv, ctx):
-    tr = ctx.tr
+class CwndSeries(NamedTuple):
+    """What both cwnd plots (this PNG and the report's panel) draw: (time,
+    bytes) points of cwnd, the pipe and ssthresh; WINDOW, the cap, and whether
+    it is within the scale; the byte unit that fits and its divisor."""
+
+    cwnd: list
+    pipe: list
+    ssthresh: list
+    window: float | None
+    show_window: bool
+    unit: str
+    div: float
+
+
+def cwnd_series(tr) -> CwndSeries | None:
+    """The sender trace's cwnd series, or None without cwnd events.  The
+    pipe is the ``inflight`` events' where the trace has them; an ssthresh
+    of 2^40 or more is the controller's "not yet set", left out."""
     ev = tr["cwnd"]
     pts = ev.present("cwnd")
-    states = {s for s in ev["state"] if s}
     if not pts:
-        return "no cwnd events (a sender with --cc newreno or cubic traces them)"
-    if states <= {"fixed"}:
-        return "no congestion control (--cc none): the window is WINDOW throughout"
+        return None
     pipe = tr["inflight"].present("pipe") or ev.present("pipe")
     ssth = [p for p in ev.present("ssthresh") if p[1] < 1 << 40]
     w = tr.meta.get("window")
@@ -51,6 +66,24 @@ def cwnd(cv, ctx):
     peak = max(v for _, v in pts + pipe + ssth)
     show_window = window is not None and window <= WINDOW_SPAN * peak
     unit, div = byte_unit(max(peak, window if show_window else 0))
+    return CwndSeries(pts, pipe, ssth, window, show_window, unit, div)
+
+
+def controlled(ev) -> bool:
+    """Whether the cwnd events show a controller at work (not --cc none's
+    fixed window)."""
+    return not {s for s in ev["state"] if s} <= {"fixed"}
+
+
+def cwnd(cv, ctx):
+    tr = ctx.tr
+    ev = tr["cwnd"]
+    s = cwnd_series(tr)
+    if s is None:
+        return "no cwnd events (a sender with --cc newreno or cubic traces them)"
+    if not controlled(ev):
+        return "no congestion control (--cc none): the window is WINDOW throughout"
+    pts, pipe, ssth, window, show_window, unit, div = s
     name = tr.meta.get("cc") or "congestion control"
     fig, ax = cv.figure(ctx, f"Congestion window ({name}): cwnd, ssthresh and the pipe",
                         f"bytes ({unit})")

@@ -9,8 +9,8 @@ Each function returns ``(figure, None)`` or ``(None, why it is left out)``.
 from __future__ import annotations
 
 from .. import series
-from ..png_cc import STATE_SHADE, WINDOW_SPAN, _full_queue_delay, _states
-from ..text import byte_unit, human_bytes
+from ..png_cc import STATE_SHADE, _full_queue_delay, _states, controlled, cwnd_series
+from ..text import human_bytes
 from . import decimate as dm
 from .panels import add_hover, f32, finish, new_figure, step
 from .panels_more import _limit_line
@@ -27,16 +27,10 @@ def cwnd(ctx, tr, suffix=""):
     from bokeh.models import BoxAnnotation
 
     ev = tr["cwnd"]
-    pts = ev.present("cwnd")
-    if not pts or {s for s in ev["state"] if s} <= {"fixed"}:
+    s = cwnd_series(tr)
+    if s is None or not controlled(ev):
         return None, f"{tr.name}: no congestion control (--cc none)"
-    pipe = tr["inflight"].present("pipe") or ev.present("pipe")
-    ssth = [p for p in ev.present("ssthresh") if p[1] < 1 << 40]
-    w = tr.meta.get("window")
-    window = float(w) if isinstance(w, (int, float)) and not isinstance(w, bool) else None
-    peak = max(v for _, v in pts + pipe + ssth)
-    show_window = window is not None and window <= WINDOW_SPAN * peak
-    unit, div = byte_unit(max(peak, window if show_window else 0))
+    pts, pipe, ssth, window, show_window, unit, div = s
     title = f"Congestion window ({tr.meta.get('cc')}): cwnd, ssthresh, pipe{ctx.flow_label(tr)}"
     if window is not None and not show_window:
         title += f"; WINDOW {human_bytes(window)} is above this scale"
