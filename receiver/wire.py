@@ -25,6 +25,7 @@ from common.segment import ACK, SYN, SegmentError, decode, encode, flag_str
 from common.seq import unwrap
 from receiver.refusal import BUSY, send_refusal
 from runtime.addr import show
+from runtime.trace import sack_offsets, segment_fields
 
 
 class Wire:
@@ -81,8 +82,7 @@ class Wire:
             self.connected_at = time.monotonic()
             logger.info("connection from {}", show(addr[0], addr[1]))
         if self.tracer is not None:
-            fields = dict(seq=seg.seq, ack=seg.ack, flags=flag_str(seg.flags),
-                          len=len(seg.payload), win=seg.window)
+            fields = segment_fields(seg)
             view = self.view
             if seg.payload and view.state != ReceiverState.LISTEN:
                 fields["off"] = unwrap(seg.seq, view.base, view.rcv_nxt)
@@ -130,12 +130,9 @@ class Wire:
                 logger.debug("send failed: {}", exc)
             self.sent += 1
             if self.tracer is not None:
-                fields = dict(seq=seg.seq, ack=seg.ack, flags=flag_str(seg.flags),
-                              len=len(seg.payload), win=seg.window)
+                fields = segment_fields(seg)
                 if seg.sack and view is not None:
-                    base, nxt = view.base, view.rcv_nxt
-                    fields["sack"] = [[unwrap(left, base, nxt), unwrap(right, base, nxt)]
-                                      for left, right in seg.sack]
+                    fields["sack"] = sack_offsets(seg.sack, view.base, view.rcv_nxt)
                 self.tracer.emit(time.monotonic(), "send", **fields)
             if self.log_segments:
                 logger.debug("send local:{} -> {}:{} seq={} ack={} flags={} win={} sack={}",

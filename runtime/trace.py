@@ -26,6 +26,9 @@ import json
 import threading
 from typing import IO, Any
 
+from common.segment import flag_str
+from common.seq import unwrap
+
 #: Every event, who writes it (``role``) and the keys it carries besides
 #: ``t``, ``th`` and ``ev``; what each means is in docs/TRACE.md.  A key may
 #: be absent where the page says so (``off``, ``sack``, ``rexmit``).
@@ -116,6 +119,19 @@ class Tracer:
     def flush(self) -> None:
         with self._lock:
             self._file.flush()
+
+
+def segment_fields(seg) -> dict[str, Any]:
+    """The fields every ``send`` and ``recv`` event of a segment carries
+    (docs/TRACE.md); the caller adds its own (``off``, ``rexmit``, ``sack``)."""
+    return {"seq": seg.seq, "ack": seg.ack, "flags": flag_str(seg.flags),
+            "len": len(seg.payload), "win": seg.window}
+
+
+def sack_offsets(blocks, base: int, edge: int) -> list[list[int]]:
+    """SACK blocks as the trace writes them: [left, right) stream offsets,
+    unwrapped from the wire's sequence numbers near ``edge``."""
+    return [[unwrap(left, base, edge), unwrap(right, base, edge)] for left, right in blocks]
 
 
 def read_trace(lines) -> list[dict[str, Any]]:

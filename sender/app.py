@@ -43,13 +43,12 @@ from common.segment import (
     flag_str,
 )
 from common.sender_core import SenderCore, SenderState
-from common.seq import unwrap
 from runtime import threadhooks, threadtrace
 from runtime.addr import show
 from runtime.endpoint import EndpointBase
 from runtime.pcap import PcapWriter, ip_version
 from runtime.progutil import debug_enabled
-from runtime.trace import Tracer
+from runtime.trace import Tracer, sack_offsets, segment_fields
 from sender.output import Output
 from sender.reading import FileReader, prefix_hasher
 
@@ -362,12 +361,9 @@ class Sender(EndpointBase):
                 self._drop("foreign", len(data))
                 return None
         if self.tracer is not None:
-            fields = dict(seq=seg.seq, ack=seg.ack, flags=flag_str(seg.flags),
-                          len=len(seg.payload), win=seg.window)
+            fields = segment_fields(seg)
             if seg.sack:
-                base, una = view.base, view.snd_una
-                fields["sack"] = [[unwrap(left, base, una), unwrap(right, base, una)]
-                                  for left, right in seg.sack]
+                fields["sack"] = sack_offsets(seg.sack, view.base, view.snd_una)
             self.tracer.emit(time.monotonic(), "recv", **fields)
         if self.log_segments:
             logger.debug("recv {}:{} -> local:{} seq={} ack={} flags={} win={} sack={}",

@@ -13,6 +13,7 @@ import time
 from loguru import logger
 
 from common.segment import ACK, PSH, SYN, data_header, encode, flag_str
+from runtime.trace import segment_fields
 from runtime.udpgso import GSO_MAX_BYTES, GSO_MAX_SEGMENTS, GSO_REFUSED, gso_cmsg
 
 
@@ -115,8 +116,7 @@ class Output:
     def _record(self, seg, rec, view, tag: str, t: float) -> None:
         payload_len = len(seg.payload)
         if self.tracer is not None:
-            fields = dict(seq=seg.seq, ack=seg.ack, flags=flag_str(seg.flags),
-                          len=payload_len, win=seg.window)
+            fields = segment_fields(seg)
             if rec is not None:
                 fields["off"] = rec.off
                 if tag:
