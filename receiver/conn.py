@@ -126,7 +126,9 @@ class Connection(EndpointBase):
                          time.monotonic() - self.born, core.stats.duplicates, ok, reason)
 
     # -------------------------------------------------------- EndpointBase
-    def send_control(self, segments: list, view=None) -> None:
+    def put_on_wire(self, segments: list, view=None) -> None:
+        """Send one batch the core queued (EndpointBase.send_control sends
+        the batches in the core's order, whichever thread calls it)."""
         sock = self.server.sock
         for seg in segments:
             try:

@@ -250,3 +250,15 @@ def test_a_servers_size_limit_is_its_directorys_free_space_capped_by_max_size(
     assert server._size_limit() == 10**9  # room unknown: --max-size alone
     server.cfg.max_size = None
     assert server._size_limit() is None
+
+
+def test_a_connection_sends_its_segments_in_order_and_keeps_none(server):
+    """Each connection's segments go through EndpointBase.send_control, which
+    sends the batches take_outbox queued in the core's order: none is left
+    queued once sent (a connection overriding send_control kept every batch
+    it ever sent, and lost that order between its network and writer threads)."""
+    with RawPeer(server.port, isn=300) as a:
+        a.syn(b"kept.bin")
+        (conn,) = _step(server)
+        assert a.recv(5.0) is not None  # the SYN-ACK went out
+        assert len(conn._wire) == 0
