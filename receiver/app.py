@@ -352,8 +352,6 @@ class Receiver(EndpointBase):
                 core.deliver = []
                 self.max_queue = max(self.max_queue, core.unwritten)
             fin_in = core.state == ReceiverState.CLOSE_WAIT and core.digest is not None
-            out = self.take_outbox()
-            events = self.take_events()
             if core.state in WAITS:  # a line now and then while nothing comes
                 listening = core.state == ReceiverState.LISTEN
                 wait = receiver_wait(
@@ -361,9 +359,11 @@ class Receiver(EndpointBase):
                     self.started if listening else core.last_heard,
                     listen_deadline if listening else core.last_heard + core.give_up)
                 if wait is not None:
-                    events.append(wait)
+                    core.events.append(wait)  # (taken with the core's own, just below)
                 if deadline is None or self._silence.next_at < deadline:
                     deadline = self._silence.next_at
+            out = self.take_outbox()
+            events = self.take_events()
             finished = core.finished
             if finished:
                 self.done.notify_all()

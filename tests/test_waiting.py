@@ -137,3 +137,27 @@ def test_programs_say_it(tmp_path):
     assert "waiting for a sender's SYN (for up to 6 s)" in recv.stderr
     assert re.search(r"still waiting for a sender's SYN after 5\.\d s; giving up \d\.\d s "
                      r"from now", recv.stderr)
+
+
+def test_stcp_recv_says_each_waiting_line_once(tmp_path):
+    """The receiver's network thread, driven by hand in LISTEN: its first
+    turn after five silent seconds reports the wait; the next turn, no new
+    silence threshold passed, reports nothing (the line once went into the
+    core's own event list as well, and came out again a turn later)."""
+    import time
+
+    from receiver.app import Receiver, ReceiverConfig
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    r = Receiver(ReceiverConfig(path=str(tmp_path / "out.bin"), listen_port=0,
+                                ack_to=("127.0.0.1", 9)), sock, isn=1)
+    try:
+        r.started = time.monotonic() - FIRST_REPORT - 0.5
+        r._silence = Silence(r.started)  # (what _network sets before its loop)
+        events = r._feed([], None)[5]
+        assert [ev for _t, ev, _f in events] == ["waiting"]
+        assert r._feed([], None)[5] == []
+    finally:
+        r._wakeup.close()
+        sock.close()
