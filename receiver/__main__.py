@@ -111,6 +111,7 @@ def _main(argv) -> int:
         raise UsageError(f"--buffer ({args.buffer}) must hold at least one MSS ({args.mss})")
     if args.ack_port == 0:
         raise UsageError("ACK_PORT must not be 0")
+    pu.check_rto_bounds(args)
     path = args.file
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):

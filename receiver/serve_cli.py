@@ -151,6 +151,7 @@ def _main(argv) -> int:
         raise UsageError(f"--buffer ({args.buffer}) must hold at least one MSS ({args.mss})")
     if args.ack_port == 0:
         raise UsageError("ACK_PORT must not be 0")
+    pu.check_rto_bounds(args)
     if not os.path.isdir(args.directory):
         raise UsageError(f"{args.directory} is not a directory")
     if not os.access(args.directory, os.W_OK | os.X_OK):

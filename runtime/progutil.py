@@ -167,6 +167,13 @@ class ArgumentParser(argparse.ArgumentParser):
         raise SystemExit(status)  # only --help and --version come here
 
 
+def check_rto_bounds(args) -> None:
+    """--min-rto and --max-rto, which every program takes, in order (the RTT
+    estimator refuses them otherwise, common/rtt.py)."""
+    if args.min_rto > args.max_rto:
+        raise UsageError("--min-rto must not exceed --max-rto")
+
+
 def add_common_options(p: argparse.ArgumentParser, peer: str, port_name: str) -> None:
     """The options both programs take, with the same meaning and defaults."""
     p.add_argument("--min-rto", type=seconds, default=0.2,

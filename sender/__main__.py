@@ -127,8 +127,7 @@ def _main(argv) -> int:
     if args.window < args.mss:
         raise UsageError(f"the window ({args.window} bytes) must hold at least one MSS "
                          f"({args.mss} bytes)")
-    if args.min_rto > args.max_rto:
-        raise UsageError("--min-rto must not exceed --max-rto")
+    pu.check_rto_bounds(args)
     if args.link_port == 0:
         raise UsageError("LINK_PORT must not be 0")
     pu.pin_cpu(args.cpu)
