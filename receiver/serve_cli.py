@@ -127,6 +127,9 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         print(f"stcp-serve: error: {exc}", file=sys.stderr)
         return pu.EXIT_USAGE
+    except OSError as exc:  # (each expected one says more where it happens)
+        print(f"stcp-serve: error: {pu.os_error(exc)}", file=sys.stderr)
+        return pu.EXIT_FAILED
 
 
 def _open_socket(args) -> tuple[socket.socket, tuple]:

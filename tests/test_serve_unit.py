@@ -262,3 +262,19 @@ def test_a_connection_sends_its_segments_in_order_and_keeps_none(server):
         (conn,) = _step(server)
         assert a.recv(5.0) is not None  # the SYN-ACK went out
         assert len(conn._wire) == 0
+
+
+def test_an_os_error_at_the_servers_start_is_one_line_and_exit_1(tmp_path, monkeypatch, capsys):
+    """A directory the server may write but not list (root passes any mode
+    bits, so the failure is made here): one line, exit 1, no traceback."""
+    from receiver import serve_cli
+
+    def unreadable(*_a, **_k):
+        raise PermissionError(13, "Permission denied", str(tmp_path))
+
+    monkeypatch.setattr(serve_cli, "Server", unreadable)
+    assert serve_cli.main([str(tmp_path), "0", "127.0.0.1", "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    lines = [line for line in err.splitlines() if "error" in line]
+    assert len(lines) == 1 and "Permission denied" in lines[0], err
