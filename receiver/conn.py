@@ -43,21 +43,16 @@ class ConnStats:
     verified: bool
     reason: str
 
-    @property
-    def goodput_bps(self) -> float:
-        return self.bytes * 8 / self.seconds if self.seconds > 0 else 0.0
-
 
 class Connection(EndpointBase):
     """Created by the network thread on an accepted SYN; ``start_writer`` once
     the handshake completes (a forged SYN costs a core, never a file or a thread)."""
 
-    def __init__(self, server, key, raw_name: bytes | None, name: str, core: ReceiverCore,
+    def __init__(self, server, key, name: str, core: ReceiverCore,
                  ack_to: tuple, now: float):
         super().__init__(lock_name=f"core lock {name}")
         self.server = server
         self.key = key
-        self.raw_name = raw_name
         self.name = name
         self.core = core
         self.ack_to = ack_to

@@ -22,7 +22,7 @@ import re
 import threading
 import time
 
-from common.names import BadName, check_name, shown
+from common.names import BadName, check_name
 
 #: A server's temporary file: .stcp-PID-N.part (see open_part).
 _PART = re.compile(r"\.stcp-([0-9]+)-[0-9]+\.part")
@@ -137,7 +137,3 @@ class OutDir:
             os.unlink(part, dir_fd=self.fd)
         except FileNotFoundError:
             pass
-
-
-def describe(raw: bytes | None) -> str:
-    return "(no name offered)" if raw is None else shown(raw)

@@ -238,7 +238,7 @@ class Server:
         if len(self.half_open) >= self.cfg.max_half_open:
             _, oldest = self.half_open.popitem(last=False)
             self._drop_half_open(oldest, "half-open limit")
-        conn = Connection(self, key, raw, name, core, self._ack_to(key), now)
+        conn = Connection(self, key, name, core, self._ack_to(key), now)
         self.conns[key] = conn
         self.half_open[key] = conn
         self.half_open_peak = max(self.half_open_peak, len(self.half_open))

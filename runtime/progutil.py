@@ -74,10 +74,6 @@ def _finite(text: str, zero: bool) -> float:
     return value
 
 
-def positive_float(text: str) -> float:
-    return _finite(text, zero=False)
-
-
 def nonneg_float(text: str) -> float:
     return _finite(text, zero=True)
 
