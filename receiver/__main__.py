@@ -150,22 +150,10 @@ def _main(argv) -> int:
                     "go to {}", args.bind, port, f"for up to {args.listen_timeout:g} s"
                     if args.listen_timeout else "no time limit", show(*ack_to))
         if args.ready_file:
-            _write_ready(args.ready_file, port)
+            pu.write_ready_file(args.ready_file, port)
         isn = (args.test_isn if args.test_isn is not None else secrets.randbits(32)) \
             & 0xFFFFFFFF
         return _run(cfg, args, sock, isn)
-
-
-def _write_ready(path: str, port: int) -> None:
-    import json
-
-    tmp = path + ".tmp"
-    try:
-        with open(tmp, "w") as f:
-            json.dump({"port": port, "pid": os.getpid()}, f)
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise UsageError(f"cannot write {path}: {exc.strerror}") from None
 
 
 def _run(cfg: ReceiverConfig, args, sock, isn: int) -> int:
@@ -183,7 +171,7 @@ def _run(cfg: ReceiverConfig, args, sock, isn: int) -> int:
         try:
             receiver.run()
         except (Interrupted, KeyboardInterrupt) as exc:
-            name = exc.args[0] if isinstance(exc, Interrupted) and exc.args else "SIGINT"
+            name = pu.signal_name(exc)
             if progress:
                 progress.close()
             logger.error("interrupted by {}: connection reset, {} {}", name,

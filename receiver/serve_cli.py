@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import queue
 import socket
@@ -19,7 +18,6 @@ from .ackopt import add_delayed_ack_option
 from .conn import ConnStats
 from .server import Server, ServerConfig
 
-EXIT_SIGTERM = 143
 
 DESCRIPTION = """\
 Receive files from any number of senders at once over one UDP port, each
@@ -182,18 +180,8 @@ def _main(argv) -> int:
             logger.warning("removed {} temporary file{} of a server that is gone", n,
                            "" if n == 1 else "s")
         if args.ready_file:
-            _write_ready(args.ready_file, port)
+            pu.write_ready_file(args.ready_file, port)
         return _serve(server, args, stack)
-
-
-def _write_ready(path: str, port: int) -> None:
-    tmp = path + ".tmp"
-    try:
-        with open(tmp, "w") as f:
-            json.dump({"port": port, "pid": os.getpid()}, f)
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise UsageError(f"cannot write {path}: {exc.strerror}") from None
 
 
 def _serve(server: Server, args, stack) -> int:
@@ -210,11 +198,11 @@ def _serve(server: Server, args, stack) -> int:
                 break
             done.append(_report(conn.finish(), args))
     except (Interrupted, KeyboardInterrupt) as exc:
-        name = exc.args[0] if isinstance(exc, Interrupted) and exc.args else "SIGINT"
+        name = pu.signal_name(exc)
         live = _stop(server, done, args, f"interrupted by {name}")
         logger.error("interrupted by {}: {} live connections reset", name, live)
         _table(server, done, args)
-        return EXIT_SIGTERM if name == "SIGTERM" else pu.EXIT_INTERRUPTED
+        return pu.interrupted_exit(name)
     _stop(server, done, args, "the server is stopping")
     _table(server, done, args)
     return pu.EXIT_OK if done and all(s.verified for s in done) else pu.EXIT_FAILED

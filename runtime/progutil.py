@@ -5,6 +5,7 @@ here; the programs call these from ``main`` only."""
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import sys
@@ -27,6 +28,23 @@ class UsageError(Exception):
 class Interrupted(BaseException):
     """SIGINT or SIGTERM: exit 130 or 143 (interrupted_exit).  A
     BaseException like KeyboardInterrupt; its argument is the signal's name."""
+
+
+def signal_name(exc: BaseException) -> str:
+    """The signal an Interrupted (or a KeyboardInterrupt: SIGINT) stands for."""
+    return exc.args[0] if isinstance(exc, Interrupted) and exc.args else "SIGINT"
+
+
+def write_ready_file(path: str, port: int) -> None:
+    """--ready-file: ``{"port": ..., "pid": ...}`` written whole (a temporary
+    file renamed), for a launcher that waits for the program to listen."""
+    tmp = path + ".tmp"
+    try:
+        with open(tmp, "w") as f:
+            json.dump({"port": port, "pid": os.getpid()}, f)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror}") from None
 
 
 def interrupted_exit(name: str) -> int:

@@ -185,7 +185,7 @@ def _run(cfg: SenderConfig, args, sock, file, size, isn) -> int:
         try:
             sender.run()
         except (Interrupted, KeyboardInterrupt) as exc:
-            name = exc.args[0] if isinstance(exc, Interrupted) and exc.args else "SIGINT"
+            name = pu.signal_name(exc)
             if progress:
                 progress.close()
             logger.error("interrupted by {}: connection reset", name)
