@@ -46,8 +46,9 @@ class Wakeup:
                 poll(None)
             else:  # whole ms, rounded up: never wake just before the deadline
                 poll(int(max(0.0, deadline - time.monotonic()) * 1000) + 1)
-            try:
-                os.read(r, 4096)
+            try:  # every wake so far is answered by this one return
+                while os.read(r, 4096):
+                    pass
             except BlockingIOError:
                 pass
 

@@ -54,8 +54,17 @@ def test_a_datagram_ends_a_sleep(sock):
     w.close()
 
 
-def test_waking_a_full_pipe_never_blocks():
+@pytest.mark.timeout(10)
+def test_a_full_pipe_never_blocks_a_waker_and_one_sleep_empties_it(sock):
+    """100,000 wakes fill the pipe (64 KiB on Linux) without blocking the
+    waking thread; the sleep they end takes them all, so the next sleep
+    waits for its deadline again."""
     w = Wakeup()
-    for _ in range(100_000):  # more than a pipe holds
+    sleep = w.sleeper(sock)
+    for _ in range(100_000):
         w.wake()
+    sleep(None)
+    before = time.monotonic()
+    sleep(before + 0.05)
+    assert time.monotonic() >= before + 0.05
     w.close()
