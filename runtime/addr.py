@@ -56,6 +56,12 @@ def resolve(host: str, what: str, family: int = socket.AF_UNSPEC) -> tuple[int, 
     name = unbracket(host)
     if not name:
         raise AddressError(f"{what}: an empty host name")
+    if name.rstrip(".").lower().rsplit(".", 1)[-1] == "invalid":
+        # RFC 6761 §6.4: such a name never resolves, and software may say
+        # so without asking a name server (the tests' unresolvable names
+        # are of this kind, so that they send nothing off this machine).
+        raise AddressError(f"cannot resolve {what} {host!r}: a name under .invalid "
+                           f"never resolves (RFC 6761)")
     try:
         infos = socket.getaddrinfo(name, None, family, socket.SOCK_DGRAM)
     except (socket.gaierror, UnicodeError) as exc:

@@ -96,6 +96,17 @@ def test_a_name_with_only_an_ipv6_address_is_ipv6_and_localhost_stays_ipv4(monke
     assert addr.resolve("both.test", "the link address") == (socket.AF_INET, "127.0.0.1")
 
 
+def test_a_name_under_invalid_is_refused_without_asking_the_resolver(monkeypatch):
+    """RFC 6761 §6.4: no lookup (no DNS query leaves the machine) for a name
+    under .invalid, in any case, with or without the final dot."""
+    asked = []
+    monkeypatch.setattr(addr.socket, "getaddrinfo", lambda *a, **k: asked.append(a))
+    for name in ("nosuch.invalid", "No.Such.INVALID.", "[x.invalid]"):
+        with pytest.raises(addr.AddressError, match="never resolves"):
+            addr.resolve(name, "the link address")
+    assert asked == []
+
+
 def test_the_bind_address_follows_the_peers_family():
     v6, v4 = socket.AF_INET6, socket.AF_INET
     assert addr.bind_address(None, v6, "::1", "the link address") == "::1"
@@ -151,7 +162,7 @@ BAD = [
     (["emulator", "-o", "[::1]:5000", "-i", "127.0.0.1:*"],
      "-i 127.0.0.1: not an IPv6 address, as the -o host is"),
     (["emulator", "-o", "[::1]:5000", "--bind", "127.0.0.1"], "--bind 127.0.0.1: not an IPv6"),
-    (["emulator", "-o", "[nonsense]:5000"], "-o: cannot resolve host 'nonsense'"),
+    (["emulator", "-o", "[nonsense.invalid]:5000"], "-o: cannot resolve host 'nonsense.invalid'"),
 ]
 
 
