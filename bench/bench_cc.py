@@ -5,7 +5,7 @@
 Row 1, one flow at 20 Mbit/s, 20 ms RTT (10 ms each way; the ACKs through
 a second emulator), a tail-drop queue of one BDP (50,000 bytes): link
 utilisation (goodput over the link rate; a full-sized datagram carries
-1452 file bytes in 1472, so 98.6 % is the ceiling) and the share of
+1440 file bytes in 1472, so 97.8 % is the ceiling: models.FILE_SHARE) and the share of
 segments sent that were resends, for ``--cc newreno`` and ``--cc cubic``
 (WINDOW 8 MiB, the cap far away) and ``--cc none`` with WINDOW = 4 x BDP.
 
@@ -55,7 +55,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import results_blocks
+from bench import models, results_blocks
 from harness.procs import ROOT, end_cpus
 from harness.spec import LinkSpec, Options, ReceiverSpec, RunSpec, SenderSpec
 from harness.transfer import Transfer
@@ -68,10 +68,7 @@ from .runs import parse_sender_summary
 BEGIN, END = results_blocks.CC.begin, results_blocks.CC.end
 write_results = results_blocks.CC.write
 kept_block = results_blocks.CC.kept
-MSS = 1452
-DGRAM = MSS + 20
-#: File bytes per segment: the MSS less the RFC 7323 timestamps' 12 (on by default)
-PAYLOAD = MSS - 12
+MSS, PAYLOAD = models.MSS, models.PAYLOAD  # (file bytes per segment: bench/models.py)
 C, BETA = 0.4, 0.7
 
 
@@ -290,8 +287,9 @@ def tables(m: dict) -> str:
                          f"{_med(rs, 'util') * 100:.1f} | {_med(rs, 'resent') * 100:.2f} | "
                          f"{_med(rs, 'cpu'):.2f} |")
         lines += ["", "Targets: utilisation >= 95 % and resent <= 1 % for newreno and cubic. "
-                  "The ceiling is 97.8 % (1440 file bytes per 1472-byte datagram: the MSS "
-                  "less the timestamps' 12 bytes).", ""]
+                  f"The ceiling is {models.FILE_SHARE * 100:.1f} % ({models.PAYLOAD} file bytes "
+                  f"per {models.UDP_PAYLOAD}-byte datagram: the MSS less the timestamps' 12 "
+                  "bytes).", ""]
     if r2:
         lines += ["### Row 2: random loss, no rate limit, 20 ms RTT (10 ms each way)", "",
                   "| p (%) | file (MiB) | newreno goodput (Mbit/s) | Mathis (Mbit/s) | "

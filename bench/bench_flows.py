@@ -37,7 +37,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench import results_blocks
+from bench import models, results_blocks
 from harness.flows import jain
 from harness.flows_plot import read_flow
 from harness.procs import ROOT
@@ -48,7 +48,7 @@ kept_block = results_blocks.FLOWS.kept
 RATE = 20e6
 RTT = 0.020
 BDP = int(RATE * RTT / 8)
-CEILING = 1440 / 1472  # file bytes per datagram, timestamps on (PROTOCOL.md §9)
+CEILING = models.FILE_SHARE  # file bytes per datagram, timestamps on (PROTOCOL.md §9)
 
 
 def common_window(flows: list[dict]) -> tuple[float, float]:
@@ -120,12 +120,17 @@ def merged(rows: list[dict], saved: Path) -> list[dict]:
 
 
 def table(rows: list[dict], invocation: str) -> str:
+    shortest = min((r["seconds"] for r in rows if r.get("seconds")), default=0.0)
+    early = (f"{2 * BDP * 8 / (shortest * RATE) * 100:.1f} % of the shortest window here, "
+             f"{shortest:.2f} s" if shortest else "")
     lines = ["Through one 20 Mbit/s link, 10 ms each way, a tail-drop queue of one BDP "
              "(50,000 bytes), no random loss, WINDOW 8 MiB; all flows started at once. "
              "Utilisation and Jain's index over the time every flow is active (the last "
-             "flow's first SYN to the first flow's last ACK); the ceiling is 98.6 % "
-             "(headers), which the figure may pass by what the queue held when the window "
-             "opened (at most 50,000 bytes: 0.4 % of 5 s at 20 Mbit/s). With one flow the "
+             "flow's first SYN to the first flow's last ACK); the ceiling is "
+             f"{CEILING * 100:.1f} % (file bytes per datagram), which the figure may pass "
+             "by the bytes already on their way when the window opened and acknowledged in "
+             f"it (at most the queue and one BDP on the path, {2 * BDP:,} bytes: {early}). "
+             "With one flow the "
              "window is the whole transfer, slow start and its first losses included. "
              "With several runs (seeds SEED, SEED+1, ...), the median of each figure, "
              "and the lowest Jain's index.", "",
