@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from .rtt import RttEstimator
 from .scoreboard import Outstanding
-from .segment import ACK, FIN, PSH, RST, SYN, Segment
+from .segment import ACK, FIN, PSH, RST, SYN, Segment, ts_fields
 from .sender_handshake import NAME_AS_DATA, NAME_AS_DATA_ERROR, RESET, Handshake
 from .sender_state import FINAL_STATES, OPEN_STATES, SENDER_WINDOW, SenderReadings, SenderState
 from .sender_stats import Stats
@@ -149,11 +149,12 @@ class SenderCore(Teardown, SenderReadings):
         builds it from the record alone (``take(segments=False)``): source and
         destination port, ``base`` (the wire number of offset 0), the
         acknowledgment number, the window field, the offset where the file
-        ends (the segment ending there carries PSH; -1 if unknown), and
-        (TSval, TSecr) or None without timestamps (common.segment.data_header)."""
+        ends (the segment ending there carries PSH; -1 if unknown), and the
+        timestamps option (common.segment.ts_fields) or None without them."""
         end = self.file_size if self.file_size is not None else -1
+        ts = self._ts()
         return (self.src_port, self.dst_port, self.base, self.rcv_nxt, SENDER_WINDOW, end,
-                self._ts())
+                None if ts is None else ts_fields(*ts))
 
     # ---------------------------------------------------------------- handshake
     def start(self, now: float) -> None:

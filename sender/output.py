@@ -12,7 +12,7 @@ import time
 
 from loguru import logger
 
-from common.segment import ACK, PSH, SYN, data_header, encode, flag_str
+from common.segment import ACK, PSH, SYN, data_header, encode, flag_str, ts_fields
 from runtime.trace import segment_fields
 from runtime.udpgso import GSO_MAX_BYTES, GSO_MAX_SEGMENTS, GSO_REFUSED, gso_cmsg
 
@@ -54,7 +54,8 @@ class Output:
             elif rec is not None and seg.payload:
                 header = data_header(seg.src_port, seg.dst_port, seg.seq, seg.ack, seg.flags,
                                      seg.window, rec.residue,
-                                     None if seg.ts_val is None else (seg.ts_val, seg.ts_ecr))
+                                     None if seg.ts_val is None
+                                     else ts_fields(seg.ts_val, seg.ts_ecr))
                 datagrams.append((header, seg.payload))
                 sizes.append(len(header) + len(seg.payload))
             else:

@@ -486,3 +486,20 @@ def test_we_decode_what_dpkt_builds(case):
     assert seg.sack_permitted == sack_ok
     assert seg.sack == sack
     assert seg.file_size is None and seg.digest is None
+
+
+@given(st.integers(0, 0xFFFF), st.integers(0, 0xFFFF), st.integers(0, 0xFFFFFFFF),
+       st.integers(0, 0xFFFFFFFF), st.sampled_from([ACK, ACK | PSH]), st.integers(0, 0xFFFF),
+       st.binary(min_size=1, max_size=64), st.integers(0, 0xFFFFFFFF),
+       st.integers(0, 0xFFFFFFFF))
+def test_data_header_with_timestamps_is_encodes_header(src, dst, seq, ack, flags, window,
+                                                       payload, val, ecr):
+    """The sender's fast path (data_header with ts_fields made once per
+    batch) writes the bytes encode() writes for the same segment."""
+    from common.checksum import ones_residue
+    from common.segment import data_header, ts_fields
+
+    seg = Segment(seq=seq, ack=ack, flags=flags, window=window, payload=payload,
+                  src_port=src, dst_port=dst, ts_val=val, ts_ecr=ecr)
+    assert data_header(src, dst, seq, ack, flags, window, ones_residue(payload),
+                       ts_fields(val, ecr)) == encode_header(seg)
