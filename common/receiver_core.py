@@ -297,6 +297,7 @@ class ReceiverCore(AckPolicy, Handshake):
             # The run's segments are as long as the longest seen (the
             # sender's MSS), but the last may be shorter.
             size = max(-(-n // count), self._seg_size)
+            payload = memoryview(payload)  # its pieces delivered without a copy each
         start = 0
         for i in range(1, count + 1):
             if clock.on_segment(now):
