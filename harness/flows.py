@@ -99,7 +99,7 @@ class FlowRun:
                 "--mode", a.mode, "--mss", str(a.mss_b), "--buffer", str(a.buffer_b),
                 "--give-up", str(a.give_up), "--max-conns", str(max(64, a.flows_n)),
                 "--ready-file", str(d / f"{SERVER}.ready"),
-                "--log-file", str(d / f"{SERVER}.log")]
+                "--log-file", str(d / f"{SERVER}.log"), "--bind", self.options().host]
         if a.thread_trace:
             argv += ["--thread-trace", str(d / f"{SERVER}.threads.json")]
         return argv + receiver_extra(a)

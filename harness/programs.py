@@ -61,6 +61,8 @@ def emulator_argv(opts: Options, workdir: Path, name: str, link: LinkSpec,
     argv = [opts.python, "-m", "emulator", "-p", f"{link.port}:0",
             "-o", host_port(opts.host, forward_to), *_some(seed=link.seed),
             "--ready-file", str(workdir / f"{name}.ready")]
+    if opts.bind:  # it listens where the sender (or the receiver) sends: HOST
+        argv += ["--bind", opts.host]
     if opts.emulator_stats:
         argv += ["--stats", str(workdir / f"{name}.stats.json")]
     if opts.emulator_verbose:

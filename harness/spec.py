@@ -125,7 +125,7 @@ class Options:
     (``NAME.log``, ``NAME.trace.jsonl``, ...) go to the run's directory."""
 
     host: str = HOST                 # where everything listens and sends
-    bind: bool = False               # --bind HOST to sender and receiver (theirs: all)
+    bind: bool = False               # --bind HOST to every program (theirs: the loopback)
     give_up: float | str | None = None
     log_level: str | None = None     # sender's and receiver's --log-level
     log_files: bool = False          # NAME.log for every program

@@ -193,6 +193,20 @@ def test_ack_path_impaired(tmp_path):
     no_leftovers(rundir, ports_line(res.stdout).values())
 
 
+def test_another_loopback_host_is_where_every_program_listens(tmp_path):
+    """--host 127.0.0.2: the emulators bind it as the sender and the receiver
+    do (they listened on 127.0.0.1 and the sender's data never arrived), and
+    a run with an ACK-path emulator delivers the file."""
+    cmds = dry(tmp_path, "--host", "127.0.0.2", "--ack-loss", "1")
+    for prog in ("sender", "receiver", "emu-data", "emu-ack"):
+        assert has(cmds[prog], "--bind", "127.0.0.2"), shlex.join(cmds[prog])
+    rundir = tmp_path / "run"
+    res = run_pair("--host", "127.0.0.2", "--size", "100K", "--seed", "14", "--dir", rundir,
+                   "--no-analysis", "--ack-loss", "1")
+    assert res.returncode == 0 and "VERDICT: OK" in res.stdout, show(res)
+    no_leftovers(rundir, ports_line(res.stdout).values())
+
+
 def test_impairment_options_take_effect(tmp_path):
     rundir = tmp_path / "run"
     res = run_pair("--size", "400K", "--seed", "13", "--dir", rundir, "--no-analysis",

@@ -63,6 +63,16 @@ def test_dry_run_starts_one_server_and_per_flow_delay_emulators(tmp_path):
     assert sum(" -d 0.02" in ln for ln in lines) == 1  # flow 2's own emulator
 
 
+def test_every_program_of_a_flows_run_binds_the_host_given(tmp_path):
+    """--host 127.0.0.2: the server and the emulators too (they bound
+    127.0.0.1, where the senders' data never went)."""
+    res = _run(["--flows", "2", "--host", "127.0.0.2", "--dry-run",
+                "--dir", str(tmp_path / "r")], timeout=60)
+    assert res.returncode == 0, show(res)
+    lines = [ln for ln in res.stdout.splitlines() if not ln.startswith("#") and " -m " in ln]
+    assert len(lines) == 5 and all("--bind 127.0.0.2" in ln for ln in lines), res.stdout
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["--stagger", "1"], "--stagger needs --flows"),
     (["--flows", "0"], "--flows takes 1..64"),
