@@ -52,13 +52,6 @@ def seconds(text: str) -> float:
     return value
 
 
-def positive(text: str) -> float:
-    value = _number(text, "value")
-    if value <= 0.0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-    return value
-
-
 def speed(text: str) -> float:
     """-s, kbit/s: at least 1 bit/s, so that one datagram's time on the
     link (at most 65507 bytes: 6 days) stays within MAX_SECONDS."""

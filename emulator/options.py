@@ -205,10 +205,14 @@ def _resolve(host: str, what: str, family: int = socket.AF_UNSPEC) -> tuple[int,
     try:
         return addr.resolve(host, "host", family)
     except addr.AddressError as exc:
-        if family != socket.AF_UNSPEC:
-            raise UsageError(f"{what} {host}: not an {addr.family_name(family)} address, as "
-                             f"the -o host is (one link runs over one family)") from None
+        if family == socket.AF_UNSPEC:
+            raise UsageError(f"{what}: {exc}") from None
+    try:  # (an error path only: is it the family, or no address at all?)
+        addr.resolve(host, "host")
+    except addr.AddressError as exc:
         raise UsageError(f"{what}: {exc}") from None
+    raise UsageError(f"{what} {host}: not an {addr.family_name(family)} address, as "
+                     f"the -o host is (one link runs over one family)")
 
 
 def _bottleneck_settings(a: argparse.Namespace) -> dict:

@@ -151,6 +151,19 @@ def test_subprocess_bad_value_exits_2():
 
 
 @pytest.mark.timeout(60)
+def test_an_unresolvable_i_or_bind_host_is_said_so_not_blamed_on_the_family():
+    """With -o on IPv6, an -i or --bind name that resolves nowhere is 'cannot
+    resolve' (it was 'not an IPv6 address'); one of the other family still
+    hears about the family."""
+    for flag in ("-i", "--bind"):
+        value = "nosuch.invalid:*" if flag == "-i" else "nosuch.invalid"
+        r = run_cli("-p", "0:0", "-o", "[::1]:9", flag, value)
+        assert r.returncode == 2 and "cannot resolve host 'nosuch.invalid'" in r.stderr, r.stderr
+    r = run_cli("-p", "0:0", "-o", "[::1]:9", "--bind", "127.0.0.1")
+    assert r.returncode == 2 and "not an IPv6 address" in r.stderr, r.stderr
+
+
+@pytest.mark.timeout(60)
 def test_subprocess_unresolvable_host_exits_2():
     r = run_cli("-p", "0:0", "-o", "no-such-host.invalid:9")
     assert r.returncode == 2
