@@ -9,7 +9,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness import rundir
+from common import congestion
+from harness import rundir, spec
 from harness.spec import parse_size
 
 ME = "run_pair.sh"
@@ -121,9 +122,8 @@ Exit status: 0 the file arrived intact; 1 the transfer failed (the side that
 failed and its log are named); 2 bad usage; 130 interrupted (143 on SIGTERM).
 """
 
-IMPAIRMENTS = ("loss", "corrupt", "ber", "reorder", "reorder-hold", "dup", "delay", "jitter",
-               "rate", "queue", "queue-packets", "aqm", "burst", "drop", "blackhole")
-CC_NAMES = ("none", "newreno", "cubic")
+IMPAIRMENTS = tuple(spec.IMPAIRMENTS)  # each --NAME and --ack-NAME flag's emulator flags
+CC_NAMES = tuple(congestion.ALGORITHMS)  # the sender's --cc (standard library only)
 DEFAULTS = {"loss": "5", "corrupt": "1", "reorder": "2", "delay": "0.010"}
 VALUES = {"-i": "input", "--input": "input", "--size": "size", "-o": "output",
           "--output": "output", "-w": "window", "--window": "window", "-m": "mode",
