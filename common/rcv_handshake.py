@@ -147,12 +147,12 @@ class Handshake:
         self._event(now, "resume", at=at, held=held)
         return True
 
-    def _take_ts(self, seg: Segment) -> None:
+    def _take_ts(self, seg: Segment, off: int) -> None:
         """RFC 7323 §4.3: TS.Recent follows a segment that reaches back to
         the point our last ACK named (so that a delayed ACK echoes the
         earliest segment it acknowledges, and the ACK of a hole filled
         echoes the resend that filled it), never back in time (§5.3 R3)."""
-        if unwrap(seg.seq, self.base, self.rcv_nxt) <= self._last_ack_off and \
+        if off <= self._last_ack_off and \
                 not newer(self.ts_recent, seg.ts_val):
             self.ts_recent = seg.ts_val
 

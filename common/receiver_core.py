@@ -211,13 +211,14 @@ class ReceiverCore(AckPolicy, Handshake):
         if st == ReceiverState.SYN_RECEIVED and not self._on_handshake_ack(seg, now):
             return
         self.last_heard = now
+        off = unwrap(seg.seq, self.base, self.rcv_nxt)  # (the segment's stream offset)
         if self.ts_ok and seg.ts_val is not None:
-            self._take_ts(seg)
+            self._take_ts(seg, off)
         if st == ReceiverState.LAST_ACK and seg.ack == (self.isn + 2) & 0xFFFFFFFF:
             self._set_state(ReceiverState.DONE, now)
             return
         if seg.payload:
-            self._on_data(seg, now, count)
+            self._on_data(seg, off, now, count)
             early = self._early_fin
             if early is not None and early[0] == self.rcv_nxt and \
                     self.state == ReceiverState.ESTABLISHED:
@@ -235,7 +236,7 @@ class ReceiverCore(AckPolicy, Handshake):
             self.abort(now, "the sender reset the connection" + (f": {why}" if why else ""),
                        send_rst=False)
 
-    def _on_data(self, seg: Segment, now: float, count: int = 1) -> None:
+    def _on_data(self, seg: Segment, off: int, now: float, count: int = 1) -> None:
         if self.state != ReceiverState.ESTABLISHED:
             # Data after the FIN: a duplicate; acknowledge what we have.
             self.stats.duplicates += 1
@@ -243,7 +244,6 @@ class ReceiverCore(AckPolicy, Handshake):
             return
         payload = seg.payload
         n = len(payload)
-        off = unwrap(seg.seq, self.base, self.rcv_nxt)
         end = off + n
         self.stats.data_segments += count
         self.stats.bytes_received += n

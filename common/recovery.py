@@ -37,6 +37,7 @@ from .rtt import RttEstimator
 from .scoreboard import Outstanding, Scoreboard
 from .sender_stats import Stats
 from .timers import Timers
+from .timestamps import echo_rtt
 
 #: RFC 5681 §3.2: duplicate ACKs that trigger a fast retransmit.
 DUP_THRESH = 3
@@ -187,15 +188,16 @@ class Recovery(Timers):
         return newest
 
     def on_new_ack(self, ack_off: int, snd_nxt: int, now: float,
-                   newest: tuple[float, int], echo: float | None = None) -> tuple[float, int]:
+                   newest: tuple[float, int], ecr: int | None = None) -> tuple[float, int]:
         """The cumulative ACK moved to ``ack_off``: the scoreboard drops what
         it covers.  Returns the newest usable delivery (may_use) among the
         segments it acknowledges, as (send time, end), or ``newest`` if
         later: for RACK every newly acknowledged segment counts, cumulatively
         as selectively (RFC 8985 §6.2 step 2), and a resend that fills the
         hole at the left edge is often the newest delivery there is.
-        ``echo``: the round trip the ACK's timestamp echo measures (RFC
-        7323), the sample when Karn's rule allows none (a resend)."""
+        ``ecr``: the ACK's timestamp echo (RFC 7323; None without): the
+        round trip it measures is the sample when Karn's rule allows none
+        (a resend)."""
         gone = self.board.pop_acked(ack_off, not self.gbn)
         sample_rec = None
         if not self.gbn:  # (RACK runs with SACK only)
@@ -216,12 +218,14 @@ class Recovery(Timers):
                 sample_rec = rec
         if sample_rec is not None and not sample_rec.sacked:
             self.sample(now - sample_rec.sent_at, now)
-        elif echo is not None and gone and not gone[-1].fin:  # (the FIN's waits for the disk)
+        elif ecr is not None and gone and not gone[-1].fin:  # (the FIN's waits for the disk)
             # What Karn's rule leaves unmeasured (a resend, or a segment
             # SACKed before), the echo measures.  Our own timing goes first,
             # as Linux prefers it (tcp_ack_update_rtt): an echo is of the
             # earliest segment a delayed ACK covers, so it adds that delay.
-            self.sample(echo, now)
+            echo = echo_rtt(now, ecr)
+            if echo is not None:
+                self.sample(echo, now)
         if self.rack.reo_mult > 1:
             self.rack.on_new_ack(ack_off, snd_nxt)
         self.dupacks = 0

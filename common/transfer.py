@@ -23,7 +23,6 @@ from .scoreboard import Outstanding, Scoreboard
 from .segment import FIN, Segment
 from .sender_stats import Stats
 from .sendqueue import SendQueue
-from .timestamps import echo_rtt
 
 
 class Transfer:
@@ -221,8 +220,8 @@ class Transfer:
         if advanced:
             # RFC 7323 §4.1: with timestamps, the echo times this ACK's
             # round trip, a retransmission's included (no Karn's rule).
-            echo = echo_rtt(now, seg.ts_ecr) if self.ts_ok and seg.ts_val is not None else None
-            delivered_at = recovery.on_new_ack(ack_off, self.snd_nxt, now, delivered_at, echo)
+            ecr = seg.ts_ecr if self.ts_ok and seg.ts_val is not None else None
+            delivered_at = recovery.on_new_ack(ack_off, self.snd_nxt, now, delivered_at, ecr)
             self.snd_una = ack_off
             if self.recovery_point is not None and ack_off >= self.recovery_point:
                 self.recovery_point = None
