@@ -39,9 +39,7 @@ a module here with a subclass, and one line in ``ALGORITHMS`` in
 
 from __future__ import annotations
 
-#: The pacing gain of a controller without slow start (the fixed window):
-#: between Linux's 2 (slow start) and 1.2 (after).
-FIXED_PACE_GAIN = 1.5
+from ..pacing import PACE_GAIN
 
 
 class CongestionControl:
@@ -70,8 +68,9 @@ class CongestionControl:
     @property
     def pacing_gain(self) -> float:
         """The gain to pace at when the user named none (Linux's: 2 in slow
-        start, 1.2 after; FIXED_PACE_GAIN without slow start)."""
-        return FIXED_PACE_GAIN
+        start, 1.2 after; pacing.PACE_GAIN, between the two, without slow
+        start)."""
+        return PACE_GAIN
 
     def pacing_rate(self, srtt: float, gain: float) -> float:
         """Bytes per second the pacer lets new data go at: ``gain`` x cwnd / SRTT."""

@@ -7,12 +7,11 @@ from __future__ import annotations
 
 
 class CwndLog:
-    __slots__ = ("last", "max_cwnd", "changes", "_times", "_state", "_since")
+    __slots__ = ("last", "max_cwnd", "_times", "_state", "_since")
 
     def __init__(self):
         self.last: tuple | None = None  # (cwnd, ssthresh, state) as last seen
         self.max_cwnd = 0
-        self.changes = 0
         self._times: dict[str, float] = {}
         self._state: str | None = None
         self._since: float | None = None
@@ -27,7 +26,6 @@ class CwndLog:
         if key == self.last:
             return False
         self.last = key
-        self.changes += 1
         if cc.cwnd > self.max_cwnd:
             self.max_cwnd = cc.cwnd
         state = key[2]
