@@ -248,12 +248,8 @@ class SenderCore(Teardown, SenderReadings):
         if self.state in FINAL_STATES:
             return out
         if t.recovery.rexmit:
-            resent = 0
             for rec in t.take_resends(now):
                 out.append((self.segment_for(rec) if segments or rec.fin else None, rec))
-                resent += rec.end - rec.off
-            if resent:
-                t.cc.on_resent(resent, now)
         if not self._open:
             return out
         fresh = t.take_new(now, max_new)

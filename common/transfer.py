@@ -106,7 +106,11 @@ class Transfer:
         """The resends due now, as many as the congestion controller lets go
         (in sr mode; Go-Back-N resends its window as it always did)."""
         budget = None if self.gbn else self.cc.resend_budget(self.pipe)
-        return self.recovery.take_resends(now, self.snd_una, budget)
+        out = self.recovery.take_resends(now, self.snd_una, budget)
+        resent = sum(rec.end - rec.off for rec in out)
+        if resent:
+            self.cc.on_resent(resent, now)  # (PRR counts what recovery sends)
+        return out
 
     def take_new(self, now: float, max_new: int) -> list[Outstanding]:
         """New data from the queue, each chunk one record, as far as the
