@@ -88,7 +88,8 @@ def test_a_restarted_server_resets_the_sender_it_no_longer_knows(tmp_path, group
     ("no such connection") and it stops at once, not after --give-up."""
     out = tmp_path / "out"
     out.mkdir()
-    first, port = start_server(group, out, ["--write-delay", "0.005", "--buffer", "64K"])
+    first, port = start_server(group, out, ["--write-delay", "0.005", "--buffer", "64K"],
+                               port=spare_udp_port(HOST))  # (free again when it is restarted)
     s = start_sender(group, "send", make_file(tmp_path / "long.bin", 2_000_000), port,
                      ["--give-up", "120"])
     _wait_part(out, first)

@@ -16,6 +16,7 @@ import subprocess
 import sys
 
 import pytest
+from support import free_udp_port
 from test_sender_core import Harness
 
 from common.sender_core import QUIET_REPORT, SenderState
@@ -111,17 +112,11 @@ def test_receiver_wait_lines():
     assert waiting_line(f) == "nothing heard from the sender for 5.0 s; giving up 25.0 s from now"
 
 
-def _free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_programs_say_it(tmp_path):
     """stcp-send with nobody listening, stcp-recv with nobody sending."""
     src = tmp_path / "in.bin"
     src.write_bytes(b"x" * 1000)
-    port = _free_udp_port()
+    port = free_udp_port()  # (below the ephemeral range: no bind to port 0 takes it)
     send = subprocess.run(
         [sys.executable, "-m", "sender", str(src), "127.0.0.1", str(port), "4K", "0",
          "--give-up", "4"], capture_output=True, text=True, timeout=30)
