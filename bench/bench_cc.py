@@ -118,13 +118,9 @@ def _mean_cwnd(cw: list, end: float) -> float | None:
     """cwnd averaged over time from the first reduction (the first state
     other than slow start) to the last event: the steady state."""
     start = next((i for i, (_, _, st) in enumerate(cw) if st not in ("slow_start",)), None)
-    if start is None or end <= cw[start][0]:
+    if start is None:
         return None
-    area = 0.0
-    for (t0, v, _), (t1, _, _) in zip(cw[start:], cw[start + 1:] + [(end, 0, "")],
-                                      strict=True):
-        area += v * (t1 - t0)
-    return area / (end - cw[start][0])
+    return cc_steady.time_mean([(t, v) for t, v, _ in cw[start:]], cw[start][0], end)
 
 
 def pct(xs: list[float], q: float) -> float:
@@ -157,7 +153,8 @@ def row1(tmp: Path, runs: int) -> list[dict]:
 
 
 def mathis_bps(p: float, rtt: float) -> float:
-    return PAYLOAD * 8 / rtt * math.sqrt(1.5) / math.sqrt(p)
+    """Mathis et al.'s rate (bench/models.py), in bits per second."""
+    return models.mathis(p, rtt, PAYLOAD) * 8
 
 
 def cubic_avg_segments(p: float, rtt: float) -> float:
