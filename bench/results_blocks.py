@@ -40,7 +40,8 @@ class Block:
             return ""
         if self.begin not in old or self.end not in old:
             return ""
-        return "\n" + self.begin + old.split(self.begin, 1)[1].split(self.end, 1)[0] + self.end + "\n"
+        inside = old.split(self.begin, 1)[1].split(self.end, 1)[0]
+        return "\n" + self.begin + inside + self.end + "\n"
 
 
 THREADS = Block("bench_threads", "Thread tracing overhead (bench/bench_threads.py)")

@@ -18,7 +18,6 @@ from .ackopt import add_delayed_ack_option
 from .conn import ConnStats
 from .server import Server, ServerConfig
 
-
 DESCRIPTION = """\
 Receive files from any number of senders at once over one UDP port, each
 written into DIR under the name its sender offers (stcp-send --name, by

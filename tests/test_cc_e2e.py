@@ -73,3 +73,12 @@ def test_run_pair_rejects_bad_cc_options(args, message, tmp_path):
     res = run_pair("--dry-run", "--dir", tmp_path / "d", *args, timeout=30)
     assert res.returncode == 2
     assert message in res.stderr and "Traceback" not in res.stderr
+
+
+def test_run_pairs_cc_names_are_the_registrys():
+    """run_pair checks --cc with the harness alone (before .venv exists), so
+    it writes the names out; they must stay the sender's registry's."""
+    from common.congestion import ALGORITHMS
+    from harness.pair_args import CC_NAMES
+
+    assert CC_NAMES == tuple(ALGORITHMS)
