@@ -88,8 +88,8 @@ class Wire:
                 fields["off"] = unwrap(seg.seq, view.base, view.rcv_nxt)
             self.tracer.emit(time.monotonic(), "recv", **fields)
         if self.log_segments:
-            logger.debug("recv {}:{} -> local:{} seq={} ack={} flags={} len={}",
-                         addr[0], addr[1], seg.dst_port, seg.seq, seg.ack,
+            logger.debug("recv {} -> local:{} seq={} ack={} flags={} len={}",
+                         show(*addr[:2]), seg.dst_port, seg.seq, seg.ack,
                          flag_str(seg.flags), len(seg.payload))
         return seg
 
@@ -135,6 +135,6 @@ class Wire:
                     fields["sack"] = sack_offsets(seg.sack, view.base, view.rcv_nxt)
                 self.tracer.emit(time.monotonic(), "send", **fields)
             if self.log_segments:
-                logger.debug("send local:{} -> {}:{} seq={} ack={} flags={} win={} sack={}",
-                             seg.src_port, *self.ack_to, seg.seq, seg.ack,
+                logger.debug("send local:{} -> {} seq={} ack={} flags={} win={} sack={}",
+                             seg.src_port, show(*self.ack_to[:2]), seg.seq, seg.ack,
                              flag_str(seg.flags), seg.window, list(seg.sack))

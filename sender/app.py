@@ -366,8 +366,8 @@ class Sender(EndpointBase):
                 fields["sack"] = sack_offsets(seg.sack, view.base, view.snd_una)
             self.tracer.emit(time.monotonic(), "recv", **fields)
         if self.log_segments:
-            logger.debug("recv {}:{} -> local:{} seq={} ack={} flags={} win={} sack={}",
-                         addr[0], addr[1], seg.dst_port, seg.seq, seg.ack, flag_str(seg.flags),
+            logger.debug("recv {} -> local:{} seq={} ack={} flags={} win={} sack={}",
+                         show(*addr[:2]), seg.dst_port, seg.seq, seg.ack, flag_str(seg.flags),
                          seg.window, list(seg.sack))
         return seg
 

@@ -13,6 +13,7 @@ import time
 from loguru import logger
 
 from common.segment import ACK, PSH, SYN, data_header, encode, flag_str, ts_fields
+from runtime.addr import show
 from runtime.trace import segment_fields
 from runtime.udpgso import GSO_MAX_BYTES, GSO_MAX_SEGMENTS, GSO_REFUSED, gso_cmsg
 
@@ -129,8 +130,8 @@ class Output:
             self.tracer.emit(t, "send", **fields)
         if self.log_segments:
             srtt = None if view is None else view.srtt
-            logger.debug("send {}:{} -> {}:{} seq={} ack={} flags={} len={} srtt={} rto={}",
-                         "local", seg.src_port, self.dest[0], self.dest[1], seg.seq, seg.ack,
+            logger.debug("send {}:{} -> {} seq={} ack={} flags={} len={} srtt={} rto={}",
+                         "local", seg.src_port, show(*self.dest[:2]), seg.seq, seg.ack,
                          flag_str(seg.flags), payload_len,
                          "n/a" if srtt is None else f"{srtt:.4f}",
                          "n/a" if view is None else f"{view.rto:.3f}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -195,8 +196,8 @@ def test_a_transfer_entirely_on_ipv6_through_both_emulators(tmp_path):
     src = make_file(tmp_path / "in.bin", 200_000, seed=6)
     dst = tmp_path / "out.bin"
     opts = Options(host="::1", bind=True, trace=True, pcap=True)
-    spec = RunSpec(tmp_path, ReceiverSpec(dst, listen_timeout=60),
-                   [SenderSpec(src, "64K", args=["--give-up", "30"])],
+    spec = RunSpec(tmp_path, ReceiverSpec(dst, listen_timeout=60, args=["--log-level", "DEBUG"]),
+                   [SenderSpec(src, "64K", args=["--give-up", "30", "--log-level", "DEBUG"])],
                    data_link=LinkSpec({"loss": "3", "delay": "0.002"}, seed=1),
                    ack_link=LinkSpec({"loss": "3"}, seed=2), options=opts, timeout=90)
     with Transfer(spec) as t:
@@ -209,6 +210,15 @@ def test_a_transfer_entirely_on_ipv6_through_both_emulators(tmp_path):
     for name in ("emu-data", "emu-ack"):
         emu = (tmp_path / f"{name}.err").read_text() + (tmp_path / f"{name}.out").read_text()
         assert "listening on [::1]:" in emu and "to [::1]:" in emu, emu
+    # the DEBUG segment lines write the peer as [::1]:PORT, as --help and
+    # the arguments do, never the ambiguous ::1:PORT
+    for name in ("sender", "receiver"):
+        seg_lines = [x for x in (tmp_path / f"{name}.err").read_text().splitlines()
+                     if " seq=" in x and (" recv " in x or " send " in x)]
+        assert len(seg_lines) > 150, seg_lines[:3]
+        peers = {w for x in seg_lines for w in x.split() if w.endswith(tuple("0123456789"))
+                 and (w.startswith("[") or w.startswith("::"))}
+        assert peers and all(re.fullmatch(r"\[::1\]:\d+", w) for w in peers), sorted(peers)
     for name in ("sender", "receiver"):
         meta = json.loads((tmp_path / f"{name}.trace.jsonl").read_text().splitlines()[0])
         assert meta["ip"] == 6, meta
