@@ -131,11 +131,11 @@ def run_ours(*args, **kwargs) -> Result:
 
 def _spec(workdir: Path, infile: Path, outfile: Path, mode: str, window: int, *,
           data_link, ack_link, buffer: str, seed: int, timeout: float, sender_prefix,
-          receiver_prefix, cpus) -> RunSpec:
+          receiver_prefix, cpus, receiver_args=()) -> RunSpec:
     return RunSpec(
         workdir,
         ReceiverSpec(outfile, mode=mode, buffer=buffer, force=True,
-                     prefix=list(receiver_prefix or [])),
+                     prefix=list(receiver_prefix or []), args=list(receiver_args)),
         [SenderSpec(infile, window, mode=mode, prefix=list(sender_prefix or []))],
         data_link=None if data_link is None else LinkSpec(flags=list(data_link), seed=seed),
         ack_link=None if ack_link is None else LinkSpec(flags=list(ack_link),
@@ -149,7 +149,8 @@ def _run_ours(workdir: Path, infile: Path, mode: str, window: int, *,
              sender_prefix: list[str] | None = None,
              receiver_prefix: list[str] | None = None,
              after_handshake: bool = False,
-             cpus: tuple[int, int] | None = None) -> Result:
+             cpus: tuple[int, int] | None = None,
+             receiver_args: tuple[str, ...] = (), name: str | None = None) -> Result:
     """One transfer of ``infile``; ``data_link``/``ack_link`` are emulator flags
     (None: no emulator on that path).  A sender still running after ``timeout``
     seconds is interrupted and the result is what it had acknowledged by then.
@@ -159,13 +160,15 @@ def _run_ours(workdir: Path, infile: Path, mode: str, window: int, *,
     when), for comparisons with models of the sliding window alone: a lost
     SYN costs the initial RTO (1 s, RFC 6298 §2.1), which no window model
     describes.  ``cpus``: (sender's, receiver's) CPU (harness.procs.end_cpus),
-    or None to leave them to the kernel.
+    or None to leave them to the kernel.  ``receiver_args``: more of the
+    receiver's flags; ``name``: the result's name (default ``ours-MODE``).
     """
     size = infile.stat().st_size
     outfile = workdir / "received.bin"
     spec = _spec(workdir, infile, outfile, mode, window, data_link=data_link,
                  ack_link=ack_link, buffer=buffer, seed=seed, timeout=timeout,
-                 sender_prefix=sender_prefix, receiver_prefix=receiver_prefix, cpus=cpus)
+                 sender_prefix=sender_prefix, receiver_prefix=receiver_prefix, cpus=cpus,
+                 receiver_args=receiver_args)
     with Transfer(spec) as t:
         try:
             try:
@@ -199,7 +202,7 @@ def _run_ours(workdir: Path, infile: Path, mode: str, window: int, *,
                     raise BenchError(f"no handshake time in the sender summary\n"
                                      f"{send.describe()}")
                 seconds -= s["handshake_ms"] / 1000
-            return Result(f"ours-{mode}", bool(ok), size if ok else s.get("bytes_acked", 0),
+            return Result(name or f"ours-{mode}", bool(ok), size if ok else s.get("bytes_acked", 0),
                           seconds, usage, {**s, **{f"recv_{k}": v for k, v in r.items()}},
                           note)
         finally:

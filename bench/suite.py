@@ -21,6 +21,14 @@ KIB = 1024
 #: Datagrams per system call of the path-ceiling blast: as many 1472-byte
 #: datagrams as one GSO send of our sender carries (runtime.udpgso).
 PATH_GSO = GSO_MAX_BYTES // 1472
+#: Section 1's contender ``sr-burst``: sr with the receiver acknowledging
+#: in-order data once at the end of each burst of datagrams it reads (as a
+#: receiver behind GRO does) rather than for every second segment, the
+#: programs' default (common/ackclock.py).  Its difference from ``sr`` is
+#: the cost of those ACKs.
+BURST_ACKS = ("--ack-every", "0", "--delayed-ack", "0")
+#: Our contenders in section 1.
+OURS = ("sr", "gbn", "sr-burst")
 
 
 @dataclass
@@ -198,6 +206,9 @@ def section_loopback(ctx: Context, only: list[str] | None = None) -> None:
                                 cpus=cpus)),
         ("gbn", lambda: run_ours(w, f, "gbn", plan.loopback_window, buffer=plan.buffer,
                                  cpus=cpus)),
+        ("sr-burst", lambda: run_ours(w, f, "sr", plan.loopback_window, buffer=plan.buffer,
+                                      cpus=cpus, receiver_args=BURST_ACKS,
+                                      name="ours-sr-burst")),
         ("tftpy", lambda: run_tftp(w, f, cpus=cpus)),
         ("aioquic", lambda: run_quic(w, f, cpus=cpus)),
     ]
@@ -345,5 +356,5 @@ def run_plan(ctx: Context, sections: list[str]) -> None:
         if name in sections:
             SECTIONS[name](ctx)
     if "cpu" in sections and "loopback" not in sections and "sizes" not in sections:
-        section_loopback(ctx, only=["sr", "gbn"])
+        section_loopback(ctx, only=list(OURS))
     ctx.facts["elapsed_s"] = time.monotonic() - t0

@@ -134,3 +134,34 @@ def test_an_older_results_json_keeps_the_note_of_the_results_md_it_replaces(tmp_
     assert "Produced by `python -m bench` on then" in text
     assert "No profile: py-spy is not installed." in text
     assert main([str(tmp_path / "missing.json")]) == 2
+
+
+def _loopback(name: str, goodput: float, cpu: float, acks: int) -> dict:
+    return {"section": "loopback", "name": name, "rep": 0, "size": 64 * MIB, "ok": True,
+            "bytes": 64 * MIB, "seconds": 64 * MIB / goodput, "goodput": goodput,
+            "usage": _usage(0.2 + cpu, 0.2 + cpu, None),
+            "info": {"segments_sent": 46_000, "segments_received": acks}, "note": ""}
+
+
+def test_the_burst_acks_contender_has_its_row_its_definition_and_its_costs():
+    """Section 1: ``sr-burst`` is a row of the table (its label says what it
+    is), its flags are written out once, and its cost per segment is given
+    beside sr's, net of the fixed cost, from its own runs."""
+    from bench.report.fmt import LABEL
+    from bench.suite import BURST_ACKS
+
+    records = [_fixed(), _loopback("udp", 370e6, 0.1, 0),
+               _loopback("sr", 120e6, 1.0, 23_000), _loopback("sr-burst", 220e6, 0.5, 600)]
+    plan = _plan()
+    s = summarise(records, FACTS, plan)
+    text = markdown(s, FACTS, {"date": "then", "cores": 2}, plan, ["loopback"],
+                    "python -m bench", "")
+    label = LABEL["sr-burst"]
+    assert f"| {label} | 1,760.0 |" in text
+    assert text.count(f"`{' '.join(BURST_ACKS)}`") == 1
+    # (1.0 + 0.2 CPU s less the fixed run's 0.2) / 46,000 segments = 21.7 µs;
+    # (0.5 + 0.2 - 0.2) / 46,000 = 10.9 µs
+    assert "Ours (sr) per segment, the fixed cost of a run taken out: 46000 segments sent, " \
+           "23000 ACKs received; CPU per segment: sender 21.7 µs" in text
+    assert "Ours (sr-burst) per segment, the fixed cost of a run taken out: 46000 segments " \
+           "sent, 600 ACKs received; CPU per segment: sender 10.9 µs" in text

@@ -59,3 +59,19 @@ def test_a_port_taken_every_time_is_reported(tmp_path, monkeypatch):
         with pytest.raises(runs.PortTaken, match=str(taken)):
             runs.run_ours(work, f, "sr", 256 * 1024, timeout=60)
     assert given == [taken] * runs.PORT_ATTEMPTS
+
+
+def test_section_ones_burst_acks_contender_runs_the_receiver_with_its_flags(tmp_path):
+    """``sr-burst`` (bench.suite.BURST_ACKS): the same sr transfer with the
+    receiver's ACK flags; the run is named for it and the flags reach the
+    receiver's command line (a flag it refused would fail the run)."""
+    from bench.suite import BURST_ACKS
+
+    f, work = _file(tmp_path)
+    spec = runs._spec(work, f, work / "out.bin", "sr", 256 * 1024, data_link=None,
+                      ack_link=None, buffer="8M", seed=1, timeout=60, sender_prefix=None,
+                      receiver_prefix=None, cpus=None, receiver_args=BURST_ACKS)
+    assert spec.receiver.args == ["--ack-every", "0", "--delayed-ack", "0"]
+    res = runs.run_ours(work, f, "sr", 256 * 1024, timeout=60, receiver_args=BURST_ACKS,
+                        name="ours-sr-burst")
+    assert res.ok and res.bytes == f.stat().st_size and res.name == "ours-sr-burst"

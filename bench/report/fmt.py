@@ -7,12 +7,13 @@ from __future__ import annotations
 from bench.runs import MIB
 from bench.suite import KIB
 
-ORDER = ["udp", "tcp", "sr", "gbn", "tftpy", "aioquic"]
+ORDER = ["udp", "tcp", "sr", "gbn", "sr-burst", "tftpy", "aioquic"]
 LABEL = {
     "udp": "UDP blast (ceiling)",
     "tcp": "Linux TCP (sendfile)",
     "sr": "ours, sr",
     "gbn": "ours, gbn",
+    "sr-burst": "ours, sr, one ACK per burst read",
     "tftpy": "tftpy (TFTP, blksize 1428)",
     "aioquic": "aioquic (QUIC, one stream)",
 }

@@ -8,7 +8,7 @@ from collections import defaultdict
 
 from bench.report.fmt import LABEL, ORDER, cpu, fmt, kib, mbit, net, part, pct, per_mib, rss
 from bench.runs import MIB
-from bench.suite import Plan, median
+from bench.suite import BURST_ACKS, OURS, Plan, median
 
 
 def fixed_costs(records: list[dict]) -> dict:
@@ -37,9 +37,9 @@ def _row(name: str, recs: list[dict], fs: float | None, fr: float | None) -> dic
         "cpu_send_s": median([cpu(r, "sender") for r in ok]),
         "cpu_recv_s": median([cpu(r, "receiver") for r in ok]),
         "net_send_s": median([net(cpu(r, "sender"), fs) for r in ok])
-        if name in ("sr", "gbn") else None,
+        if name in OURS else None,
         "net_recv_s": median([net(cpu(r, "receiver"), fr) for r in ok])
-        if name in ("sr", "gbn") else None,
+        if name in OURS else None,
         "sys_send": median([part(r, "sender", "sys") for r in ok]),
         "sys_recv": median([part(r, "receiver", "sys") for r in ok]),
         "notes": sorted({r["note"] for r in recs if r["note"]}),
@@ -115,10 +115,14 @@ def markdown(s: dict, plan: Plan) -> list[str]:
          f"with window {kib(plan.loopback_window)} and receiver `--buffer {plan.buffer}`, "
          "timed by the sender's summary (SYN to verified FIN: the receiver has written, "
          "fsynced and SHA-256-checked the file). The others: see `bench/baselines.py` "
-         "(their sinks count bytes and write nothing).", "",
+         "(their sinks count bytes and write nothing). "
+         f"`{LABEL['sr-burst']}`: sr with the receiver at `{' '.join(BURST_ACKS)}`, "
+         "an ACK for in-order data at the end of each burst of datagrams it reads (as a "
+         "receiver behind GRO sends them) rather than for every second segment, the "
+         "default (RFC 5681 §4.2).", "",
          "![loopback goodput](loopback.png)", ""]
     L += _table(rows)
-    for mode in ("sr", "gbn"):
+    for mode in OURS:
         r = rows.get(mode)
         cost = segment_costs(s, mode)
         if cost:
@@ -182,7 +186,7 @@ def plot(plt, s: dict, plan: Plan, save) -> None:
     g = [rows[n]["goodput"] * 8 / 1e6 for n in names]
     lo = [gg - rows[n]["min"] * 8 / 1e6 for gg, n in zip(g, names, strict=True)]
     hi = [rows[n]["max"] * 8 / 1e6 - gg for gg, n in zip(g, names, strict=True)]
-    colors = ["#888" if n in ("udp", "tcp") else "#1f77b4" if n in ("sr", "gbn")
+    colors = ["#888" if n in ("udp", "tcp") else "#1f77b4" if n in OURS
               else "#ff7f0e" for n in names]
     ax.barh([LABEL[n] for n in names], g, xerr=[lo, hi], color=colors, capsize=3)
     ax.set_xscale("log")
