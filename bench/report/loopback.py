@@ -116,7 +116,8 @@ def markdown(s: dict, plan: Plan) -> list[str]:
          "timed by the sender's summary (SYN to verified FIN: the receiver has written, "
          "fsynced and SHA-256-checked the file). The others: see `bench/baselines.py` "
          "(their sinks count bytes and write nothing). "
-         f"`{LABEL['sr-burst']}`: sr with the receiver at `{' '.join(BURST_ACKS)}`, "
+         f"`{LABEL['sr-burst']}` (sr-burst below): sr with the receiver at "
+         f"`{' '.join(BURST_ACKS)}`, "
          "an ACK for in-order data at the end of each burst of datagrams it reads (as a "
          "receiver behind GRO sends them) rather than for every second segment, the "
          "default (RFC 5681 §4.2).", "",
