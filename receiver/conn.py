@@ -124,12 +124,8 @@ class Connection(EndpointBase):
     def put_on_wire(self, segments: list, view=None) -> None:
         """Send one batch the core queued (EndpointBase.send_control sends
         the batches in the core's order, whichever thread calls it)."""
-        sock = self.server.sock
-        for seg in segments:
-            try:
-                sock.sendto(encode(seg), self.ack_to)
-            except OSError as exc:
-                logger.debug("send failed: {}", exc)
+        datagrams = [(encode(seg),) for seg in segments]
+        self.server.batcher.send(datagrams, [len(data) for (data,) in datagrams], self.ack_to)
 
     def wake(self) -> None:
         self.server.wake()

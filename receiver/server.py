@@ -42,7 +42,7 @@ from receiver.outdir import OutDir, Refused
 from receiver.refusal import accepted_name, offered_name, send_refusal, send_reset, to_itself
 from receiver.writer import FINISH
 from runtime import threadtrace
-from runtime.udpgso import GRO_CMSG_SPACE, enable_gro, gro_size
+from runtime.udpgso import GRO_CMSG_SPACE, Batcher, enable_gro, gro_size
 from runtime.wakeup import Wakeup
 
 RECV_BURST = 64
@@ -78,6 +78,7 @@ class Server:
         # --thread-trace: the network thread's receives and sends as spans
         # (the socket itself while tracing is off, runtime/threadtrace.py).
         self.sock = threadtrace.socket(sock)
+        self.batcher = Batcher(self.sock)  # the connections' ACKs: UDP GSO where it works
         self.port = sock.getsockname()[1]
         self.outdir = OutDir(cfg.directory, cfg.force)
         self.conns: dict = {}  # (addr, TCP source port) -> Connection (network thread)

@@ -26,6 +26,7 @@ from common.seq import unwrap
 from receiver.refusal import BUSY, send_refusal
 from runtime.addr import show
 from runtime.trace import sack_offsets, segment_fields
+from runtime.udpgso import Batcher
 
 
 class Wire:
@@ -33,6 +34,7 @@ class Wire:
 
     def __init__(self, sock, ack_to: tuple[str, int], src_port: int, tracer=None, pcap=None):
         self.sock = sock  # (the thread trace's wrapper when it is on)
+        self.batcher = Batcher(sock)  # UDP GSO where the kernel has it
         self.ack_to = ack_to
         self.src_port = src_port  # the TCP port our segments carry
         self.tracer = tracer
@@ -118,17 +120,20 @@ class Wire:
 
     def send(self, segs, view=None) -> None:
         """EndpointBase.put_on_wire: the core's segments, recorded; ``view``
-        (the core's, or None) gives the trace's SACK blocks as offsets."""
+        (the core's, or None) gives the trace's SACK blocks as offsets.  A
+        burst's ACKs are alike in size and leave by one GSO send (the wire
+        still carries one datagram per ACK, at the rate the policy set)."""
+        datagrams = [(encode(seg),) for seg in segs]
+        if self.pcap is not None:
+            # before the wire: what answers it never precedes it in the pcap
+            ts = time.time()
+            for (data,) in datagrams:
+                self.pcap.write(ts, True, data)
+        self.batcher.send(datagrams, [len(data) for (data,) in datagrams], self.ack_to)
+        self.sent += len(datagrams)
+        if self.tracer is None and not self.log_segments:
+            return
         for seg in segs:
-            data = encode(seg)
-            if self.pcap is not None:
-                # before the wire: what answers it never precedes it in the pcap
-                self.pcap.write(time.time(), True, data)
-            try:
-                self.sock.sendto(data, self.ack_to)
-            except OSError as exc:
-                logger.debug("send failed: {}", exc)
-            self.sent += 1
             if self.tracer is not None:
                 fields = segment_fields(seg)
                 if seg.sack and view is not None:

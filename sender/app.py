@@ -49,6 +49,7 @@ from runtime.endpoint import EndpointBase
 from runtime.pcap import PcapWriter, ip_version
 from runtime.progutil import debug_enabled
 from runtime.trace import Tracer, sack_offsets, segment_fields
+from runtime.udpgso import batch_reader
 from sender.output import Output
 from sender.reading import FileReader, prefix_hasher
 
@@ -292,11 +293,12 @@ class Sender(EndpointBase):
         data = memoryview(buf)
         core = self.core
         traced = self.tracer is not None
+        recv = batch_reader(sock, buf)  # UDP GRO where the kernel has it
         with self.lock:
             view = core.view()  # what _parse reads of the core, renewed under the lock
         while True:
             try:
-                n, addr = sock.recvfrom_into(buf)
+                n, size, addr = recv(0)
             except OSError as exc:
                 if self.stop:
                     return
@@ -305,15 +307,19 @@ class Sender(EndpointBase):
             if self.stop:
                 return
             segs = []
+            taken = 0  # datagrams read in this burst
             while True:
                 if addr is not None:
-                    seg = self._parse(data[:n], addr, view)
-                    if seg is not None:
-                        segs.append(seg)
-                if len(segs) >= RECV_BURST:
+                    # UDP GRO: a burst of the receiver's ACKs in one read
+                    for at in range(0, n or 1, size):
+                        seg = self._parse(data[at:min(n, at + size)], addr, view)
+                        if seg is not None:
+                            segs.append(seg)
+                    taken += -(-n // size) or 1
+                if taken >= RECV_BURST:
                     break
                 try:
-                    n, addr = sock.recvfrom_into(buf, 0, socket.MSG_DONTWAIT)
+                    n, size, addr = recv(socket.MSG_DONTWAIT)
                 except (BlockingIOError, InterruptedError):
                     break
                 except OSError:

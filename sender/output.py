@@ -7,7 +7,6 @@ caller copied under it.
 
 from __future__ import annotations
 
-import sys
 import time
 
 from loguru import logger
@@ -15,7 +14,7 @@ from loguru import logger
 from common.segment import ACK, PSH, SYN, data_header, encode, flag_str, ts_fields
 from runtime.addr import show
 from runtime.trace import segment_fields
-from runtime.udpgso import GSO_MAX_BYTES, GSO_MAX_SEGMENTS, GSO_REFUSED, gso_cmsg
+from runtime.udpgso import Batcher
 
 
 class Output:
@@ -27,7 +26,7 @@ class Output:
         self.tracer = tracer
         self.pcap = pcap
         self.log_segments = False
-        self.gso = sys.platform.startswith("linux")
+        self.batcher = Batcher(sock)  # UDP GSO where the kernel has it
         self.sent = 0  # datagrams
         self._syn_sent = False  # trace: a second SYN is a retransmission
 
@@ -74,46 +73,11 @@ class Output:
         # it (the ACK listener runs meanwhile), and a capture made from the
         # trace (stcp-analyze --pcap) would show it as a retransmission.
         t = time.monotonic()
-        self._transmit(datagrams, sizes)
+        self.batcher.send(datagrams, sizes, self.dest)
         self.sent += len(datagrams)
         if self.tracer is not None or self.log_segments:
             for i, (seg, rec) in enumerate(batch):
                 self._record(seg, rec, view, tags[i] if tags else "", t)
-
-    def _transmit(self, datagrams: list[tuple], sizes: list[int]) -> None:
-        """Send ``datagrams`` (each a tuple of buffers) of ``sizes`` bytes."""
-        sock, dest = self.sock, self.dest
-        i, n = 0, len(datagrams)
-        while i < n:
-            # UDP GSO (Linux): one sendmsg carries up to GSO_MAX_SEGMENTS
-            # datagrams of one size (the last may be shorter); the kernel
-            # splits them.  Where it is refused, send one at a time.
-            size = sizes[i]
-            j = i + 1
-            if self.gso:
-                limit = min(n, i + min(GSO_MAX_SEGMENTS, GSO_MAX_BYTES // size))
-                while j < limit and sizes[j] == size:
-                    j += 1
-                if j < limit and sizes[j] < size:
-                    j += 1  # a shorter one may close the group
-            try:
-                if j - i > 1:
-                    buffers = [buf for parts in datagrams[i:j] for buf in parts]
-                    try:
-                        sock.sendmsg(buffers, gso_cmsg(size), 0, dest)
-                    except OSError as exc:
-                        if exc.errno not in GSO_REFUSED:
-                            raise
-                        logger.info("UDP GSO refused ({}); sending datagrams one by one", exc)
-                        self.gso = False
-                        continue
-                else:
-                    sock.sendmsg(datagrams[i], [], 0, dest)
-            except OSError as exc:
-                # ICMP errors (port unreachable) surface on a later call; the
-                # retransmission timer copes and the give-up time decides.
-                logger.debug("send failed: {}", exc)
-            i = j
 
     def _record(self, seg, rec, view, tag: str, t: float) -> None:
         payload_len = len(seg.payload)
