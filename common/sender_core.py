@@ -323,10 +323,17 @@ class SenderCore(Teardown, SenderReadings):
         earlier pass would have, except those a later ACK of the burst
         reported delivered (which an earlier pass would have queued, for
         take() to skip).  The resends may be queued in another order: by
-        rule here, by ACK there."""
+        rule here, by ACK there.  A plain cumulative ACK that the next one
+        of the burst supersedes (Transfer.superseded) is counted, not taken."""
         self._in_burst = True
+        t, stats, last = self.transfer, self.stats, len(segs) - 1
         try:
-            for seg in segs:
+            for i, seg in enumerate(segs):
+                if i < last and self.state in OPEN_STATES and \
+                        t.superseded(seg, segs[i + 1], self.base):
+                    stats.segments_received += 1
+                    stats.acks_received += 1
+                    continue
                 self.on_segment(seg, now)
         finally:
             self._in_burst = False

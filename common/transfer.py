@@ -20,9 +20,10 @@ from .rack import NO_DELIVERY
 from .recovery import Recovery
 from .rtt import RttEstimator
 from .scoreboard import Outstanding, Scoreboard
-from .segment import FIN, Segment
+from .segment import ACK, FIN, Segment
 from .sender_stats import Stats
 from .sendqueue import SendQueue
+from .seq import unwrap
 
 
 class Transfer:
@@ -249,6 +250,27 @@ class Transfer:
                        pipe=self.in_flight, cwnd=self.cc.cwnd,
                        rwnd=flow.right_edge - self.snd_una, acked=self.snd_una)
         self.update_probe_timer(now, open_)
+
+    def superseded(self, seg: Segment, nxt: Segment, base: int) -> bool:
+        """Whether ``seg``, an ACK read in one burst with ``nxt`` just after
+        it, tells nothing ``nxt`` does not: both plain cumulative ACKs (no
+        SACK, data or other flag, timestamps alike), ``seg`` moving snd_una
+        and ``nxt`` moving it further (so ``seg`` is no duplicate).  Then
+        ``seg`` is counted for the congestion controller (RFC 3465's limit
+        is per ACK) and skipped: ``nxt`` frees the same segments, names the
+        newer window and echoes the newer timestamp; only ``seg``'s RTT
+        sample goes, and RFC 6298 asks for one per round trip.  This keeps
+        the receiver's ACK every second segment from costing the sender a
+        full pass per ACK when a GRO read hands it a burst of them."""
+        if seg.flags != ACK or nxt.flags != ACK or seg.sack or nxt.sack or \
+                seg.payload or nxt.payload or (seg.ts_val is None) != (nxt.ts_val is None):
+            return False
+        una = self.snd_una
+        off = unwrap(seg.ack, base, una)
+        if not una < off < unwrap(nxt.ack, base, una) <= self.snd_nxt:
+            return False
+        self._acks_news += 1
+        return True
 
     def acks_done(self, now: float) -> str | None:
         """The end of the ACKs read together: loss detection, then what the

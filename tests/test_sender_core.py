@@ -69,7 +69,7 @@ class Harness:
 
     def __init__(self, size=1000, *, mode="sr", window=1 << 20, isn_s=ISN_S, isn_r=ISN_R,
                  min_rto=0.2, retries=10, give_up=100.0, time_wait=None, mss=MSS,
-                 file_size="size", pacing=0.0):
+                 file_size="size", pacing=0.0, cc="none"):
         self.data = bytes((i * 7 + 3) % 256 for i in range(size))
         self.digest = hashlib.sha256(self.data).digest()
         self.now = 0.0
@@ -77,7 +77,8 @@ class Harness:
         self.s = SenderCore(isn=isn_s, file_size=size if file_size == "size" else file_size,
                             mode=mode, mss=mss, window=window,
                             rtt=RttEstimator(min_rto=min_rto), retries=retries,
-                            give_up=give_up, time_wait=time_wait, pacing=pacing)
+                            give_up=give_up, time_wait=time_wait, pacing=pacing,
+                            congestion_control=cc)
         self.chunks = deque(self.data[i:i + mss] for i in range(0, size, mss))
         self.eof = False
 
@@ -1220,6 +1221,57 @@ def test_property_ack_bursts_send_what_acks_one_by_one_send(losses, isn_s):
         c["rexmit_sack"] += c.pop("rexmit_fast") + c.pop("rexmit_rack")
         return c
     assert counters(one) == counters(burst)
+
+
+def test_a_burst_of_cumulative_acks_is_taken_as_its_last_and_counted_as_all():
+    """A GRO read hands the sender a burst of the receiver's ACKs, one for
+    every second segment.  The plain cumulative ones the next ACK of the
+    burst supersedes are counted, not taken (Transfer.superseded): the core
+    takes the last, and ends where one that takes them ACK by ACK ends: the
+    same snd_una, the same count of ACKs and the same slow-start growth
+    (RFC 3465's L = 2 counts every ACK of the burst)."""
+    one, burst = (Harness(40 * MSS, cc="newreno") for _ in range(2))
+    for h in (one, burst):
+        h.open()
+    sent = [seg for seg in one.segs(eof=True) if seg.payload]
+    assert len(sent) == len([seg for seg in burst.segs(eof=True) if seg.payload]) >= 6
+    rx = one.rx
+    acks = [rx.ack(k * MSS) for k in range(2, len(sent) + 1, 2)]
+    taken = []
+    on_ack = burst.s.transfer.on_ack
+    burst.s.transfer.on_ack = lambda seg, *rest: (taken.append(seg.ack), on_ack(seg, *rest))
+    for h in (one, burst):
+        h.advance(0.05)
+    for ack in acks:
+        one.feed(ack)
+    burst.s.on_segments([wire(ack) for ack in acks], burst.now)
+    assert taken == [acks[-1].ack]
+    assert burst.s.transfer.snd_una == one.s.transfer.snd_una == acks[-1].ack - rx.w(0)
+    assert burst.s.stats.acks_received == one.s.stats.acks_received
+    assert burst.s.transfer.cc.cwnd == one.s.transfer.cc.cwnd > len(sent) * MSS
+
+
+def test_what_is_never_superseded():
+    """Only a plain cumulative ACK that moves snd_una, followed in its burst
+    by one that moves it further, is skipped: a duplicate, a SACK, a FIN,
+    data, or a follower that adds nothing are all taken."""
+    h = Harness(20 * MSS)
+    h.open()
+    h.segs(eof=True)
+    rx, t, base = h.rx, h.s.transfer, h.rx.w(0)
+    sup = t.superseded
+    w = wire
+    assert t.snd_una == 0 and t.snd_nxt >= 6 * MSS
+    assert sup(w(rx.ack(2 * MSS)), w(rx.ack(4 * MSS)), base)
+    assert not sup(w(rx.ack(0)), w(rx.ack(4 * MSS)), base)  # a duplicate: taken
+    assert not sup(w(rx.ack(4 * MSS)), w(rx.ack(4 * MSS)), base)  # the next adds nothing
+    assert not sup(w(rx.ack(4 * MSS)), w(rx.ack(2 * MSS)), base)  # the next is older
+    assert not sup(w(rx.ack(2 * MSS)), w(rx.ack(t.snd_nxt + 1)), base)  # beyond snd_nxt
+    assert not sup(w(rx.ack(2 * MSS, sack=((5 * MSS, 6 * MSS),))),
+                   w(rx.ack(4 * MSS)), base)
+    assert not sup(w(rx.ack(2 * MSS)), w(rx.ack(4 * MSS, sack=((5 * MSS, 6 * MSS),))), base)
+    assert not sup(w(rx.ack(2 * MSS, flags=ACK | FIN)), w(rx.ack(4 * MSS)), base)
+    assert not sup(w(rx.ack(2 * MSS)), w(rx.ack(4 * MSS, flags=ACK | PSH)), base)
 
 
 # --- timers must not spin ---------------------------------------------------------------
