@@ -165,3 +165,62 @@ def test_the_burst_acks_contender_has_its_row_its_definition_and_its_costs():
            "23000 ACKs received; CPU per segment: sender 21.7 µs" in text
     assert "Ours (sr-burst) per segment, the fixed cost of a run taken out: 46000 segments " \
            "sent, 600 ACKs received; CPU per segment: sender 10.9 µs" in text
+
+
+def _targets(s: dict) -> dict:
+    return {what: (got, ok) for _row, what, got, ok in s["targets"]}
+
+
+def test_issue_19s_loopback_targets_are_rows_with_their_figures():
+    """Row 1 as issue 19 restates it: sr against the same run's UDP ceiling
+    (80%), and the sender's CPU per segment net of the fixed cost (4 µs)."""
+    records = [_fixed(), _loopback("udp", 370e6, 0.1, 0), _loopback("sr", 300e6, 0.15, 23_000)]
+    t = _targets(summarise(records, FACTS, _plan()))
+    assert t["sr goodput >= 80% of the UDP ceiling"] == ("81%", True)
+    # (0.15 + 0.2 CPU s less the fixed run's 0.2) / 46,000 segments = 3.3 µs
+    assert t["sr sender CPU per segment <= 4 µs (fixed cost taken out)"] == ("3.3 µs", True)
+    records[2] = _loopback("sr", 290e6, 0.2, 23_000)  # 78%; 0.2 / 46,000 = 4.3 µs
+    t = _targets(summarise(records, FACTS, _plan()))
+    assert t["sr goodput >= 80% of the UDP ceiling"] == ("78%", False)
+    assert t["sr sender CPU per segment <= 4 µs (fixed cost taken out)"] == ("4.3 µs", False)
+
+
+def _size_run(size: int, seconds: float) -> dict:
+    return {**_run(0, 0, 90e6, 1.0, 0.3), "section": "sizes", "size": size, "bytes": size,
+            "seconds": seconds}
+
+
+def test_issue_19s_size_target_takes_the_1_kib_runs_time_out():
+    """Row 3 restated: time per MiB over 4-64 MiB, each run less the 1 KiB
+    run's median time (2 ms here), within 10%; 256 MiB stays out of it."""
+    records = [_fixed(), _size_run(4 * MIB, 0.030), _size_run(16 * MIB, 0.114),
+               _size_run(64 * MIB, 0.450), _size_run(256 * MIB, 1.2)]
+    s = summarise(records, FACTS, _plan())
+    net = {x["size"]: x["ms_per_mib_net"] for x in s["sizes"]}
+    assert net[4 * MIB] == pytest.approx(7.0)  # (30 - 2) / 4
+    assert net[16 * MIB] == pytest.approx(7.0)  # (114 - 2) / 16
+    assert net[64 * MIB] == pytest.approx(7.0)  # (450 - 2) / 64
+    got, ok = _targets(s)["time per MiB within 10% over 4-64 MiB, a 1 KiB run's time taken out"]
+    assert (got, ok) == ("7.00-7.00 ms/MiB (spread 0%)", True)
+    # the raw row still sees the fixed cost: 7.5 against 4.69 ms/MiB
+    assert _targets(s)["time per MiB within 10% across file sizes"][1] is False
+    records[1] = _size_run(4 * MIB, 0.034)  # (34 - 2) / 4 = 8.0: 14% over 7.0
+    got, ok = _targets(summarise(records, FACTS, _plan()))[
+        "time per MiB within 10% over 4-64 MiB, a 1 KiB run's time taken out"]
+    assert (got, ok) == ("7.00-8.00 ms/MiB (spread 14%)", False)
+
+
+def _loss_run(mode: str, loss: float, goodput: float) -> dict:
+    return {**_run(64 * KIB, loss, goodput, 10.5, 0.5), "section": "loss", "name": mode}
+
+
+def test_issue_19s_loss_target_is_against_the_runs_own_lossless_goodput():
+    """Row 2 restated: at every loss rate p, sr >= 90% of (1 - p) times its
+    own 0%-loss goodput at that window in the same run."""
+    records = [_fixed(), _loss_run("sr", 0, 6.0e6), _loss_run("gbn", 0, 6.0e6),
+               _loss_run("sr", 20, 4.4e6), _loss_run("gbn", 20, 1.0e6)]
+    what = "sr >= 90% of (1-p) x its own 0%-loss goodput, window 64 KiB"
+    # 4.4 / (0.8 x 6.0) = 91.7%
+    assert _targets(summarise(records, FACTS, _plan()))[what] == ("20%: 92%", True)
+    records[3] = _loss_run("sr", 20, 4.2e6)  # 4.2 / 4.8 = 87.5%
+    assert _targets(summarise(records, FACTS, _plan()))[what] == ("20%: 88%", False)

@@ -72,6 +72,14 @@ def summarise(records: list[dict], facts: dict, plan: Plan, s: dict) -> None:
                 "2", f"sr within 15% of its model at every loss rate, window {kib(win)}",
                 ", ".join(f"{x['loss']:g}%: {pct(x['sr']['ratio'])}" for x in rs)
                 + f" (worst {worst['loss']:g}%)", ok))
+        lossy = [x for x in rs if x["loss"] and x["sr"].get("own_ratio") is not None]
+        if lossy and len(lossy) == sum(1 for x in rs if x["loss"]):
+            # issue 19's restatement: the response to loss alone, against
+            # this run's own 0%-loss goodput at this window
+            s["targets"].append((
+                "2", f"sr >= 90% of (1-p) x its own 0%-loss goodput, window {kib(win)}",
+                ", ".join(f"{x['loss']:g}%: {pct(x['sr']['own_ratio'])}" for x in lossy),
+                all(x["sr"]["own_ratio"] >= 0.9 for x in lossy)))
 
 
 # ------------------------------------------------------------- Markdown
