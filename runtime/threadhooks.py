@@ -28,7 +28,7 @@ from . import threadtrace
 
 def attach(endpoint, window: int | None = None) -> None:
     """Hook ``endpoint`` (it has ``core``, ``sock`` and ``emit``; a sender
-    also an ``output`` with ``sock`` and ``send``) into the thread trace;
+    also an ``output`` with a ``batcher`` and ``send``) into the thread trace;
     ``window`` is the sender's WINDOW (the cap of its window limit).
     Nothing happens while tracing is off."""
     rec = threadtrace.active()
@@ -38,7 +38,7 @@ def attach(endpoint, window: int | None = None) -> None:
     endpoint.emit = _routed(endpoint.emit, rec, window)
     output = getattr(endpoint, "output", None)
     if output is not None:
-        output.sock = endpoint.sock
+        output.batcher.sock = endpoint.sock  # (runtime.udpgso.Batcher)
         output.send = _marked(output.send, rec)
 
 

@@ -21,7 +21,6 @@ class Output:
     """The sending side of the socket: ``send`` a batch; ``sent`` counts datagrams."""
 
     def __init__(self, sock, dest: tuple[str, int], tracer=None, pcap=None):
-        self.sock = sock
         self.dest = dest
         self.tracer = tracer
         self.pcap = pcap
