@@ -11,7 +11,9 @@ segment needs, so here numpy does it for the whole batch in one pass:
   resend);
 * :func:`decode_burst`: checks the checksums of every datagram of a GRO
   buffer, reads their headers, and coalesces runs of consecutive data
-  segments into one :class:`Run`, as Linux's GRO coalesces TCP segments.
+  segments into one :class:`Run`, as Linux's GRO coalesces TCP segments;
+  header-only segments (the receiver's ACKs, which the sender reads in GRO
+  batches too) each stay a segment of their own.
 
 Anything out of the ordinary (options other than the timestamps our sender
 puts first, flags other than ACK or ACK+PSH, a bad checksum, a short tail)
@@ -110,7 +112,7 @@ def _header_lens(rows, offflags: list[int], size: int) -> list[int]:
     """Each row's header length if it is plain data the bulk path takes (20
     bytes; 32 with NOP, NOP and the timestamps option first), else 0."""
     lens = [HEADER_LEN if o in _PLAIN_DATA else 0 for o in offflags]
-    if size > TS_HEADER_LEN and any(o in _TS_DATA for o in offflags):
+    if size >= TS_HEADER_LEN and any(o in _TS_DATA for o in offflags):
         lead = (rows[:, HEADER_LEN:HEADER_LEN + 4] == _TS_LEAD).all(axis=1).tolist()
         for i, o in enumerate(offflags):
             if o in _TS_DATA and lead[i]:
@@ -158,7 +160,7 @@ def decode_burst(buf, n: int, size: int) -> tuple[list, list[tuple[str, int]]]:
             # A PSH ends a run, as it ends a GRO batch in Linux: so only the
             # last piece of a run may carry it, and split() gives it back.
             j = i + 1
-            while (j < full and offflags[j - 1] & 0xFF == plain_ack and good[j]
+            while (step and j < full and offflags[j - 1] & 0xFF == plain_ack and good[j]
                    and hlens[j] == h and acks[j] == acks[i]
                    and wins[j] == wins[i] and seqs[j] == (seqs[j - 1] + step) & 0xFFFFFFFF):
                 j += 1

@@ -62,6 +62,8 @@ _U64 = struct.Struct("!Q")
 _SACK_BLOCK = struct.Struct("!II")
 _TS = struct.Struct("!II")
 _TS_LEAD = bytes((OPT_NOP, OPT_NOP, OPT_TIMESTAMPS, 10))
+#: A header whose options are the timestamps alone (NOP, NOP, TS): 20 + 12 bytes.
+_TS_HLEN = HEADER_LEN + 12
 #: A data header with the timestamps option (data_header), packed in one call.
 _HEADER_TS = struct.Struct("!HHIIBBHHH12s")
 
@@ -284,7 +286,10 @@ def _decode(mv: memoryview, verify_checksum: bool) -> Segment:
         if value % 0xFFFF or not value:
             raise SegmentError("checksum", "bad checksum")
     seg = Segment(seq, ack, flags, window, b"", src, dst)
-    if hlen > HEADER_LEN:
+    if hlen == _TS_HLEN and mv[HEADER_LEN:HEADER_LEN + 4] == _TS_LEAD:
+        # the usual options of every segment after the SYNs: timestamps alone
+        seg.ts_val, seg.ts_ecr = _TS.unpack_from(mv, HEADER_LEN + 4)
+    elif hlen > HEADER_LEN:
         _decode_options(mv[HEADER_LEN:hlen], seg)
     if hlen < n:
         seg.payload = bytes(mv[hlen:])

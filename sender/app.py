@@ -33,6 +33,7 @@ from dataclasses import dataclass
 
 from loguru import logger
 
+from common.batch import Run, decode_burst
 from common.rtt import RttEstimator
 from common.segment import (
     ACK,
@@ -293,6 +294,9 @@ class Sender(EndpointBase):
         data = memoryview(buf)
         core = self.core
         traced = self.tracer is not None
+        # A GRO batch from the peer is checked and parsed at once (common.batch)
+        # unless something records each datagram (pcap, trace, debug log).
+        bulk = self.pcap is None and not traced and not self.log_segments
         recv = batch_reader(sock, buf)  # UDP GRO where the kernel has it
         with self.lock:
             view = core.view()  # what _parse reads of the core, renewed under the lock
@@ -309,8 +313,18 @@ class Sender(EndpointBase):
             segs = []
             taken = 0  # datagrams read in this burst
             while True:
-                if addr is not None:
+                if bulk and n > size and addr == self.peer:
                     # UDP GRO: a burst of the receiver's ACKs in one read
+                    items, drops = decode_burst(buf, n, size)
+                    for item in items:  # (ACKs are header-only: never a Run)
+                        if type(item) is Run:
+                            segs.extend(item.split())
+                        else:
+                            segs.append(item)
+                    for why, length in drops:
+                        self._drop(why, length)
+                    taken += -(-n // size)
+                elif addr is not None:
                     for at in range(0, n or 1, size):
                         seg = self._parse(data[at:min(n, at + size)], addr, view)
                         if seg is not None:
