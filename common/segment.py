@@ -242,11 +242,22 @@ def data_header(src_port: int, dst_port: int, seq: int, ack: int, flags: int, wi
 
 def encode(seg: Segment) -> bytes:
     """The whole datagram of ``seg``."""
+    if seg.ts_val is not None and not seg.payload and not _has_other_options(seg):
+        # a pure ACK with the timestamps alone (every in-order ACK a receiver
+        # sends): packed in one call, as the sender's data headers are
+        return data_header(seg.src_port, seg.dst_port, seg.seq & 0xFFFFFFFF,
+                           seg.ack & 0xFFFFFFFF, seg.flags, seg.window, 0,
+                           ts_fields(seg.ts_val & 0xFFFFFFFF, seg.ts_ecr & 0xFFFFFFFF))
     header = encode_header(seg)
     return header + bytes(seg.payload) if seg.payload else header
 
 
 def _has_options(seg: Segment) -> bool:
+    return seg.ts_val is not None or _has_other_options(seg)
+
+
+def _has_other_options(seg: Segment) -> bool:
+    """Options besides the timestamps."""
     return (
         seg.mss is not None
         or seg.wscale is not None
@@ -257,7 +268,6 @@ def _has_options(seg: Segment) -> bool:
         or seg.name_follows
         or seg.resume_offer is not None
         or seg.resume_at is not None
-        or seg.ts_val is not None
     )
 
 
