@@ -25,6 +25,7 @@ segment by segment: tests/test_batch.py compares them on random input.
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 
 import numpy as np
@@ -184,6 +185,40 @@ def decode_burst(buf, n: int, size: int) -> tuple[list, list[tuple[str, int]]]:
         start += step
     if n == 0:
         _decode_one(view, items, drops)
+    return items, drops
+
+
+#: A header-only segment with the timestamps option after two NOPs (what a
+#: receiver's ACKs are): ports, seq, ack, offset, flags, window, checksum,
+#: urgent pointer, the option's lead bytes, TSval, TSecr.
+_TS_ACK = struct.Struct("!HHIIBBHHH4sII")
+_TS_LEAD_BYTES = bytes(_TS_LEAD.tolist())
+
+
+def decode_acks(buf, n: int) -> tuple[list, list[tuple[str, int]]]:
+    """The segments of the first ``n`` bytes of ``buf``: 32-byte datagrams
+    (the last possibly shorter), a UDP GRO batch of a receiver's ACKs.
+    Those that are header-only with the timestamps alone, and sum right, are
+    read by one ``iter_unpack``; any other goes through decode().  Returns
+    ``(items, drops)`` as :func:`decode_burst` does (never a Run)."""
+    items: list = []
+    drops: list[tuple[str, int]] = []
+    view = memoryview(buf)[:n]
+    full = n // TS_HEADER_LEN
+    at = 0
+    for (src, dst, seq, ack, off, flags, window, _c, _u, lead, ts_val, ts_ecr) in \
+            _TS_ACK.iter_unpack(view[:full * TS_HEADER_LEN]):
+        value = int.from_bytes(view[at:at + TS_HEADER_LEN], "big")
+        if off == 0x80 and lead == _TS_LEAD_BYTES and value % _FOLD == 0 and value:
+            seg = Segment(seq, ack, flags, window, b"", src, dst)
+            seg.ts_val = ts_val
+            seg.ts_ecr = ts_ecr
+            items.append(seg)
+        else:
+            _decode_one(view[at:at + TS_HEADER_LEN], items, drops)
+        at += TS_HEADER_LEN
+    if at < n or n == 0:
+        _decode_one(view[at:], items, drops)
     return items, drops
 
 

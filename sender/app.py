@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 from loguru import logger
 
-from common.batch import Run, decode_burst
+from common.batch import TS_HEADER_LEN, decode_acks
 from common.rtt import RttEstimator
 from common.segment import (
     ACK,
@@ -294,8 +294,9 @@ class Sender(EndpointBase):
         data = memoryview(buf)
         core = self.core
         traced = self.tracer is not None
-        # A GRO batch from the peer is checked and parsed at once (common.batch)
-        # unless something records each datagram (pcap, trace, debug log).
+        # A GRO batch of ACKs from the peer is checked and parsed at once
+        # (common.batch.decode_acks) unless something records each datagram
+        # (pcap, trace, debug log).
         bulk = self.pcap is None and not traced and not self.log_segments
         recv = batch_reader(sock, buf)  # UDP GRO where the kernel has it
         with self.lock:
@@ -313,14 +314,10 @@ class Sender(EndpointBase):
             segs = []
             taken = 0  # datagrams read in this burst
             while True:
-                if bulk and n > size and addr == self.peer:
-                    # UDP GRO: a burst of the receiver's ACKs in one read
-                    items, drops = decode_burst(buf, n, size)
-                    for item in items:  # (ACKs are header-only: never a Run)
-                        if type(item) is Run:
-                            segs.extend(item.split())
-                        else:
-                            segs.append(item)
+                if bulk and size == TS_HEADER_LEN < n and addr == self.peer:
+                    # UDP GRO: a burst of the receiver's in-order ACKs in one read
+                    items, drops = decode_acks(buf, n)
+                    segs.extend(items)
                     for why, length in drops:
                         self._drop(why, length)
                     taken += -(-n // size)

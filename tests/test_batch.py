@@ -17,11 +17,22 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from support import ROOT
 
-from common.batch import Run, chunk_residues, decode_burst, residues
+from common.batch import Run, chunk_residues, decode_acks, decode_burst, residues
 from common.checksum import ones_residue
 from common.receiver_core import ReceiverCore
 from common.rtt import RttEstimator
-from common.segment import ACK, FIN, PSH, SYN, Segment, SegmentError, data_header, decode, encode
+from common.segment import (
+    ACK,
+    FIN,
+    PSH,
+    RST,
+    SYN,
+    Segment,
+    SegmentError,
+    data_header,
+    decode,
+    encode,
+)
 from common.sender_core import SenderCore
 
 pytestmark = pytest.mark.timeout(120)
@@ -205,6 +216,51 @@ def test_decode_burst_takes_a_batch_of_acks_one_segment_each():
     assert drops == [] and not any(isinstance(x, Run) for x in items)
     assert [x.ack for x in items] == acks
     assert all(_same(a, decode(d)) for a, d in zip(items, datagrams, strict=True))
+
+
+ACK_KINDS = ["ack", "ack", "ack", "dup", "fin", "rst", "plain", "corrupt", "other-ts-lead",
+             "garbage"]
+
+
+@given(st.lists(st.sampled_from(ACK_KINDS), min_size=1, max_size=64), st.integers(0, M32),
+       st.sampled_from([0, 1, 20, 31]), st.data())
+@settings(max_examples=300, deadline=None)
+def test_decode_acks_equals_decode(kinds, ack0, tail, data):
+    """decode_acks (the sender's read of a GRO batch of 32-byte ACKs) gives
+    what decode() gives datagram by datagram: the same segments, the same
+    drops, in order; a shorter last datagram (``tail`` bytes) included."""
+    datagrams = []
+    ack = ack0
+    for kind in kinds:
+        ts = (data.draw(st.integers(0, M32)), data.draw(st.integers(0, M32)))
+        ack = ack if kind == "dup" else (ack + 2880) & M32
+        flags = {"fin": ACK | FIN, "rst": ACK | RST}.get(kind, ACK)
+        if kind == "plain":  # no options: 12 bytes of payload make it 32
+            raw = encode(Segment(5, ack, flags, 900, os.urandom(12), 1, 2))
+        else:
+            raw = encode(Segment(5, ack, flags, 900, b"", 1, 2, ts_val=ts[0], ts_ecr=ts[1]))
+        if kind == "other-ts-lead":
+            raw = bytearray(raw)
+            raw[20:32] = bytes((8, 10)) + ts[0].to_bytes(4, "big") + ts[1].to_bytes(4, "big") \
+                + bytes((1, 1))
+            raw[16:18] = b"\0\0"
+            raw = encode_checksummed(bytes(raw))
+        if kind == "corrupt":
+            raw = bytearray(raw)
+            raw[data.draw(st.integers(0, len(raw) - 1))] ^= 1 << data.draw(st.integers(0, 7))
+        if kind == "garbage":
+            raw = os.urandom(32)
+        assert len(raw) == 32
+        datagrams.append(bytes(raw))
+    if tail:
+        datagrams.append(os.urandom(tail))
+    buf = bytearray(b"".join(datagrams) + os.urandom(7))  # (room past n is not read)
+    n = len(buf) - 7
+    items, drops = decode_acks(buf, n)
+    want_segs, want_drops = _reference(datagrams)
+    assert drops == want_drops
+    assert len(items) == len(want_segs)
+    assert all(_same(a, b) for a, b in zip(items, want_segs, strict=True))
 
 
 def test_decode_burst_coalesces_a_run_with_timestamps():
