@@ -23,7 +23,6 @@ from .scoreboard import Outstanding, Scoreboard
 from .segment import ACK, FIN, Segment
 from .sender_stats import Stats
 from .sendqueue import SendQueue
-from .seq import unwrap
 
 
 class Transfer:
@@ -265,9 +264,12 @@ class Transfer:
         if seg.flags != ACK or nxt.flags != ACK or seg.sack or nxt.sack or \
                 seg.payload or nxt.payload or (seg.ts_val is None) != (nxt.ts_val is None):
             return False
+        # Both numbers as distances above snd_una's wire number: everything
+        # in flight lies within 2**31 of it, so no unwrap is needed.
         una = self.snd_una
-        off = unwrap(seg.ack, base, una)
-        if not una < off < unwrap(nxt.ack, base, una) <= self.snd_nxt:
+        ref = base + una
+        if not 0 < (seg.ack - ref) & 0xFFFFFFFF < (nxt.ack - ref) & 0xFFFFFFFF \
+                <= self.snd_nxt - una:
             return False
         self._acks_news += 1
         return True

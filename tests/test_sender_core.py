@@ -1251,11 +1251,13 @@ def test_a_burst_of_cumulative_acks_is_taken_as_its_last_and_counted_as_all():
     assert burst.s.transfer.cc.cwnd == one.s.transfer.cc.cwnd > len(sent) * MSS
 
 
-def test_what_is_never_superseded():
+@pytest.mark.parametrize("isn_s", [ISN_S, M32 - 250])
+def test_what_is_never_superseded(isn_s):
     """Only a plain cumulative ACK that moves snd_una, followed in its burst
     by one that moves it further, is skipped: a duplicate, a SACK, a FIN,
-    data, or a follower that adds nothing are all taken."""
-    h = Harness(20 * MSS)
+    data, or a follower that adds nothing are all taken (also where the
+    sequence numbers wrap past 2**32)."""
+    h = Harness(20 * MSS, isn_s=isn_s)
     h.open()
     h.segs(eof=True)
     rx, t, base = h.rx, h.s.transfer, h.rx.w(0)
