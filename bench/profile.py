@@ -4,7 +4,7 @@
 py-spy runs with ``--gil``: each sample is the stack of the thread holding
 the GIL, i.e. where the process's Python work goes (one thread at a time runs
 Python in CPython, so this is the budget the threads share).  Time spent in
-system calls and C code that release the GIL (``sendmsg``, ``recvfrom_into``,
+system calls and C code that release the GIL (``sendmsg``, ``recvmsg_into``,
 ``write``, ``fsync``, ``hashlib`` on large buffers) is not in it; the
 system-time share of the CPU beside it says how much the kernel takes.
 ``self`` counts the innermost Python frame of a sample (its own code and the
