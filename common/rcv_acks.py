@@ -20,6 +20,8 @@ from .segment import ACK, Segment
 from .seq import wrap
 from .timestamps import ts_now
 
+#: The states in which the peer's FIN is in, so an ACK covers it too.
+_FIN_TAKEN = (ReceiverState.LAST_ACK, ReceiverState.DONE)
 #: With ack_per_burst, at least every this many out-of-order arrivals (or
 #: gap fills, or duplicates) get an ACK at once (see _ack_soon).
 ACK_EVERY = 8
@@ -38,8 +40,7 @@ class AckPolicy:
         self._last_ack_off = 0  # the stream offset our last ACK named (for _take_ts)
 
     def _ack_no(self) -> int:
-        off = self.rcv_nxt + (1 if self.state in (ReceiverState.LAST_ACK, ReceiverState.DONE)
-                              else 0)
+        off = self.rcv_nxt + (1 if self.state in _FIN_TAKEN else 0)
         return wrap(off, self.base)
 
     def make_ack(self, now: float, flags: int = ACK) -> Segment:
@@ -68,11 +69,14 @@ class AckPolicy:
         # ISN + 2, so sequence numbers never go backwards (PROTOCOL.md §3).
         seq_off = 1 if self._fin_sent else 0
         self._last_ack_off = self.rcv_nxt
-        return Segment(
-            seq=(self.isn + 1 + seq_off) & 0xFFFFFFFF, ack=self._ack_no(), flags=flags,
-            window=field, src_port=self.src_port, dst_port=self.dst_port, sack=sack,
-            ts_val=ts_now(now) if self.ts_ok else None, ts_ecr=self.ts_recent,
-        )
+        seg = Segment((self.isn + 1 + seq_off) & 0xFFFFFFFF, self._ack_no(), flags, field,
+                      b"", self.src_port, self.dst_port)
+        if sack:
+            seg.sack = sack
+        if self.ts_ok:
+            seg.ts_val = ts_now(now)
+        seg.ts_ecr = self.ts_recent
+        return seg
 
     @property
     def sack_room(self) -> int:

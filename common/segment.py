@@ -240,14 +240,25 @@ def data_header(src_port: int, dst_port: int, seq: int, ack: int, flags: int, wi
                            0xFFFF - total if total else 0, 0, option)
 
 
+#: The last timestamps option encode() made, ((TSval, TSecr), ts_fields):
+#: the ACKs of one burst share both (one clock reading, one echo).  Replaced
+#: as a whole, so threads that encode at once never see half of one.
+_last_ts: tuple = ((None, None), None)
+
+
 def encode(seg: Segment) -> bytes:
     """The whole datagram of ``seg``."""
+    global _last_ts
     if seg.ts_val is not None and not seg.payload and not _has_other_options(seg):
         # a pure ACK with the timestamps alone (every in-order ACK a receiver
         # sends): packed in one call, as the sender's data headers are
+        key = (seg.ts_val & 0xFFFFFFFF, seg.ts_ecr & 0xFFFFFFFF)
+        last_key, ts = _last_ts
+        if key != last_key:
+            ts = ts_fields(*key)
+            _last_ts = (key, ts)
         return data_header(seg.src_port, seg.dst_port, seg.seq & 0xFFFFFFFF,
-                           seg.ack & 0xFFFFFFFF, seg.flags, seg.window, 0,
-                           ts_fields(seg.ts_val & 0xFFFFFFFF, seg.ts_ecr & 0xFFFFFFFF))
+                           seg.ack & 0xFFFFFFFF, seg.flags, seg.window, 0, ts)
     header = encode_header(seg)
     return header + bytes(seg.payload) if seg.payload else header
 

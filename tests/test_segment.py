@@ -516,3 +516,9 @@ def test_a_pure_ack_with_timestamps_encodes_as_the_general_path_does(
     seg = Segment(seq, ack, flags, window, b"", src, dst, ts_val=ts_val, ts_ecr=ts_ecr)
     assert encode(seg) == encode_header(seg)
     assert decode(encode(seg)) == seg
+    # the next ACK of a burst: the same timestamps (encode reuses their option)
+    nxt = Segment(seq, (ack + 2880) & 0xFFFFFFFF, ACK, window ^ 1, b"", src, dst,
+                  ts_val=ts_val, ts_ecr=ts_ecr)
+    assert encode(nxt) == encode_header(nxt)
+    other = Segment(seq, ack, ACK, window, b"", src, dst, ts_val=ts_val ^ 1, ts_ecr=ts_ecr)
+    assert encode(other) == encode_header(other)
