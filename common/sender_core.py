@@ -324,13 +324,14 @@ class SenderCore(Teardown, SenderReadings):
         reported delivered (which an earlier pass would have queued, for
         take() to skip).  The resends may be queued in another order: by
         rule here, by ACK there.  A plain cumulative ACK that the next one
-        of the burst supersedes (Transfer.superseded) is counted, not taken."""
+        of the burst supersedes is counted, not taken
+        (Transfer.absorb_superseded)."""
         self._in_burst = True
         t, stats, last = self.transfer, self.stats, len(segs) - 1
         try:
             for i, seg in enumerate(segs):
                 if i < last and self.state in OPEN_STATES and \
-                        t.superseded(seg, segs[i + 1], self.base):
+                        t.absorb_superseded(seg, segs[i + 1], self.base):
                     stats.segments_received += 1
                     stats.acks_received += 1
                     continue

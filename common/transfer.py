@@ -250,15 +250,17 @@ class Transfer:
                        rwnd=flow.right_edge - self.snd_una, acked=self.snd_una)
         self.update_probe_timer(now, open_)
 
-    def superseded(self, seg: Segment, nxt: Segment, base: int) -> bool:
-        """Whether ``seg``, an ACK read in one burst with ``nxt`` just after
-        it, tells nothing ``nxt`` does not: both plain cumulative ACKs (no
-        SACK, data or other flag, timestamps alike), ``seg`` moving snd_una
-        and ``nxt`` moving it further (so ``seg`` is no duplicate).  Then
-        ``seg`` is counted for the congestion controller (RFC 3465's limit
-        is per ACK) and skipped: ``nxt`` frees the same segments, names the
-        newer window and echoes the newer timestamp; only ``seg``'s RTT
-        sample goes, and RFC 6298 asks for one per round trip.  This keeps
+    def absorb_superseded(self, seg: Segment, nxt: Segment, base: int) -> bool:
+        """If ``seg``, an ACK read in one burst with ``nxt`` just after it,
+        tells nothing ``nxt`` does not, count it and return True (the caller
+        then skips it); else return False and count nothing.  Superseded:
+        both plain cumulative ACKs (no SACK, data or other flag, timestamps
+        alike), ``seg`` moving snd_una and ``nxt`` moving it further (so
+        ``seg`` is no duplicate).  It is counted for the congestion
+        controller (RFC 3465's limit is per ACK); ``nxt`` frees the same
+        segments, names the newer window and echoes the newer timestamp;
+        only ``seg``'s RTT sample goes, and RFC 6298 asks for one per round
+        trip.  This keeps
         the receiver's ACK every second segment from costing the sender a
         full pass per ACK when a GRO read hands it a burst of them."""
         if seg.flags != ACK or nxt.flags != ACK or seg.sack or nxt.sack or \

@@ -1226,10 +1226,10 @@ def test_property_ack_bursts_send_what_acks_one_by_one_send(losses, isn_s):
 def test_a_burst_of_cumulative_acks_is_taken_as_its_last_and_counted_as_all():
     """A GRO read hands the sender a burst of the receiver's ACKs, one for
     every second segment.  The plain cumulative ones the next ACK of the
-    burst supersedes are counted, not taken (Transfer.superseded): the core
-    takes the last, and ends where one that takes them ACK by ACK ends: the
-    same snd_una, the same count of ACKs and the same slow-start growth
-    (RFC 3465's L = 2 counts every ACK of the burst)."""
+    burst supersedes are counted, not taken (Transfer.absorb_superseded):
+    the core takes the last, and ends where one that takes them ACK by ACK
+    ends: the same snd_una, the same count of ACKs and the same slow-start
+    growth (RFC 3465's L = 2 counts every ACK of the burst)."""
     one, burst = (Harness(40 * MSS, cc="newreno") for _ in range(2))
     for h in (one, burst):
         h.open()
@@ -1256,15 +1256,17 @@ def test_what_is_never_superseded(isn_s):
     """Only a plain cumulative ACK that moves snd_una, followed in its burst
     by one that moves it further, is skipped: a duplicate, a SACK, a FIN,
     data, or a follower that adds nothing are all taken (also where the
-    sequence numbers wrap past 2**32)."""
+    sequence numbers wrap past 2**32).  Only a skipped ACK is counted."""
     h = Harness(20 * MSS, isn_s=isn_s)
     h.open()
     h.segs(eof=True)
     rx, t, base = h.rx, h.s.transfer, h.rx.w(0)
-    sup = t.superseded
+    sup = t.absorb_superseded
     w = wire
     assert t.snd_una == 0 and t.snd_nxt >= 6 * MSS
+    counted = t._acks_news
     assert sup(w(rx.ack(2 * MSS)), w(rx.ack(4 * MSS)), base)
+    assert t._acks_news == counted + 1
     assert not sup(w(rx.ack(0)), w(rx.ack(4 * MSS)), base)  # a duplicate: taken
     assert not sup(w(rx.ack(4 * MSS)), w(rx.ack(4 * MSS)), base)  # the next adds nothing
     assert not sup(w(rx.ack(4 * MSS)), w(rx.ack(2 * MSS)), base)  # the next is older
@@ -1274,6 +1276,7 @@ def test_what_is_never_superseded(isn_s):
     assert not sup(w(rx.ack(2 * MSS)), w(rx.ack(4 * MSS, sack=((5 * MSS, 6 * MSS),))), base)
     assert not sup(w(rx.ack(2 * MSS, flags=ACK | FIN)), w(rx.ack(4 * MSS)), base)
     assert not sup(w(rx.ack(2 * MSS)), w(rx.ack(4 * MSS, flags=ACK | PSH)), base)
+    assert t._acks_news == counted + 1  # the refusals counted nothing
 
 
 # --- timers must not spin ---------------------------------------------------------------
