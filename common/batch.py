@@ -31,16 +31,25 @@ from dataclasses import dataclass
 import numpy as np
 
 from .checksum import ones_residue
-from .segment import ACK, HEADER_LEN, PSH, Segment, SegmentError, decode
+from .segment import (
+    ACK,
+    HEADER_LEN,
+    PSH,
+    TS_HEADER_LEN,
+    TS_LEAD,
+    Segment,
+    SegmentError,
+    decode,
+)
 
 _FOLD = 0xFFFF
 #: data offset 5 (no options) in the high nibble, then the flags byte
 _PLAIN_DATA = (0x5000 | ACK, 0x5000 | ACK | PSH)
-#: data offset 8: 12 option bytes, taken in bulk when they are NOP, NOP and
-#: the RFC 7323 timestamps (what our sender puts on every data segment)
-TS_HEADER_LEN = HEADER_LEN + 12
+#: data offset 8 (TS_HEADER_LEN): 12 option bytes, taken in bulk when they
+#: are NOP, NOP and the RFC 7323 timestamps (what our sender puts on every
+#: data segment)
 _TS_DATA = (0x8000 | ACK, 0x8000 | ACK | PSH)
-_TS_LEAD = np.array([1, 1, 8, 10], dtype=np.uint8)
+_TS_LEAD = np.frombuffer(TS_LEAD, dtype=np.uint8)
 
 
 def residues(block, size: int, count: int) -> list[int]:
@@ -192,7 +201,6 @@ def decode_burst(buf, n: int, size: int) -> tuple[list, list[tuple[str, int]]]:
 #: receiver's ACKs are): ports, seq, ack, offset, flags, window, checksum,
 #: urgent pointer, the option's lead bytes, TSval, TSecr.
 _TS_ACK = struct.Struct("!HHIIBBHHH4sII")
-_TS_LEAD_BYTES = bytes(_TS_LEAD.tolist())
 
 
 def decode_acks(buf, n: int) -> tuple[list, list[tuple[str, int]]]:
@@ -209,7 +217,7 @@ def decode_acks(buf, n: int) -> tuple[list, list[tuple[str, int]]]:
     for (src, dst, seq, ack, off, flags, window, _c, _u, lead, ts_val, ts_ecr) in \
             _TS_ACK.iter_unpack(view[:full * TS_HEADER_LEN]):
         value = int.from_bytes(view[at:at + TS_HEADER_LEN], "big")
-        if off == 0x80 and lead == _TS_LEAD_BYTES and value % _FOLD == 0 and value:
+        if off == 0x80 and lead == TS_LEAD and value % _FOLD == 0 and value:
             seg = Segment(seq, ack, flags, window, b"", src, dst)
             seg.ts_val = ts_val
             seg.ts_ecr = ts_ecr

@@ -61,9 +61,11 @@ _U32 = struct.Struct("!I")
 _U64 = struct.Struct("!Q")
 _SACK_BLOCK = struct.Struct("!II")
 _TS = struct.Struct("!II")
-_TS_LEAD = bytes((OPT_NOP, OPT_NOP, OPT_TIMESTAMPS, 10))
+#: The timestamps option's first four bytes as we lay it out (NOP, NOP, kind
+#: 8, length 10; RFC 7323 Appendix A).
+TS_LEAD = bytes((OPT_NOP, OPT_NOP, OPT_TIMESTAMPS, 10))
 #: A header whose options are the timestamps alone (NOP, NOP, TS): 20 + 12 bytes.
-_TS_HLEN = HEADER_LEN + 12
+TS_HEADER_LEN = HEADER_LEN + 12
 #: A data header with the timestamps option (data_header), packed in one call.
 _HEADER_TS = struct.Struct("!HHIIBBHHH12s")
 
@@ -130,7 +132,7 @@ def encode_options(seg: Segment) -> bytes:
     out = bytearray()
     if seg.ts_val is not None:
         # first, behind two NOPs, as RFC 7323 Appendix A lays it out
-        out += _TS_LEAD + _TS.pack(seg.ts_val & 0xFFFFFFFF, seg.ts_ecr & 0xFFFFFFFF)
+        out += TS_LEAD + _TS.pack(seg.ts_val & 0xFFFFFFFF, seg.ts_ecr & 0xFFFFFFFF)
     if seg.mss is not None:
         if not 0 <= seg.mss <= 0xFFFF:
             raise SegmentError("options", f"MSS {seg.mss} out of range")
@@ -217,7 +219,7 @@ def ts_fields(val: int, ecr: int) -> tuple[int, bytes]:
     """The timestamps option (NOP, NOP, kind 8, length 10, TSval, TSecr) as
     :func:`data_header` takes it: its 16-bit words' sum and its 12 bytes,
     made once for every data segment of a batch."""
-    option = _TS_LEAD + _TS.pack(val, ecr)
+    option = TS_LEAD + _TS.pack(val, ecr)
     return ((option[0] << 8 | option[1]) + (option[2] << 8 | option[3])
             + (val >> 16) + (val & 0xFFFF) + (ecr >> 16) + (ecr & 0xFFFF)), option
 
@@ -307,7 +309,7 @@ def _decode(mv: memoryview, verify_checksum: bool) -> Segment:
         if value % 0xFFFF or not value:
             raise SegmentError("checksum", "bad checksum")
     seg = Segment(seq, ack, flags, window, b"", src, dst)
-    if hlen == _TS_HLEN and mv[HEADER_LEN:HEADER_LEN + 4] == _TS_LEAD:
+    if hlen == TS_HEADER_LEN and mv[HEADER_LEN:HEADER_LEN + 4] == TS_LEAD:
         # the usual options of every segment after the SYNs: timestamps alone
         seg.ts_val, seg.ts_ecr = _TS.unpack_from(mv, HEADER_LEN + 4)
     elif hlen > HEADER_LEN:

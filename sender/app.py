@@ -33,12 +33,13 @@ from dataclasses import dataclass
 
 from loguru import logger
 
-from common.batch import TS_HEADER_LEN, decode_acks
+from common.batch import decode_acks
 from common.rtt import RttEstimator
 from common.segment import (
     ACK,
     RST,
     SYN,
+    TS_HEADER_LEN,
     SegmentError,
     decode,
     flag_str,
