@@ -124,8 +124,7 @@ class Connection(EndpointBase):
     def put_on_wire(self, segments: list, view=None) -> None:
         """Send one batch the core queued (EndpointBase.send_control sends
         the batches in the core's order, whichever thread calls it)."""
-        datagrams = [(encode(seg),) for seg in segments]
-        self.server.batcher.send(datagrams, [len(data) for (data,) in datagrams], self.ack_to)
+        self.server.batcher.send_each([encode(seg) for seg in segments], self.ack_to)
 
     def wake(self) -> None:
         self.server.wake()

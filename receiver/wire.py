@@ -123,13 +123,13 @@ class Wire:
         (the core's, or None) gives the trace's SACK blocks as offsets.  A
         burst's ACKs are alike in size and leave by one GSO send (the wire
         still carries one datagram per ACK, at the rate the policy set)."""
-        datagrams = [(encode(seg),) for seg in segs]
+        datagrams = [encode(seg) for seg in segs]
         if self.pcap is not None:
             # before the wire: what answers it never precedes it in the pcap
             ts = time.time()
-            for (data,) in datagrams:
+            for data in datagrams:
                 self.pcap.write(ts, True, data)
-        self.batcher.send(datagrams, [len(data) for (data,) in datagrams], self.ack_to)
+        self.batcher.send_each(datagrams, self.ack_to)
         self.sent += len(datagrams)
         if self.tracer is None and not self.log_segments:
             return

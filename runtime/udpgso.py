@@ -88,6 +88,10 @@ class Batcher:
         self.sock = sock
         self.gso = gso
 
+    def send_each(self, datagrams: list[bytes], dest) -> None:
+        """:meth:`send` for datagrams of one buffer each (the receivers' ACKs)."""
+        self.send([(d,) for d in datagrams], [len(d) for d in datagrams], dest)
+
     def send(self, datagrams: list[tuple], sizes: list[int], dest) -> None:
         """Send ``datagrams`` (each a tuple of buffers, ``sizes`` bytes long)
         to ``dest``.  A failed send is logged at DEBUG and skipped: ICMP errors
