@@ -315,18 +315,18 @@ class Sender(EndpointBase):
             segs = []
             taken = 0  # datagrams read in this burst
             while True:
-                if bulk and size == TS_HEADER_LEN < n and addr == self.peer:
-                    # UDP GRO: a burst of the receiver's in-order ACKs in one read
-                    items, drops = decode_acks(buf, n)
-                    segs.extend(items)
-                    for why, length in drops:
-                        self._drop(why, length)
-                    taken += -(-n // size)
-                elif addr is not None:
-                    for at in range(0, n or 1, size):
-                        seg = self._parse(data[at:min(n, at + size)], addr, view)
-                        if seg is not None:
-                            segs.append(seg)
+                if addr is not None:
+                    if bulk and size == TS_HEADER_LEN < n and addr == self.peer:
+                        # UDP GRO: a burst of the receiver's in-order ACKs in one read
+                        items, drops = decode_acks(buf, n)
+                        segs.extend(items)
+                        for why, length in drops:
+                            self._drop(why, length)
+                    else:
+                        for at in range(0, n or 1, size):
+                            seg = self._parse(data[at:min(n, at + size)], addr, view)
+                            if seg is not None:
+                                segs.append(seg)
                     taken += -(-n // size) or 1
                 if taken >= RECV_BURST:
                     break
